@@ -1,0 +1,215 @@
+//! Accounts: passwords (Argon2id), API tokens and sessions (random, stored
+//! as SHA-256 hashes), login throttling, and the first `admin`. Shared by the
+//! HTTP API and the command line.
+
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::domain::job::now_millis;
+use crate::domain::user::{check_password_policy, Role, User, Username};
+use crate::error::{Error, Result};
+use crate::store::tokens::TokenInfo;
+use crate::store::Db;
+
+/// Failed logins allowed per username within `LOGIN_WINDOW` before throttling.
+pub const LOGIN_FAILURE_LIMIT: i64 = 5;
+/// The throttling window, and how long a lock lasts.
+pub const LOGIN_WINDOW_MINUTES: i64 = 15;
+
+/// A hash verified when the username does not exist, so the answer takes as
+/// long as for a real user and does not reveal which names exist.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2xS0Gp0b1pUH+bC2xm6BWmGHr6wqKiY1sZ0pRB2nHbo";
+
+/// `n` random bytes, URL-safe base64 without padding.
+pub fn random_token(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// SHA-256 of a high-entropy secret (API tokens, session ids), hex.
+pub fn sha256_hex(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Compares two strings in time independent of where they differ.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A readable random password for generated accounts.
+pub fn generate_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::thread_rng();
+    (0..20).map(|_| ALPHABET[(rng.next_u32() as usize) % ALPHABET.len()] as char).collect()
+}
+
+/// Argon2id with the crate's recommended parameters, off the async threads.
+pub async fn hash_password(password: &str) -> Result<String> {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("Failed to hash a password: {e}"))
+    })
+    .await
+    .map_err(anyhow::Error::from)?
+    .map_err(Error::Internal)
+}
+
+async fn verify_password(password: &str, hash: &str) -> bool {
+    let (password, hash) = (password.to_owned(), hash.to_owned());
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Checks a username and password, with throttling: after five failures
+/// within 15 minutes every attempt is refused until 15 minutes after the
+/// fifth; a success before that resets the count.
+pub async fn login(db: &Db, username: &str, password: &str) -> Result<User> {
+    let now = now_millis();
+    if let Some(until) = db.login_locked_until(username, now).await? {
+        return Err(rate_limited(until, now));
+    }
+    let record = db.get_user(username).await?;
+    let hash = record.as_ref().and_then(|r| r.password_hash.as_deref()).unwrap_or(DUMMY_HASH);
+    let password_ok = verify_password(password, hash).await;
+    match record {
+        Some(r) if password_ok && r.password_hash.is_some() && !r.user.disabled => {
+            db.clear_login_failures(username).await?;
+            Ok(r.user)
+        }
+        _ => {
+            let window = chrono::Duration::minutes(LOGIN_WINDOW_MINUTES);
+            db.record_login_failure(username, now, window, LOGIN_FAILURE_LIMIT).await?;
+            tracing::info!(username, "login failed");
+            Err(Error::InvalidCredentials)
+        }
+    }
+}
+
+fn rate_limited(until: DateTime<Utc>, now: DateTime<Utc>) -> Error {
+    let ms = (until - now).num_milliseconds().max(0) as u64;
+    Error::RateLimited { retry_after_s: ms.div_ceil(1000).max(1) }
+}
+
+/// Creates a local user; with no password given, generates one and returns it.
+pub async fn create_user(db: &Db, username: &str, password: Option<&str>, role: Role) -> Result<(User, Option<String>)> {
+    let username = Username::parse(username).map_err(|detail| Error::Unprocessable { code: "invalid_username", detail })?;
+    let generated = password.is_none().then(generate_password);
+    let password = password.or(generated.as_deref()).unwrap_or_default();
+    check_password_policy(password).map_err(|detail| Error::Unprocessable { code: "invalid_password", detail })?;
+    let hash = hash_password(password).await?;
+    let user = db.insert_user(&username, role, Some(&hash), false, now_millis()).await?;
+    Ok((user, generated))
+}
+
+/// Creates the first `admin` when the store has no user. Returns the
+/// password when it was generated, so the caller can show it once.
+pub async fn ensure_admin(db: &Db, password: Option<&str>) -> Result<Option<String>> {
+    if db.count_users().await? > 0 {
+        return Ok(None);
+    }
+    match create_user(db, "admin", password, Role::Admin).await {
+        Ok((_, generated)) => Ok(generated),
+        // Another instance created it first.
+        Err(Error::Conflict { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A new API token for `username`; the token is returned once, only its
+/// hash is stored.
+pub async fn create_api_token(db: &Db, username: &str, name: &str) -> Result<(TokenInfo, String)> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::Unprocessable {
+            code: "invalid_token_name",
+            detail: "the token name must have 1 to 100 characters".into(),
+        });
+    }
+    let token = format!("tms_{}", random_token(32));
+    let id = Uuid::now_v7();
+    let now = now_millis();
+    db.insert_token(id, username, name, &sha256_hex(&token), now).await?;
+    let info = TokenInfo {
+        id,
+        name: name.to_owned(),
+        created_at: crate::domain::job::format_time(&now),
+        last_used_at: None,
+    };
+    Ok((info, token))
+}
+
+/// The active user a bearer token belongs to.
+pub async fn authenticate_token(db: &Db, token: &str) -> Result<User> {
+    let owner = db.token_owner(&sha256_hex(token)).await?.ok_or(Error::Unauthenticated)?;
+    active_user(db, &owner).await
+}
+
+async fn active_user(db: &Db, username: &str) -> Result<User> {
+    match db.get_user(username).await? {
+        Some(r) if !r.user.disabled => Ok(r.user),
+        _ => Err(Error::Unauthenticated),
+    }
+}
+
+/// A new session: the cookie value (shown to the browser only) and its CSRF token.
+pub struct NewSession {
+    pub id: String,
+    pub csrf_token: String,
+}
+
+pub async fn start_session(db: &Db, username: &str, ttl: std::time::Duration) -> Result<NewSession> {
+    let id = random_token(32);
+    let csrf_token = random_token(24);
+    let now = now_millis();
+    let expires = now + chrono::Duration::from_std(ttl).map_err(anyhow::Error::from)?;
+    db.insert_session(&sha256_hex(&id), username, &csrf_token, now, expires).await?;
+    Ok(NewSession { id, csrf_token })
+}
+
+/// The active user of a session cookie, and the session's CSRF token.
+pub async fn session_user(db: &Db, session_id: &str) -> Result<(User, String)> {
+    let (username, csrf) = db.session(&sha256_hex(session_id), now_millis()).await?.ok_or(Error::Unauthenticated)?;
+    Ok((active_user(db, &username).await?, csrf))
+}
+
+pub async fn end_session(db: &Db, session_id: &str) -> Result<()> {
+    db.delete_session(&sha256_hex(session_id)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_dummy_hash_is_a_valid_argon2id_hash() {
+        assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+        assert!(!verify_password("anything", DUMMY_HASH).await);
+    }
+
+    #[tokio::test]
+    async fn hashed_passwords_verify_and_wrong_ones_do_not() {
+        let hash = hash_password("correct horse").await.unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &hash).await);
+        assert!(!verify_password("wrong horse", &hash).await);
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_strings() {
+        assert!(constant_time_eq("abc", "abc"));
+        assert!(!constant_time_eq("abc", "abd") || !constant_time_eq("abc", "ab"));
+    }
+}

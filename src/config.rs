@@ -1,0 +1,449 @@
+//! Settings: built-in defaults, then the TOML file, then `TMS_*` environment
+//! variables, then command-line flags (applied by `cli`). Every error names the
+//! key at fault, and secrets never print.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::domain::action::{Action, ActionCatalog, UpstreamMethod, DEFAULT_ACTION_PATH, DEFAULT_MAX_CIDS};
+use crate::domain::cid::{CidPolicy, DEFAULT_CID_PATTERN};
+use crate::domain::cluster::{Cluster, ClusterRegistry};
+use crate::domain::secret::Secret;
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A cluster as configured.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub name: String,
+    pub label: Option<String>,
+    pub base_url: String,
+    /// Name of the environment variable holding the server-side token.
+    pub token_env: Option<String>,
+}
+
+/// An action as configured.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ActionConfig {
+    pub name: String,
+    pub code: i64,
+    pub description: Option<String>,
+    pub max_cids: Option<usize>,
+    pub reason_required: Option<bool>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+}
+
+/// Everything the dashboard needs to start.
+#[derive(Clone)]
+pub struct Config {
+    pub bind: String,
+    pub database_url: String,
+    pub upstream_timeout: Duration,
+    /// Window of the recent-duplicate guard; zero turns it off.
+    pub duplicate_guard_window: Duration,
+    pub secure_cookies: bool,
+    pub log_format: LogFormat,
+    /// Serve the simulated cluster at `/sandbox` and offer it as `sandbox`.
+    pub sandbox: bool,
+    pub clusters: Vec<ClusterConfig>,
+    /// `None` keeps the default catalog.
+    pub actions: Option<Vec<ActionConfig>>,
+    /// Password of the first `admin`; generated and printed once when absent.
+    pub admin_password: Option<String>,
+    /// How often stale `pending` jobs are resolved (at most 10 s).
+    pub sweep_interval: Duration,
+    pub cid_pattern: String,
+    pub max_connections: u32,
+    pub session_ttl: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8080".into(),
+            database_url: "sqlite://data/tms-dashboard.db".into(),
+            upstream_timeout: Duration::from_secs(30),
+            duplicate_guard_window: Duration::from_secs(600),
+            secure_cookies: false,
+            log_format: LogFormat::Text,
+            sandbox: true,
+            clusters: Vec::new(),
+            actions: None,
+            admin_password: None,
+            sweep_interval: Duration::from_secs(10),
+            cid_pattern: DEFAULT_CID_PATTERN.into(),
+            max_connections: 16,
+            session_ttl: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("upstream_timeout", &self.upstream_timeout)
+            .field("duplicate_guard_window", &self.duplicate_guard_window)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("log_format", &self.log_format)
+            .field("sandbox", &self.sandbox)
+            .field("clusters", &self.clusters)
+            .field("actions", &self.actions)
+            .field("admin_password", &self.admin_password.as_ref().map(|_| "[redacted]"))
+            .field("sweep_interval", &self.sweep_interval)
+            .field("cid_pattern", &self.cid_pattern)
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
+}
+
+/// Hides the password of a `postgres://user:password@host/db` URL.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("[redacted]"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A configuration error; the message names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(pub String);
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    bind: Option<String>,
+    database_url: Option<String>,
+    upstream_timeout: Option<String>,
+    duplicate_guard_window: Option<String>,
+    secure_cookies: Option<bool>,
+    log_format: Option<String>,
+    sandbox: Option<bool>,
+    sweep_interval: Option<String>,
+    cid_pattern: Option<String>,
+    max_connections: Option<u32>,
+    session_ttl: Option<String>,
+    #[serde(default)]
+    clusters: Vec<ClusterConfig>,
+    actions: Option<Vec<ActionConfig>>,
+}
+
+fn parse_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(value.trim())
+        .map_err(|e| ConfigError(format!("{key}: {value:?} is not a duration like \"30s\" or \"1500ms\" ({e})")))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(ConfigError(format!("{key}: {value:?} is not one of true, false, 1, 0"))),
+    }
+}
+
+fn parse_log_format(key: &str, value: &str) -> Result<LogFormat, ConfigError> {
+    match value.trim() {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(ConfigError(format!("{key}: {value:?} is not \"text\" or \"json\""))),
+    }
+}
+
+impl Config {
+    /// Reads the optional file, then the environment (through `env`, so tests
+    /// need not touch the process environment), and checks the result.
+    pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let file_config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+                toml::from_str::<FileConfig>(&text)
+                    .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end())))?
+            }
+            None => FileConfig::default(),
+        };
+        let mut c = Config::default();
+        let f = file_config;
+        if let Some(v) = f.bind {
+            c.bind = v;
+        }
+        if let Some(v) = f.database_url {
+            c.database_url = v;
+        }
+        if let Some(v) = f.upstream_timeout {
+            c.upstream_timeout = parse_duration("upstream_timeout", &v)?;
+        }
+        if let Some(v) = f.duplicate_guard_window {
+            c.duplicate_guard_window = parse_duration("duplicate_guard_window", &v)?;
+        }
+        if let Some(v) = f.secure_cookies {
+            c.secure_cookies = v;
+        }
+        if let Some(v) = f.log_format {
+            c.log_format = parse_log_format("log_format", &v)?;
+        }
+        if let Some(v) = f.sweep_interval {
+            c.sweep_interval = parse_duration("sweep_interval", &v)?;
+        }
+        if let Some(v) = f.cid_pattern {
+            c.cid_pattern = v;
+        }
+        if let Some(v) = f.max_connections {
+            c.max_connections = v;
+        }
+        if let Some(v) = f.session_ttl {
+            c.session_ttl = parse_duration("session_ttl", &v)?;
+        }
+        c.sandbox = f.sandbox.unwrap_or(f.clusters.is_empty());
+        c.clusters = f.clusters;
+        c.actions = f.actions;
+
+        if let Some(v) = env("TMS_BIND") {
+            c.bind = v;
+        }
+        if let Some(v) = env("TMS_DATABASE_URL") {
+            c.database_url = v;
+        }
+        if let Some(v) = env("TMS_ADMIN_PASSWORD").filter(|v| !v.is_empty()) {
+            c.admin_password = Some(v);
+        }
+        if let Some(v) = env("TMS_UPSTREAM_TIMEOUT") {
+            c.upstream_timeout = parse_duration("TMS_UPSTREAM_TIMEOUT", &v)?;
+        }
+        if let Some(v) = env("TMS_DUPLICATE_GUARD_WINDOW") {
+            c.duplicate_guard_window = parse_duration("TMS_DUPLICATE_GUARD_WINDOW", &v)?;
+        }
+        if let Some(v) = env("TMS_LOG_FORMAT") {
+            c.log_format = parse_log_format("TMS_LOG_FORMAT", &v)?;
+        }
+        if let Some(v) = env("TMS_SECURE_COOKIES") {
+            c.secure_cookies = parse_bool("TMS_SECURE_COOKIES", &v)?;
+        }
+        if let Some(v) = env("TMS_SWEEP_INTERVAL") {
+            c.sweep_interval = parse_duration("TMS_SWEEP_INTERVAL", &v)?;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks the values that have rules beyond their type.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.bind.trim().is_empty() {
+            return Err(ConfigError("bind: must be an address like 127.0.0.1:8080".into()));
+        }
+        let db = self.database_url.as_str();
+        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+            return Err(ConfigError(format!(
+                "database_url: {:?} must start with sqlite:// or postgres://",
+                redact_url(db)
+            )));
+        }
+        if self.upstream_timeout.is_zero() || self.upstream_timeout > Duration::from_secs(600) {
+            return Err(ConfigError("upstream_timeout: must be more than 0 s and at most 10 min".into()));
+        }
+        if self.sweep_interval.is_zero() || self.sweep_interval > Duration::from_secs(10) {
+            return Err(ConfigError("sweep_interval: must be more than 0 s and at most 10 s".into()));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError("max_connections: must be at least 1".into()));
+        }
+        if self.session_ttl < Duration::from_secs(60) {
+            return Err(ConfigError("session_ttl: must be at least 1 min".into()));
+        }
+        self.cid_policy()?;
+        self.catalog()?;
+        for (i, cluster) in self.clusters.iter().enumerate() {
+            let key = format!("clusters[{i}]");
+            if cluster.name.trim().is_empty() || cluster.name == "sandbox" && self.sandbox {
+                return Err(ConfigError(format!("{key}.name: must be non-empty and not \"sandbox\" while the sandbox runs")));
+            }
+            match reqwest::Url::parse(&cluster.base_url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+                _ => {
+                    return Err(ConfigError(format!(
+                        "{key}.base_url: {:?} is not an http(s) URL",
+                        cluster.base_url
+                    )))
+                }
+            }
+        }
+        if !self.sandbox && self.clusters.is_empty() {
+            return Err(ConfigError("clusters: none configured and the sandbox is off".into()));
+        }
+        Ok(())
+    }
+
+    pub fn cid_policy(&self) -> Result<CidPolicy, ConfigError> {
+        CidPolicy::new(&self.cid_pattern).map_err(|e| ConfigError(format!("cid_pattern: {e}")))
+    }
+
+    /// The action catalog: the configured one, or the default.
+    pub fn catalog(&self) -> Result<ActionCatalog, ConfigError> {
+        let Some(configured) = &self.actions else { return Ok(ActionCatalog::default()) };
+        let mut actions = Vec::with_capacity(configured.len());
+        for (i, a) in configured.iter().enumerate() {
+            let key = format!("actions[{i}]");
+            if a.name.trim().is_empty() {
+                return Err(ConfigError(format!("{key}.name: must not be empty")));
+            }
+            let method = match &a.method {
+                None => UpstreamMethod::Post,
+                Some(m) => UpstreamMethod::parse(m)
+                    .ok_or_else(|| ConfigError(format!("{key}.method: {m:?} is not POST, PUT or PATCH")))?,
+            };
+            let path = a.path.clone().unwrap_or_else(|| DEFAULT_ACTION_PATH.into());
+            if !path.starts_with('/') {
+                return Err(ConfigError(format!("{key}.path: {path:?} must start with /")));
+            }
+            let max_cids = a.max_cids.unwrap_or(DEFAULT_MAX_CIDS);
+            if max_cids == 0 {
+                return Err(ConfigError(format!("{key}.max_cids: must be at least 1")));
+            }
+            actions.push(Action {
+                name: a.name.clone(),
+                code: a.code,
+                description: a.description.clone().unwrap_or_default(),
+                max_cids,
+                reason_required: a.reason_required.unwrap_or(false),
+                method,
+                path,
+            });
+        }
+        ActionCatalog::new(actions).map_err(|e| ConfigError(format!("actions: {e}")))
+    }
+
+    /// The configured clusters with their server-side tokens read from the
+    /// environment, plus the sandbox at `sandbox_url` when it runs.
+    pub fn cluster_registry(
+        &self,
+        sandbox_url: Option<String>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<ClusterRegistry, ConfigError> {
+        let mut clusters = Vec::new();
+        if let (true, Some(url)) = (self.sandbox, sandbox_url) {
+            clusters.push(Cluster {
+                name: "sandbox".into(),
+                label: "Sandbox (simulated)".into(),
+                base_url: url,
+                token: Some(Secret::new(crate::sandbox::SANDBOX_TOKEN)),
+            });
+        }
+        for (i, c) in self.clusters.iter().enumerate() {
+            let token = match &c.token_env {
+                None => None,
+                Some(var) => Some(Secret::new(env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
+                    ConfigError(format!("clusters[{i}].token_env: environment variable {var} is not set"))
+                })?)),
+            };
+            clusters.push(Cluster {
+                name: c.name.clone(),
+                label: c.label.clone().unwrap_or_else(|| c.name.clone()),
+                base_url: c.base_url.trim_end_matches('/').to_owned(),
+                token,
+            });
+        }
+        ClusterRegistry::new(clusters).map_err(|e| ConfigError(format!("clusters: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::io::Write;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+        f
+    }
+
+    #[test]
+    fn defaults_match_the_specification() {
+        let c = Config::load(None, &env_of(&[])).unwrap();
+        assert_eq!(c.bind, "127.0.0.1:8080");
+        assert_eq!(c.database_url, "sqlite://data/tms-dashboard.db");
+        assert_eq!(c.upstream_timeout, Duration::from_secs(30));
+        assert!(c.sandbox && !c.secure_cookies);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let f = file("bind = \"127.0.0.1:9000\"\nupstream_timeout = \"5s\"\n");
+        let c = Config::load(
+            Some(f.path()),
+            &env_of(&[("TMS_UPSTREAM_TIMEOUT", "1500ms"), ("TMS_SECURE_COOKIES", "1")]),
+        )
+        .unwrap();
+        assert_eq!(c.bind, "127.0.0.1:9000");
+        assert_eq!(c.upstream_timeout, Duration::from_millis(1500));
+        assert!(c.secure_cookies);
+    }
+
+    #[test]
+    fn errors_name_the_key_at_fault() {
+        let err = Config::load(None, &env_of(&[("TMS_UPSTREAM_TIMEOUT", "soon")])).unwrap_err();
+        assert!(err.0.contains("TMS_UPSTREAM_TIMEOUT"), "{err}");
+        let f = file("upstream_timeot = \"5s\"\n");
+        let err = Config::load(Some(f.path()), &env_of(&[])).unwrap_err();
+        assert!(err.0.contains("upstream_timeot"), "{err}");
+        let f = file("[[clusters]]\nname = \"eu\"\nbase_url = \"ftp://x\"\n");
+        let err = Config::load(Some(f.path()), &env_of(&[])).unwrap_err();
+        assert!(err.0.contains("clusters[0].base_url"), "{err}");
+    }
+
+    #[test]
+    fn configured_clusters_turn_the_sandbox_off_unless_asked() {
+        let f = file("[[clusters]]\nname = \"eu\"\nbase_url = \"https://tms-eu.internal/\"\ntoken_env = \"EU_TOKEN\"\n");
+        let c = Config::load(Some(f.path()), &env_of(&[])).unwrap();
+        assert!(!c.sandbox);
+        let env = env_of(&[("EU_TOKEN", "s3cret")]);
+        let registry = c.cluster_registry(Some("http://x/sandbox".into()), &env).unwrap();
+        let eu = registry.get("eu").unwrap();
+        assert_eq!(eu.base_url, "https://tms-eu.internal");
+        assert_eq!(eu.token.as_ref().unwrap().expose(), "s3cret");
+        assert!(registry.get("sandbox").is_none());
+        assert!(c.cluster_registry(None, &env_of(&[])).unwrap_err().0.contains("EU_TOKEN"));
+    }
+
+    #[test]
+    fn a_configured_catalog_replaces_the_default() {
+        let f = file("[[actions]]\nname = \"Ping\"\ncode = 9\nreason_required = true\n");
+        let c = Config::load(Some(f.path()), &env_of(&[])).unwrap();
+        let catalog = c.catalog().unwrap();
+        assert!(catalog.get("Trans-Begin").is_none());
+        let ping = catalog.get("Ping").unwrap();
+        assert!(ping.reason_required && ping.max_cids == 500 && ping.path == DEFAULT_ACTION_PATH);
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let c = Config {
+            admin_password: Some("hunter2".into()),
+            database_url: "postgres://u:pw@h/db".into(),
+            ..Config::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("hunter2") && !shown.contains(":pw@"), "{shown}");
+    }
+}

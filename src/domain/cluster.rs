@@ -1,0 +1,56 @@
+//! Clusters exist only in server configuration; users pick one by name, so no
+//! request can make the server call a URL a user supplied.
+
+use serde::Serialize;
+
+use super::secret::Secret;
+
+/// One remote TMS API.
+#[derive(Clone, Debug)]
+pub struct Cluster {
+    pub name: String,
+    pub label: String,
+    /// Without a trailing slash.
+    pub base_url: String,
+    /// The server-side token; `None` means the user types one.
+    pub token: Option<Secret>,
+}
+
+/// What `GET /api/v1/catalog` shows of a cluster (never the URL or token).
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterView {
+    pub name: String,
+    pub label: String,
+    pub needs_token: bool,
+}
+
+impl Cluster {
+    pub fn view(&self) -> ClusterView {
+        ClusterView { name: self.name.clone(), label: self.label.clone(), needs_token: self.token.is_none() }
+    }
+}
+
+/// The configured clusters, names unique.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterRegistry {
+    clusters: Vec<Cluster>,
+}
+
+impl ClusterRegistry {
+    pub fn new(clusters: Vec<Cluster>) -> Result<Self, String> {
+        for (i, c) in clusters.iter().enumerate() {
+            if clusters[..i].iter().any(|d| d.name == c.name) {
+                return Err(format!("cluster name {:?} appears twice", c.name));
+            }
+        }
+        Ok(Self { clusters })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Cluster> {
+        self.clusters.iter().find(|c| c.name == name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Cluster> {
+        self.clusters.iter()
+    }
+}

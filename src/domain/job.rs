@@ -1,0 +1,163 @@
+//! A job: the record of one executed Set Action request, as the audit and the
+//! API show it.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Serialize, Serializer};
+use uuid::Uuid;
+
+/// A job's id: a UUIDv7 for jobs this product creates (time-ordered).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct JobId(Uuid);
+
+impl JobId {
+    /// A fresh, time-ordered id for a job created at `at`.
+    pub fn new_at(at: DateTime<Utc>) -> Self {
+        let ts = uuid::Timestamp::from_unix(
+            uuid::NoContext,
+            at.timestamp() as u64,
+            at.timestamp_subsec_nanos(),
+        );
+        Self(Uuid::new_v7(ts))
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Uuid::parse_str(s).ok().map(Self)
+    }
+
+    pub fn from_uuid(u: Uuid) -> Self {
+        Self(u)
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// Where a job stands. Only `pending` may change, and only once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobStatus {
+    Pending,
+    Succeeded,
+    Failed,
+    TimedOut,
+    /// The instance running it stopped before the outcome was recorded.
+    Unknown,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 5] = [Self::Pending, Self::Succeeded, Self::Failed, Self::TimedOut, Self::Unknown];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::TimedOut => "timed_out",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// The HTTP status that answers a request whose job ended this way.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::Succeeded => 201,
+            Self::Failed | Self::Unknown => 502,
+            Self::TimedOut => 504,
+            Self::Pending => 202,
+        }
+    }
+}
+
+impl Serialize for JobStatus {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Timestamps on the wire: RFC 3339, UTC, milliseconds, `Z`.
+pub fn format_time(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn serialize_time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_time(t))
+}
+
+fn serialize_opt_time<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&format_time(t)),
+        None => s.serialize_none(),
+    }
+}
+
+/// Times are kept to the millisecond everywhere, so what the API shows is
+/// exactly what the store compares.
+pub fn now_millis() -> DateTime<Utc> {
+    truncate_millis(Utc::now())
+}
+
+pub fn truncate_millis(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+}
+
+/// A job as the API returns it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Job {
+    pub job_id: JobId,
+    pub user: String,
+    pub cluster: String,
+    pub action: String,
+    pub action_code: i64,
+    pub cids: Vec<String>,
+    pub cid_count: i64,
+    pub status: JobStatus,
+    pub upstream_status: Option<i64>,
+    pub response_summary: Option<String>,
+    pub error: Option<String>,
+    #[serde(serialize_with = "serialize_time")]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "serialize_opt_time")]
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    pub duplicate_of: Option<JobId>,
+    pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_ids_are_version_7_and_ordered_by_time() {
+        let t = now_millis();
+        let a = JobId::new_at(t);
+        let b = JobId::new_at(t + chrono::Duration::milliseconds(1));
+        assert_eq!(a.as_uuid().get_version_num(), 7);
+        assert!(a < b);
+    }
+
+    #[test]
+    fn times_are_written_in_utc_with_milliseconds() {
+        let t = DateTime::parse_from_rfc3339("2026-11-29T10:00:00.123456+01:00").unwrap().with_timezone(&Utc);
+        assert_eq!(format_time(&truncate_millis(t)), "2026-11-29T09:00:00.123Z");
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in JobStatus::ALL {
+            assert_eq!(JobStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(JobStatus::parse("completed"), None);
+    }
+}

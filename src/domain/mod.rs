@@ -1,0 +1,11 @@
+//! Domain types: values that cannot be invalid once parsed. Handlers and the
+//! store speak in these, so rules live here and nowhere else.
+
+pub mod action;
+pub mod cid;
+pub mod cluster;
+pub mod fingerprint;
+pub mod idempotency;
+pub mod job;
+pub mod secret;
+pub mod user;

@@ -1,0 +1,316 @@
+//! The exactly-once Set Action: claim `(user, key)` and insert the job as
+//! `pending` in one transaction, call the cluster once, finalise, and answer
+//! every later request with the same key from the store. The sweep resolves
+//! jobs whose instance died mid-call.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio_util::task::TaskTracker;
+
+use crate::domain::action::{Action, ActionCatalog};
+use crate::domain::cid::{CidList, CidListError, CidPolicy, CidsInput, RawCids};
+use crate::domain::cluster::{Cluster, ClusterRegistry};
+use crate::domain::fingerprint::RequestFingerprint;
+use crate::domain::idempotency::IdempotencyKey;
+use crate::domain::job::{now_millis, Job, JobId, JobStatus};
+use crate::domain::secret::Secret;
+use crate::domain::user::User;
+use crate::error::{Error, Result};
+use crate::store::jobs::{Claim, Finalisation, NewJob, StoredJob};
+use crate::store::Db;
+use crate::upstream::{Outcome, UpstreamClient};
+
+/// Error of jobs whose outcome was never recorded.
+pub const INTERRUPTED_ERROR: &str = "interrupted: outcome unknown, check the cluster";
+/// A pending job older than the upstream timeout plus this is stale.
+pub const STALE_GRACE: Duration = Duration::from_secs(5);
+
+/// The body of `POST /api/v1/actions`.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SetActionRequest {
+    pub cluster: String,
+    pub action: String,
+    pub cids: CidsInput,
+    #[serde(default)]
+    pub token: Option<Secret>,
+    #[serde(default)]
+    pub confirm_duplicate: Option<bool>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d).map(Secret::new)
+    }
+}
+
+/// The answer to a Set Action: status and body as first sent, and whether it
+/// is a replay.
+#[derive(Clone, Debug)]
+pub struct SetActionResponse {
+    pub status: u16,
+    pub body: String,
+    pub replayed: bool,
+}
+
+/// A request that passed every check and may run.
+struct ValidRequest {
+    cluster: Cluster,
+    action: Action,
+    cids: CidList,
+    token: Secret,
+    reason: Option<String>,
+}
+
+/// Runs Set Actions exactly once.
+pub struct ExecutionService {
+    db: Db,
+    catalog: ActionCatalog,
+    clusters: ClusterRegistry,
+    cid_policy: CidPolicy,
+    upstream: UpstreamClient,
+    /// In-flight executions, so shutdown can let them finish.
+    tasks: TaskTracker,
+}
+
+impl ExecutionService {
+    pub fn new(
+        db: Db,
+        catalog: ActionCatalog,
+        clusters: ClusterRegistry,
+        cid_policy: CidPolicy,
+        upstream: UpstreamClient,
+    ) -> Self {
+        Self { db, catalog, clusters, cid_policy, upstream, tasks: TaskTracker::new() }
+    }
+
+    pub fn catalog(&self) -> &ActionCatalog {
+        &self.catalog
+    }
+
+    pub fn clusters(&self) -> &ClusterRegistry {
+        &self.clusters
+    }
+
+    /// Executes the request under `key`, or answers from the job that
+    /// already holds the key. The checks run in the order of the contract.
+    #[tracing::instrument(skip_all, fields(user = %user.username))]
+    pub async fn execute(self: &Arc<Self>, user: &User, key: &IdempotencyKey, request: SetActionRequest) -> Result<SetActionResponse> {
+        let raw_cids = RawCids::from_input(&request.cids);
+        let reason = request.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned);
+        tracing::info!(
+            user = %user.username, action = %request.action, cid_count = raw_cids.values().len(),
+            "[SET_ACTION] Starting: user={}, action={}, cid_count={}",
+            user.username, request.action, raw_cids.values().len()
+        );
+        let fingerprint = RequestFingerprint::new(&request.cluster, &request.action, &raw_cids, reason.as_deref());
+
+        if let Some(existing) = self.db.job_by_key(&user.username, key.as_str()).await? {
+            return answer_existing(existing, &fingerprint);
+        }
+        let valid = self.validate(&request, &raw_cids, reason)?;
+
+        let created_at = now_millis();
+        let job_id = JobId::new_at(created_at);
+        let cid_strings: Vec<String> = valid.cids.as_slice().iter().map(|c| c.as_str().to_owned()).collect();
+        tracing::info!(
+            action_code = valid.action.code, action_name = %valid.action.name, cid_count = valid.cids.len(),
+            "[SET_ACTION] Creating job: action_code={}, action_name={}, cid_count={}",
+            valid.action.code, valid.action.name, valid.cids.len()
+        );
+        let new_job = NewJob {
+            job_id,
+            user: &user.username,
+            key: key.as_str(),
+            payload_hash: &fingerprint.payload_hash,
+            intent_hash: &fingerprint.intent_hash,
+            cluster: &valid.cluster.name,
+            action: &valid.action.name,
+            action_code: valid.action.code,
+            cids: &cid_strings,
+            reason: valid.reason.as_deref(),
+            created_at,
+        };
+        if let Claim::Existing(existing) = self.db.claim_job(&new_job).await? {
+            return answer_existing(*existing, &fingerprint);
+        }
+        let pending = Job {
+            job_id,
+            user: user.username.clone(),
+            cluster: valid.cluster.name.clone(),
+            action: valid.action.name.clone(),
+            action_code: valid.action.code,
+            cid_count: cid_strings.len() as i64,
+            cids: cid_strings,
+            status: JobStatus::Pending,
+            upstream_status: None,
+            response_summary: None,
+            error: None,
+            created_at,
+            finished_at: None,
+            duration_ms: None,
+            duplicate_of: None,
+            reason: valid.reason.clone(),
+        };
+        // The call runs in its own task: a client that goes away must not
+        // cancel a request the cluster may already be applying.
+        let service = Arc::clone(self);
+        let run = self.tasks.spawn(async move { service.run(pending, valid).await });
+        run.await.map_err(|e| Error::Internal(anyhow::anyhow!("Set Action task failed: {e}")))?
+    }
+
+    fn validate(&self, request: &SetActionRequest, raw_cids: &RawCids, reason: Option<String>) -> Result<ValidRequest> {
+        let cluster = self.clusters.get(&request.cluster).ok_or_else(|| Error::UnknownCluster(request.cluster.clone()))?;
+        let action = self.catalog.get(&request.action).ok_or_else(|| Error::UnknownAction(request.action.clone()))?;
+        let cids = self.cid_policy.parse_list(raw_cids, action.max_cids).map_err(|e| match e {
+            CidListError::NoCids => Error::NoCids,
+            CidListError::TooMany { max, count } => Error::TooManyCids { max, count },
+            CidListError::Invalid(invalid) => Error::InvalidCids(invalid),
+        })?;
+        let token = match &cluster.token {
+            Some(server_side) => server_side.clone(),
+            None => request
+                .token
+                .clone()
+                .filter(|t| !t.expose().trim().is_empty())
+                .ok_or_else(|| Error::TokenRequired(cluster.name.clone()))?,
+        };
+        let reason_len = reason.as_deref().map_or(0, |r| r.chars().count());
+        if (action.reason_required || reason.is_some()) && !(3..=500).contains(&reason_len) {
+            return Err(Error::ReasonRequired(format!(
+                "action {} needs a reason (a ticket or sentence) of 3 to 500 characters",
+                action.name
+            )));
+        }
+        Ok(ValidRequest { cluster: cluster.clone(), action: action.clone(), cids, token, reason })
+    }
+
+    /// Calls the cluster once for a claimed job and records the outcome.
+    async fn run(&self, mut job: Job, valid: ValidRequest) -> Result<SetActionResponse> {
+        metrics::gauge!("tms_set_actions_in_flight").increment(1.0);
+        let call = self.upstream.call(&valid.cluster, &valid.action, &valid.cids, &valid.token, job.job_id).await;
+        metrics::gauge!("tms_set_actions_in_flight").decrement(1.0);
+        metrics::histogram!("tms_upstream_duration_seconds", "cluster" => job.cluster.clone())
+            .record(call.elapsed.as_secs_f64());
+
+        let finished_at = now_millis();
+        job.finished_at = Some(finished_at);
+        job.duration_ms = Some((finished_at - job.created_at).num_milliseconds().max(0));
+        match call.outcome {
+            Outcome::Succeeded { upstream_status, summary } => {
+                job.status = JobStatus::Succeeded;
+                job.upstream_status = Some(i64::from(upstream_status));
+                job.response_summary = summary;
+            }
+            Outcome::Failed { upstream_status, summary, error } => {
+                job.status = JobStatus::Failed;
+                job.upstream_status = upstream_status.map(i64::from);
+                job.response_summary = summary;
+                job.error = Some(error);
+            }
+            Outcome::TimedOut { error } => {
+                job.status = JobStatus::TimedOut;
+                job.error = Some(error);
+            }
+        }
+        let response = self.finalise(&job).await?;
+        match job.status {
+            JobStatus::Succeeded => {
+                tracing::info!(job_id = %job.job_id, "[SET_ACTION] SUCCESS: Job created with job_id={}", job.job_id)
+            }
+            JobStatus::TimedOut => tracing::warn!(job_id = %job.job_id, "[SET_ACTION] TIMED_OUT: job_id={}", job.job_id),
+            _ => {
+                let error = job.error.as_deref().unwrap_or_default();
+                tracing::warn!(job_id = %job.job_id, error, "[SET_ACTION] FAILED: job_id={}, error={}", job.job_id, error)
+            }
+        }
+        metrics::counter!("tms_set_action_total", "action" => job.action.clone(), "outcome" => job.status.as_str())
+            .increment(1);
+        Ok(response)
+    }
+
+    /// Stores the final state and the answer; if the sweep resolved the job
+    /// first, answers what the store holds instead.
+    async fn finalise(&self, job: &Job) -> Result<SetActionResponse> {
+        let status = job.status.http_status();
+        let body = job_body(job)?;
+        let finalisation = Finalisation {
+            status: job.status,
+            upstream_status: job.upstream_status,
+            response_summary: job.response_summary.clone(),
+            error: job.error.clone(),
+            finished_at: job.finished_at.unwrap_or_else(now_millis),
+            duration_ms: job.duration_ms.unwrap_or(0),
+            response_status: status,
+            response_body: body.clone(),
+        };
+        if self.db.finalize_job(job.job_id, &finalisation).await? {
+            return Ok(SetActionResponse { status, body, replayed: false });
+        }
+        let stored = self.db.get_job(job.job_id).await?.ok_or(Error::NotFound)?;
+        let (status, body) = stored.response.ok_or_else(|| anyhow::anyhow!("job {} has no answer", job.job_id))?;
+        Ok(SetActionResponse { status, body, replayed: false })
+    }
+
+    /// Marks jobs left `pending` by a stopped instance as `unknown`. Safe to
+    /// run from several instances at once: each job is finalised once.
+    #[tracing::instrument(skip_all)]
+    pub async fn sweep(&self) -> Result<usize> {
+        let now = now_millis();
+        let cutoff = now - chrono::Duration::from_std(self.upstream.timeout() + STALE_GRACE).map_err(anyhow::Error::from)?;
+        let mut resolved = 0;
+        for stored in self.db.stale_pending_jobs(cutoff).await? {
+            let mut job = stored.job;
+            job.status = JobStatus::Unknown;
+            job.error = Some(INTERRUPTED_ERROR.into());
+            job.finished_at = Some(now);
+            job.duration_ms = Some((now - job.created_at).num_milliseconds().max(0));
+            let body = job_body(&job)?;
+            let finalisation = Finalisation {
+                status: JobStatus::Unknown,
+                upstream_status: None,
+                response_summary: None,
+                error: job.error.clone(),
+                finished_at: now,
+                duration_ms: job.duration_ms.unwrap_or(0),
+                response_status: JobStatus::Unknown.http_status(),
+                response_body: body,
+            };
+            if self.db.finalize_job(job.job_id, &finalisation).await? {
+                resolved += 1;
+                tracing::warn!(job_id = %job.job_id, "[SET_ACTION] UNKNOWN: job_id={}, error={}", job.job_id, INTERRUPTED_ERROR);
+                metrics::counter!("tms_jobs_swept_total").increment(1);
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// Waits for in-flight executions, at most `limit`.
+    pub async fn drain(&self, limit: Duration) {
+        self.tasks.close();
+        if tokio::time::timeout(limit, self.tasks.wait()).await.is_err() {
+            tracing::warn!("shutdown: in-flight Set Actions did not finish in time; the sweep will resolve them");
+        }
+    }
+}
+
+fn job_body(job: &Job) -> Result<String> {
+    Ok(serde_json::to_string(&serde_json::json!({ "job": job })).map_err(anyhow::Error::from)?)
+}
+
+/// The answer for a key already used: key reuse with another payload, still
+/// running, or a replay of the original answer.
+fn answer_existing(existing: StoredJob, fingerprint: &RequestFingerprint) -> Result<SetActionResponse> {
+    if existing.payload_hash != fingerprint.payload_hash {
+        return Err(Error::IdempotencyKeyReused);
+    }
+    let Some((status, body)) = existing.response else {
+        return Err(Error::RequestInProgress { job_id: existing.job.job_id });
+    };
+    tracing::info!(job_id = %existing.job.job_id, "[SET_ACTION] REPLAY: job_id={}", existing.job.job_id);
+    metrics::counter!("tms_set_action_replays_total").increment(1);
+    Ok(SetActionResponse { status, body, replayed: true })
+}

@@ -1,0 +1,22 @@
+//! The JSON API under `/api/v1`, one module per resource.
+
+use axum::Router;
+
+use super::AppState;
+
+pub mod actions;
+pub mod catalog;
+pub mod jobs;
+pub mod session;
+pub mod tokens;
+pub mod users;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .merge(session::router())
+        .merge(catalog::router())
+        .merge(actions::router())
+        .merge(jobs::router())
+        .merge(users::router())
+        .merge(tokens::router())
+}

@@ -1,0 +1,63 @@
+//! Our own extractors, so every rejection (bad JSON, bad query, missing key,
+//! oversized body) comes back in the product's problem shape.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::domain::idempotency::{IdempotencyKey, KeyError};
+use crate::error::Error;
+
+/// A JSON body of type `T`; the Content-Type header is not required.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge
+            } else {
+                Error::InvalidBody(format!("the body could not be read: {rejection}"))
+            }
+        })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| Error::InvalidBody(format!("the body is not valid JSON of the expected shape: {e}")))
+    }
+}
+
+/// Query parameters of type `T`.
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded_from_str(query).map(QueryParams)
+    }
+}
+
+fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, Error> {
+    axum::extract::Query::<T>::try_from_uri(&format!("/?{query}").parse().map_err(|_| Error::InvalidQuery("unreadable query string".into()))?)
+        .map(|q| q.0)
+        .map_err(|e| Error::InvalidQuery(e.body_text()))
+}
+
+/// The `Idempotency-Key` header, parsed.
+pub struct IdempotencyKeyHeader(pub IdempotencyKey);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get("idempotency-key").map(|v| v.as_bytes());
+        IdempotencyKey::parse(header).map(IdempotencyKeyHeader).map_err(|e| match e {
+            KeyError::Missing => Error::MissingIdempotencyKey,
+            KeyError::Invalid(why) => Error::InvalidIdempotencyKey(why),
+        })
+    }
+}

@@ -1,0 +1,77 @@
+//! The HTTP surface: the JSON API, operations endpoints and the sandbox,
+//! assembled into one router over one shared state.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::{Error, InternalErrorReport};
+use crate::execution::ExecutionService;
+use crate::store::Db;
+
+pub mod api;
+pub mod auth;
+pub mod extract;
+pub mod ops;
+
+/// Request bodies above this are refused with `413`.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Settings the HTTP layer needs.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub secure_cookies: bool,
+    pub session_ttl: Duration,
+}
+
+/// Everything a handler may use; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub execution: Arc<ExecutionService>,
+    pub settings: Arc<HttpSettings>,
+    pub metrics: PrometheusHandle,
+}
+
+/// The whole application: API, operations endpoints, and the sandbox when given.
+pub fn router(state: AppState, sandbox: Option<Router>) -> Router {
+    let mut app = Router::new()
+        .merge(api::router())
+        .merge(ops::router())
+        .fallback(|| async { Error::NotFound })
+        .with_state(state);
+    if let Some(sandbox) = sandbox {
+        app = app.nest("/sandbox", sandbox);
+    }
+    app.layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(log_internal_errors))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("cache-control"),
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Logs each internal error once, inside the request's span; the client saw
+/// only "internal error".
+async fn log_internal_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if let Some(InternalErrorReport(message)) = response.extensions().get::<InternalErrorReport>() {
+        tracing::error!(%method, %path, error = %message, "internal error");
+    }
+    response.into_response()
+}

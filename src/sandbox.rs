@@ -1,0 +1,140 @@
+//! The sandbox cluster: a simulated TMS API implementing the contract the
+//! console calls, so the product can be tried and tested with no real
+//! cluster. Magic CIDs make its answers deterministic.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rand::Rng;
+use serde_json::{json, Value};
+use tokio::sync::OnceCell;
+
+/// The token the sandbox accepts inside `serve`.
+pub const SANDBOX_TOKEN: &str = "sandbox-token";
+
+/// How the sandbox behaves.
+#[derive(Clone, Debug)]
+pub struct SandboxOptions {
+    pub token: String,
+    /// Added before every answer.
+    pub latency: Duration,
+    /// Share of requests (0–1) answered with a simulated 500.
+    pub fail_rate: f64,
+}
+
+impl Default for SandboxOptions {
+    fn default() -> Self {
+        Self { token: SANDBOX_TOKEN.into(), latency: Duration::ZERO, fail_rate: 0.0 }
+    }
+}
+
+type Answer = (u16, Value);
+
+struct Sandbox {
+    options: SandboxOptions,
+    requests_total: AtomicU64,
+    /// The first answer given under each `Idempotency-Key`. A cell per key so
+    /// a concurrent repeat waits for the first answer instead of applying twice.
+    answers: Mutex<HashMap<String, Arc<OnceCell<Answer>>>>,
+}
+
+/// The sandbox's routes (`/api/v1/...`), to serve at a root or nest.
+pub fn router(options: SandboxOptions) -> Router {
+    let state = Arc::new(Sandbox { options, requests_total: AtomicU64::new(0), answers: Mutex::new(HashMap::new()) });
+    Router::new()
+        .route("/api/v1/customers/actions", post(apply_action))
+        .route("/api/v1/_stats", get(stats))
+        .with_state(state)
+}
+
+/// Serves the sandbox on its own until Ctrl-C or SIGTERM.
+pub async fn serve_standalone(listener: tokio::net::TcpListener, options: SandboxOptions) -> anyhow::Result<()> {
+    axum::serve(listener, router(options)).with_graceful_shutdown(crate::app::shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn stats(State(sandbox): State<Arc<Sandbox>>) -> Json<Value> {
+    let distinct_keys = sandbox.answers.lock().map(|a| a.len()).unwrap_or(0);
+    Json(json!({
+        "requests_total": sandbox.requests_total.load(Ordering::SeqCst),
+        "distinct_keys": distinct_keys,
+    }))
+}
+
+fn reply((status, body): Answer) -> Response {
+    (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(body)).into_response()
+}
+
+async fn apply_action(State(sandbox): State<Arc<Sandbox>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let authorised = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t == sandbox.options.token);
+    if !authorised {
+        return reply((401, json!({"status": "error", "message": "missing or wrong bearer token"})));
+    }
+    sandbox.requests_total.fetch_add(1, Ordering::SeqCst);
+
+    let cids: Vec<String> = match serde_json::from_slice::<Value>(&body) {
+        Ok(v) => match v.get("cids").and_then(Value::as_array) {
+            Some(list) => list.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect(),
+            None => return reply((400, json!({"status": "error", "message": "body needs a cids array"}))),
+        },
+        Err(_) => return reply((400, json!({"status": "error", "message": "body is not JSON"}))),
+    };
+
+    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    match key {
+        None => reply(answer(&sandbox.options, &cids).await),
+        Some(key) => {
+            let cell = {
+                let Ok(mut answers) = sandbox.answers.lock() else {
+                    return reply((500, json!({"status": "error", "message": "sandbox state poisoned"})));
+                };
+                answers.entry(key).or_default().clone()
+            };
+            reply(cell.get_or_init(|| answer(&sandbox.options, &cids)).await.clone())
+        }
+    }
+}
+
+/// What the simulated cluster does with these CIDs. The first magic CID
+/// decides.
+async fn answer(options: &SandboxOptions, cids: &[String]) -> Answer {
+    if !options.latency.is_zero() {
+        tokio::time::sleep(options.latency).await;
+    }
+    for cid in cids {
+        if cid.starts_with("FAIL") {
+            return (500, json!({"status": "error", "message": "simulated failure"}));
+        }
+        if cid.starts_with("REJECT") {
+            return (200, json!({"status": "error", "message": "simulated rejection"}));
+        }
+        if cid.starts_with("SLOW") {
+            // Dropped with the request when the client goes away.
+            tokio::time::sleep(Duration::from_secs(120)).await;
+            break;
+        }
+        if let Some(rest) = cid.strip_prefix("DELAY") {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(ms) = digits.parse::<u64>() {
+                tokio::time::sleep(Duration::from_millis(ms.min(600_000))).await;
+                break;
+            }
+        }
+    }
+    if options.fail_rate > 0.0 && rand::thread_rng().gen_bool(options.fail_rate.clamp(0.0, 1.0)) {
+        return (500, json!({"status": "error", "message": "simulated random failure"}));
+    }
+    let results: Vec<Value> = cids.iter().map(|cid| json!({"cid": cid, "ok": true})).collect();
+    (200, json!({"status": "success", "processed": cids.len(), "results": results}))
+}

@@ -1,0 +1,308 @@
+//! Jobs: the claim that makes a request run once, its finalisation, and the
+//! audit's queries.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{bind_args, with_pool, write_tx, Arg, Db};
+use crate::domain::job::{Job, JobId, JobStatus};
+use crate::error::{Error, Result};
+
+const JOB_COLUMNS: &str = "job_id, user_name, cluster, action, action_code, cids, cid_count, status, \
+     upstream_status, response_summary, error, created_at, finished_at, duration_ms, duplicate_of, reason, \
+     payload_hash, response_status, response_body";
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    job_id: Uuid,
+    user_name: String,
+    cluster: String,
+    action: String,
+    action_code: i64,
+    cids: String,
+    cid_count: i64,
+    status: String,
+    upstream_status: Option<i64>,
+    response_summary: Option<String>,
+    error: Option<String>,
+    created_at: DateTime<Utc>,
+    finished_at: Option<DateTime<Utc>>,
+    duration_ms: Option<i64>,
+    duplicate_of: Option<Uuid>,
+    reason: Option<String>,
+    payload_hash: String,
+    response_status: Option<i64>,
+    response_body: Option<String>,
+}
+
+/// A job with what the store keeps to answer replays.
+#[derive(Clone, Debug)]
+pub struct StoredJob {
+    pub job: Job,
+    pub payload_hash: String,
+    /// The status and body first answered for this job, once it is final.
+    pub response: Option<(u16, String)>,
+}
+
+impl TryFrom<JobRow> for StoredJob {
+    type Error = Error;
+    fn try_from(r: JobRow) -> Result<Self> {
+        let status = JobStatus::parse(&r.status)
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("job {} has unknown status {:?}", r.job_id, r.status)))?;
+        let cids: Vec<String> = serde_json::from_str(&r.cids)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("job {} has unreadable cids: {e}", r.job_id)))?;
+        let response = match (r.response_status, r.response_body) {
+            (Some(s), Some(b)) => Some((u16::try_from(s).unwrap_or(500), b)),
+            _ => None,
+        };
+        Ok(StoredJob {
+            job: Job {
+                job_id: JobId::from_uuid(r.job_id),
+                user: r.user_name,
+                cluster: r.cluster,
+                action: r.action,
+                action_code: r.action_code,
+                cids,
+                cid_count: r.cid_count,
+                status,
+                upstream_status: r.upstream_status,
+                response_summary: r.response_summary,
+                error: r.error,
+                created_at: r.created_at,
+                finished_at: r.finished_at,
+                duration_ms: r.duration_ms,
+                duplicate_of: r.duplicate_of.map(JobId::from_uuid),
+                reason: r.reason,
+            },
+            payload_hash: r.payload_hash,
+            response,
+        })
+    }
+}
+
+/// A job about to be claimed.
+#[derive(Clone, Debug)]
+pub struct NewJob<'a> {
+    pub job_id: JobId,
+    pub user: &'a str,
+    pub key: &'a str,
+    pub payload_hash: &'a str,
+    pub intent_hash: &'a str,
+    pub cluster: &'a str,
+    pub action: &'a str,
+    pub action_code: i64,
+    pub cids: &'a [String],
+    pub reason: Option<&'a str>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The result of claiming `(user, key)`.
+#[derive(Debug)]
+pub enum Claim {
+    /// The job was inserted as `pending`; this request runs it.
+    Claimed,
+    /// The key was taken: here is the job that holds it.
+    Existing(Box<StoredJob>),
+}
+
+/// The final state of a job.
+#[derive(Clone, Debug)]
+pub struct Finalisation {
+    pub status: JobStatus,
+    pub upstream_status: Option<i64>,
+    pub response_summary: Option<String>,
+    pub error: Option<String>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: i64,
+    /// What the request that ran the job answers, kept for replays.
+    pub response_status: u16,
+    pub response_body: String,
+}
+
+/// Filters of the audit; every one optional.
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    pub user: Option<String>,
+    pub action: Option<String>,
+    pub cluster: Option<String>,
+    pub status: Option<JobStatus>,
+    pub cid: Option<String>,
+    /// Inclusive.
+    pub since: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// A position in the newest-first order: the last job of a page.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobCursor {
+    pub created_at: DateTime<Utc>,
+    pub job_id: Uuid,
+}
+
+impl Db {
+    /// Inserts the job as `pending` under `(user, key)` in one transaction,
+    /// or returns the job already holding that key. The unique constraint
+    /// decides; there is no in-memory lock.
+    #[tracing::instrument(skip_all, fields(job_id = %new.job_id))]
+    pub async fn claim_job(&self, new: &NewJob<'_>) -> Result<Claim> {
+        let insert = "INSERT INTO jobs (job_id, user_name, idempotency_key, payload_hash, intent_hash, cluster, \
+             action, action_code, cids, cid_count, reason, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12) \
+             ON CONFLICT (user_name, idempotency_key) DO NOTHING";
+        let cids_json = serde_json::to_string(new.cids).map_err(anyhow::Error::from)?;
+        let (cid_sql, cid_args) = job_cids_insert(new.job_id.as_uuid(), new.cids);
+        let existing_sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE user_name = $1 AND idempotency_key = $2");
+        let existing: Option<JobRow> = with_pool!(self, pool => {
+            let mut tx = write_tx!(pool)?;
+            let done = sqlx::query(insert)
+                .bind(new.job_id.as_uuid())
+                .bind(new.user)
+                .bind(new.key)
+                .bind(new.payload_hash)
+                .bind(new.intent_hash)
+                .bind(new.cluster)
+                .bind(new.action)
+                .bind(new.action_code)
+                .bind(&cids_json)
+                .bind(new.cids.len() as i64)
+                .bind(new.reason)
+                .bind(new.created_at)
+                .execute(&mut *tx)
+                .await?;
+            let existing = if done.rows_affected() == 1 {
+                bind_args!(sqlx::query(&cid_sql), &cid_args).execute(&mut *tx).await?;
+                None
+            } else {
+                sqlx::query_as(&existing_sql).bind(new.user).bind(new.key).fetch_optional(&mut *tx).await?
+            };
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(existing)
+        })?;
+        match existing {
+            None => Ok(Claim::Claimed),
+            Some(row) => Ok(Claim::Existing(Box::new(StoredJob::try_from(row)?))),
+        }
+    }
+
+    /// The job a user's key names, if any.
+    #[tracing::instrument(skip_all)]
+    pub async fn job_by_key(&self, user: &str, key: &str) -> Result<Option<StoredJob>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE user_name = $1 AND idempotency_key = $2");
+        let row: Option<JobRow> =
+            with_pool!(self, pool => sqlx::query_as(&sql).bind(user).bind(key).fetch_optional(pool).await)?;
+        row.map(StoredJob::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all, fields(job_id = %job_id))]
+    pub async fn get_job(&self, job_id: JobId) -> Result<Option<StoredJob>> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = $1");
+        let row: Option<JobRow> =
+            with_pool!(self, pool => sqlx::query_as(&sql).bind(job_id.as_uuid()).fetch_optional(pool).await)?;
+        row.map(StoredJob::try_from).transpose()
+    }
+
+    /// Records the outcome of a `pending` job. False when the job was no
+    /// longer pending (the sweep got there first): a job is finalised once.
+    #[tracing::instrument(skip_all, fields(job_id = %job_id, status = f.status.as_str()))]
+    pub async fn finalize_job(&self, job_id: JobId, f: &Finalisation) -> Result<bool> {
+        let sql = "UPDATE jobs SET status = $2, upstream_status = $3, response_summary = $4, error = $5, \
+             finished_at = $6, duration_ms = $7, response_status = $8, response_body = $9 \
+             WHERE job_id = $1 AND status = 'pending'";
+        let done = with_pool!(self, pool => {
+            let mut tx = write_tx!(pool)?;
+            let done = sqlx::query(sql)
+                .bind(job_id.as_uuid())
+                .bind(f.status.as_str())
+                .bind(f.upstream_status)
+                .bind(f.response_summary.as_deref())
+                .bind(f.error.as_deref())
+                .bind(f.finished_at)
+                .bind(f.duration_ms)
+                .bind(i64::from(f.response_status))
+                .bind(&f.response_body)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(done.rows_affected())
+        })?;
+        Ok(done == 1)
+    }
+
+    /// Jobs still `pending` that were created before `cutoff`.
+    #[tracing::instrument(skip_all)]
+    pub async fn stale_pending_jobs(&self, cutoff: DateTime<Utc>) -> Result<Vec<StoredJob>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'pending' AND created_at < $1 ORDER BY created_at LIMIT 1000"
+        );
+        let rows: Vec<JobRow> = with_pool!(self, pool => sqlx::query_as(&sql).bind(cutoff).fetch_all(pool).await)?;
+        rows.into_iter().map(StoredJob::try_from).collect()
+    }
+
+    /// One page of jobs, newest first, after `cursor`.
+    #[tracing::instrument(skip_all)]
+    pub async fn list_jobs(&self, filter: &JobFilter, cursor: Option<JobCursor>, limit: u32) -> Result<Vec<Job>> {
+        let (mut sql, mut args) = filtered_jobs_sql(filter);
+        if let Some(c) = cursor {
+            args.push(Arg::Time(c.created_at));
+            let t = args.len();
+            args.push(Arg::Uuid(c.job_id));
+            let id = args.len();
+            sql.push_str(&format!(" AND (created_at < ${t} OR (created_at = ${t} AND job_id < ${id}))"));
+        }
+        args.push(Arg::Int(i64::from(limit)));
+        sql.push_str(&format!(" ORDER BY created_at DESC, job_id DESC LIMIT ${}", args.len()));
+        let rows: Vec<JobRow> = with_pool!(self, pool => bind_args!(sqlx::query_as(&sql), &args).fetch_all(pool).await)?;
+        rows.into_iter().map(|r| StoredJob::try_from(r).map(|s| s.job)).collect()
+    }
+}
+
+/// `SELECT ... WHERE <filters>` with its bind values, shared by every
+/// listing of jobs.
+fn filtered_jobs_sql(filter: &JobFilter) -> (String, Vec<Arg>) {
+    let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1");
+    let mut args = Vec::new();
+    let mut push = |sql: &mut String, clause: &str, arg: Arg| {
+        args.push(arg);
+        sql.push_str(&clause.replace("$?", &format!("${}", args.len())));
+    };
+    if let Some(v) = &filter.user {
+        push(&mut sql, " AND user_name = $?", Arg::Text(v.clone()));
+    }
+    if let Some(v) = &filter.action {
+        push(&mut sql, " AND action = $?", Arg::Text(v.clone()));
+    }
+    if let Some(v) = &filter.cluster {
+        push(&mut sql, " AND cluster = $?", Arg::Text(v.clone()));
+    }
+    if let Some(v) = filter.status {
+        push(&mut sql, " AND status = $?", Arg::Text(v.as_str().into()));
+    }
+    if let Some(v) = &filter.cid {
+        push(&mut sql, " AND job_id IN (SELECT job_id FROM job_cids WHERE cid = $?)", Arg::Text(v.clone()));
+    }
+    if let Some(v) = filter.since {
+        push(&mut sql, " AND created_at >= $?", Arg::Time(v));
+    }
+    if let Some(v) = filter.until {
+        push(&mut sql, " AND created_at < $?", Arg::Time(v));
+    }
+    (sql, args)
+}
+
+/// One multi-row insert of a job's CIDs with their positions.
+fn job_cids_insert(job_id: Uuid, cids: &[String]) -> (String, Vec<Arg>) {
+    let mut sql = String::from("INSERT INTO job_cids (cid, job_id, position) VALUES ");
+    let mut args = Vec::with_capacity(cids.len() * 3);
+    for (i, cid) in cids.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        let n = args.len();
+        sql.push_str(&format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
+        args.push(Arg::Text(cid.clone()));
+        args.push(Arg::Uuid(job_id));
+        args.push(Arg::Int(i as i64));
+    }
+    (sql, args)
+}

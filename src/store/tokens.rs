@@ -1,0 +1,83 @@
+//! API tokens, stored as SHA-256 hashes: the token itself is shown once.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::{with_pool, Db};
+use crate::domain::job::format_time;
+use crate::error::Result;
+
+/// What the owner may see of a token (never the token).
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TokenRow {
+    id: Uuid,
+    name: String,
+    created_at: DateTime<Utc>,
+    last_used_at: Option<DateTime<Utc>>,
+}
+
+impl Db {
+    #[tracing::instrument(skip_all)]
+    pub async fn insert_token(
+        &self,
+        id: Uuid,
+        username: &str,
+        name: &str,
+        token_hash: &str,
+        created_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let sql = "INSERT INTO api_tokens (id, username, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)";
+        with_pool!(self, pool => sqlx::query(sql)
+            .bind(id)
+            .bind(username)
+            .bind(name)
+            .bind(token_hash)
+            .bind(created_at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn list_tokens(&self, username: &str) -> Result<Vec<TokenInfo>> {
+        let sql = "SELECT id, name, created_at, last_used_at FROM api_tokens WHERE username = $1 ORDER BY created_at, id";
+        let rows: Vec<TokenRow> =
+            with_pool!(self, pool => sqlx::query_as(sql).bind(username).fetch_all(pool).await)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| TokenInfo {
+                id: r.id,
+                name: r.name,
+                created_at: format_time(&r.created_at),
+                last_used_at: r.last_used_at.as_ref().map(format_time),
+            })
+            .collect())
+    }
+
+    /// Deletes one of the user's own tokens; false when there is none.
+    #[tracing::instrument(skip_all)]
+    pub async fn delete_token(&self, username: &str, id: Uuid) -> Result<bool> {
+        let sql = "DELETE FROM api_tokens WHERE id = $1 AND username = $2";
+        let done = with_pool!(self, pool => sqlx::query(sql).bind(id).bind(username).execute(pool).await.map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// The owner of a token, by the token's hash.
+    #[tracing::instrument(skip_all)]
+    pub async fn token_owner(&self, token_hash: &str) -> Result<Option<String>> {
+        let sql = "SELECT username FROM api_tokens WHERE token_hash = $1";
+        let owner: Option<String> =
+            with_pool!(self, pool => sqlx::query_scalar(sql).bind(token_hash).fetch_optional(pool).await)?;
+        Ok(owner)
+    }
+}

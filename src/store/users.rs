@@ -1,0 +1,127 @@
+//! Users and their password hashes.
+
+use chrono::{DateTime, Utc};
+
+use super::{is_unique_violation, with_pool, Db};
+use crate::domain::user::{Role, User, Username};
+use crate::error::{Error, Result};
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    username: String,
+    role: String,
+    password_hash: Option<String>,
+    disabled: bool,
+    created_at: DateTime<Utc>,
+}
+
+/// A user with the credential the store keeps for them.
+#[derive(Clone, Debug)]
+pub struct UserRecord {
+    pub user: User,
+    /// `None` for accounts that cannot log in with a password (imported).
+    pub password_hash: Option<String>,
+}
+
+impl TryFrom<UserRow> for UserRecord {
+    type Error = Error;
+    fn try_from(r: UserRow) -> Result<Self> {
+        let role = Role::parse(&r.role)
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("user {:?} has unknown role {:?}", r.username, r.role)))?;
+        Ok(UserRecord {
+            user: User { username: r.username, role, disabled: r.disabled, created_at: r.created_at },
+            password_hash: r.password_hash,
+        })
+    }
+}
+
+const USER_COLUMNS: &str = "username, role, password_hash, disabled, created_at";
+
+/// Changes to apply to a user; `None` leaves a field alone.
+#[derive(Clone, Debug, Default)]
+pub struct UserChanges {
+    pub role: Option<Role>,
+    pub disabled: Option<bool>,
+    pub password_hash: Option<String>,
+}
+
+impl Db {
+    #[tracing::instrument(skip_all)]
+    pub async fn count_users(&self) -> Result<i64> {
+        let n: i64 = with_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await)?;
+        Ok(n)
+    }
+
+    /// Creates a user; a taken username is a `409 user_exists`.
+    #[tracing::instrument(skip_all, fields(username = %username.as_str()))]
+    pub async fn insert_user(
+        &self,
+        username: &Username,
+        role: Role,
+        password_hash: Option<&str>,
+        disabled: bool,
+        created_at: DateTime<Utc>,
+    ) -> Result<User> {
+        let sql = "INSERT INTO users (username, role, password_hash, disabled, created_at) VALUES ($1, $2, $3, $4, $5)";
+        let result = with_pool!(self, pool => sqlx::query(sql)
+            .bind(username.as_str())
+            .bind(role.as_str())
+            .bind(password_hash)
+            .bind(disabled)
+            .bind(created_at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()));
+        match result {
+            Ok(_) => Ok(User { username: username.as_str().to_owned(), role, disabled, created_at }),
+            Err(e) if is_unique_violation(&e) => Err(Error::Conflict {
+                code: "user_exists",
+                detail: format!("user {:?} already exists", username.as_str()),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn get_user(&self, username: &str) -> Result<Option<UserRecord>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
+        let row: Option<UserRow> =
+            with_pool!(self, pool => sqlx::query_as(&sql).bind(username).fetch_optional(pool).await)?;
+        row.map(UserRecord::try_from).transpose()
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn list_users(&self) -> Result<Vec<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
+        let rows: Vec<UserRow> = with_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        rows.into_iter().map(|r| UserRecord::try_from(r).map(|u| u.user)).collect()
+    }
+
+    /// Applies `changes`; `None` when the user does not exist. Disabling a user
+    /// or changing their password ends their sessions.
+    #[tracing::instrument(skip_all)]
+    pub async fn update_user(&self, username: &str, changes: &UserChanges) -> Result<Option<User>> {
+        let ends_sessions = changes.disabled == Some(true) || changes.password_hash.is_some();
+        let updated = with_pool!(self, pool => {
+            let mut tx = super::write_tx!(pool)?;
+            let sql = "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), \
+                       password_hash = COALESCE($4, password_hash) WHERE username = $1";
+            let done = sqlx::query(sql)
+                .bind(username)
+                .bind(changes.role.map(Role::as_str))
+                .bind(changes.disabled)
+                .bind(changes.password_hash.as_deref())
+                .execute(&mut *tx)
+                .await?;
+            if ends_sessions {
+                sqlx::query("DELETE FROM sessions WHERE username = $1").bind(username).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<bool, sqlx::Error>(done.rows_affected() == 1)
+        })?;
+        if !updated {
+            return Ok(None);
+        }
+        Ok(self.get_user(username).await?.map(|r| r.user))
+    }
+}
