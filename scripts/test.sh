@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone on a fresh machine: installs what
+# the suite needs, checks formatting and lints, then runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+if ! command -v cargo >/dev/null; then
+    echo "cargo is required (install Rust with rustup)" >&2
+    exit 2
+fi
+
+log "formatting"
+cargo fmt --all -- --check
+
+log "lints"
+cargo clippy --all-targets --locked -- -D warnings
+
+log "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --locked --no-fail-fast --failure-output final
+    # nextest does not run doctests
+    cargo test --locked --doc
+else
+    cargo test --locked --no-fail-fast
+fi
