@@ -2,7 +2,9 @@
 //! as SHA-256 hashes), login throttling, and the first `admin`. Shared by the
 //! HTTP API and the command line.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -39,14 +41,20 @@ pub fn sha256_hex(secret: &str) -> String {
 
 /// Compares two strings in time independent of where they differ.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// A readable random password for generated accounts.
 pub fn generate_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::thread_rng();
-    (0..20).map(|_| ALPHABET[(rng.next_u32() as usize) % ALPHABET.len()] as char).collect()
+    (0..20)
+        .map(|_| ALPHABET[(rng.next_u32() as usize) % ALPHABET.len()] as char)
+        .collect()
 }
 
 /// Argon2id with the crate's recommended parameters, off the async threads.
@@ -67,7 +75,11 @@ pub async fn hash_password(password: &str) -> Result<String> {
 async fn verify_password(password: &str, hash: &str) -> bool {
     let (password, hash) = (password.to_owned(), hash.to_owned());
     tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
     })
     .await
     .unwrap_or(false)
@@ -82,7 +94,10 @@ pub async fn login(db: &Db, username: &str, password: &str) -> Result<User> {
         return Err(rate_limited(until, now));
     }
     let record = db.get_user(username).await?;
-    let hash = record.as_ref().and_then(|r| r.password_hash.as_deref()).unwrap_or(DUMMY_HASH);
+    let hash = record
+        .as_ref()
+        .and_then(|r| r.password_hash.as_deref())
+        .unwrap_or(DUMMY_HASH);
     let password_ok = verify_password(password, hash).await;
     match record {
         Some(r) if password_ok && r.password_hash.is_some() && !r.user.disabled => {
@@ -91,7 +106,8 @@ pub async fn login(db: &Db, username: &str, password: &str) -> Result<User> {
         }
         _ => {
             let window = chrono::Duration::minutes(LOGIN_WINDOW_MINUTES);
-            db.record_login_failure(username, now, window, LOGIN_FAILURE_LIMIT).await?;
+            db.record_login_failure(username, now, window, LOGIN_FAILURE_LIMIT)
+                .await?;
             tracing::info!(username, "login failed");
             Err(Error::InvalidCredentials)
         }
@@ -100,17 +116,32 @@ pub async fn login(db: &Db, username: &str, password: &str) -> Result<User> {
 
 fn rate_limited(until: DateTime<Utc>, now: DateTime<Utc>) -> Error {
     let ms = (until - now).num_milliseconds().max(0) as u64;
-    Error::RateLimited { retry_after_s: ms.div_ceil(1000).max(1) }
+    Error::RateLimited {
+        retry_after_s: ms.div_ceil(1000).max(1),
+    }
 }
 
 /// Creates a local user; with no password given, generates one and returns it.
-pub async fn create_user(db: &Db, username: &str, password: Option<&str>, role: Role) -> Result<(User, Option<String>)> {
-    let username = Username::parse(username).map_err(|detail| Error::Unprocessable { code: "invalid_username", detail })?;
+pub async fn create_user(
+    db: &Db,
+    username: &str,
+    password: Option<&str>,
+    role: Role,
+) -> Result<(User, Option<String>)> {
+    let username = Username::parse(username).map_err(|detail| Error::Unprocessable {
+        code: "invalid_username",
+        detail,
+    })?;
     let generated = password.is_none().then(generate_password);
     let password = password.or(generated.as_deref()).unwrap_or_default();
-    check_password_policy(password).map_err(|detail| Error::Unprocessable { code: "invalid_password", detail })?;
+    check_password_policy(password).map_err(|detail| Error::Unprocessable {
+        code: "invalid_password",
+        detail,
+    })?;
     let hash = hash_password(password).await?;
-    let user = db.insert_user(&username, role, Some(&hash), false, now_millis()).await?;
+    let user = db
+        .insert_user(&username, role, Some(&hash), false, now_millis())
+        .await?;
     Ok((user, generated))
 }
 
@@ -141,7 +172,8 @@ pub async fn create_api_token(db: &Db, username: &str, name: &str) -> Result<(To
     let token = format!("tms_{}", random_token(32));
     let id = Uuid::now_v7();
     let now = now_millis();
-    db.insert_token(id, username, name, &sha256_hex(&token), now).await?;
+    db.insert_token(id, username, name, &sha256_hex(&token), now)
+        .await?;
     let info = TokenInfo {
         id,
         name: name.to_owned(),
@@ -153,7 +185,10 @@ pub async fn create_api_token(db: &Db, username: &str, name: &str) -> Result<(To
 
 /// The active user a bearer token belongs to.
 pub async fn authenticate_token(db: &Db, token: &str) -> Result<User> {
-    let owner = db.token_owner(&sha256_hex(token)).await?.ok_or(Error::Unauthenticated)?;
+    let owner = db
+        .token_owner(&sha256_hex(token))
+        .await?
+        .ok_or(Error::Unauthenticated)?;
     active_user(db, &owner).await
 }
 
@@ -170,18 +205,26 @@ pub struct NewSession {
     pub csrf_token: String,
 }
 
-pub async fn start_session(db: &Db, username: &str, ttl: std::time::Duration) -> Result<NewSession> {
+pub async fn start_session(
+    db: &Db,
+    username: &str,
+    ttl: std::time::Duration,
+) -> Result<NewSession> {
     let id = random_token(32);
     let csrf_token = random_token(24);
     let now = now_millis();
     let expires = now + chrono::Duration::from_std(ttl).map_err(anyhow::Error::from)?;
-    db.insert_session(&sha256_hex(&id), username, &csrf_token, now, expires).await?;
+    db.insert_session(&sha256_hex(&id), username, &csrf_token, now, expires)
+        .await?;
     Ok(NewSession { id, csrf_token })
 }
 
 /// The active user of a session cookie, and the session's CSRF token.
 pub async fn session_user(db: &Db, session_id: &str) -> Result<(User, String)> {
-    let (username, csrf) = db.session(&sha256_hex(session_id), now_millis()).await?.ok_or(Error::Unauthenticated)?;
+    let (username, csrf) = db
+        .session(&sha256_hex(session_id), now_millis())
+        .await?
+        .ok_or(Error::Unauthenticated)?;
     Ok((active_user(db, &username).await?, csrf))
 }
 

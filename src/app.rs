@@ -43,7 +43,10 @@ impl App {
         config.validate()?;
         let catalog = config.catalog()?;
         let cid_policy = config.cid_policy()?;
-        let pool = PoolSettings { max_connections: config.max_connections, ..PoolSettings::default() };
+        let pool = PoolSettings {
+            max_connections: config.max_connections,
+            ..PoolSettings::default()
+        };
         let db = Db::open(&config.database_url, &pool).await?;
         let listener = TcpListener::bind(&config.bind)
             .await
@@ -53,25 +56,41 @@ impl App {
         let env = |name: &str| std::env::var(name).ok();
         let clusters = config.cluster_registry(Some(sandbox_url), &env)?;
 
-        if let Some(password) = accounts::ensure_admin(&db, config.admin_password.as_deref()).await? {
+        if let Some(password) =
+            accounts::ensure_admin(&db, config.admin_password.as_deref()).await?
+        {
             // Printed once, on standard output only; never logged.
             println!("Created the first user 'admin'. admin password: {password}");
             tracing::warn!("created the first user 'admin' with a generated password (printed once on standard output)");
         }
 
         let upstream = UpstreamClient::new(config.upstream_timeout)?;
-        let execution = Arc::new(ExecutionService::new(db.clone(), catalog, clusters, cid_policy, upstream));
+        let execution = Arc::new(ExecutionService::new(
+            db.clone(),
+            catalog,
+            clusters,
+            cid_policy,
+            upstream,
+        ));
         let resolved = execution.sweep().await?;
         if resolved > 0 {
-            tracing::warn!(resolved, "start-up sweep marked interrupted jobs as unknown");
+            tracing::warn!(
+                resolved,
+                "start-up sweep marked interrupted jobs as unknown"
+            );
         }
         let state = AppState {
             db: db.clone(),
             execution: Arc::clone(&execution),
-            settings: Arc::new(HttpSettings { secure_cookies: config.secure_cookies, session_ttl: config.session_ttl }),
+            settings: Arc::new(HttpSettings {
+                secure_cookies: config.secure_cookies,
+                session_ttl: config.session_ttl,
+            }),
             metrics: crate::telemetry::metrics_handle(),
         };
-        let sandbox = config.sandbox.then(|| sandbox::router(SandboxOptions::default()));
+        let sandbox = config
+            .sandbox
+            .then(|| sandbox::router(SandboxOptions::default()));
         let router = crate::http::router(state, sandbox);
         tracing::info!(%address, store = db.backend_name(), "listening");
         Ok(App {
@@ -92,7 +111,11 @@ impl App {
     /// Serves until Ctrl-C or SIGTERM, then lets in-flight Set Actions
     /// finish (up to the upstream timeout) before returning.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let sweeper = tokio::spawn(sweep_forever(Arc::clone(&self.execution), self.db.clone(), self.sweep_interval));
+        let sweeper = tokio::spawn(sweep_forever(
+            Arc::clone(&self.execution),
+            self.db.clone(),
+            self.sweep_interval,
+        ));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
             shutdown_signal().await;
@@ -128,7 +151,10 @@ async fn sweep_forever(execution: Arc<ExecutionService>, db: Db, every: Duration
         if let Err(e) = execution.sweep().await {
             tracing::error!(error = %e, "sweep failed");
         }
-        if let Err(e) = db.delete_expired_sessions(crate::domain::job::now_millis()).await {
+        if let Err(e) = db
+            .delete_expired_sessions(crate::domain::job::now_millis())
+            .await
+        {
             tracing::error!(error = %e, "expired-session clean-up failed");
         }
     }

@@ -180,8 +180,18 @@ fn load_config(cli_config: &Option<PathBuf>) -> anyhow::Result<Config> {
 }
 
 async fn open_store(config: &Config, store: &StoreArgs) -> anyhow::Result<Db> {
-    let url = store.database_url.clone().unwrap_or_else(|| config.database_url.clone());
-    Db::open(&url, &PoolSettings { max_connections: 4, ..PoolSettings::default() }).await
+    let url = store
+        .database_url
+        .clone()
+        .unwrap_or_else(|| config.database_url.clone());
+    Db::open(
+        &url,
+        &PoolSettings {
+            max_connections: 4,
+            ..PoolSettings::default()
+        },
+    )
+    .await
 }
 
 fn parse_role(s: &str) -> anyhow::Result<Role> {
@@ -190,7 +200,9 @@ fn parse_role(s: &str) -> anyhow::Result<Role> {
 
 fn read_password_stdin() -> anyhow::Result<String> {
     let mut text = String::new();
-    std::io::stdin().read_to_string(&mut text).context("Failed to read the password from standard input")?;
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("Failed to read the password from standard input")?;
     let password = text.trim_end_matches(['\n', '\r']).to_owned();
     check_password_policy(&password).map_err(anyhow::Error::msg)?;
     Ok(password)
@@ -236,20 +248,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-async fn run_store_command(config: &Config, command: Command) -> anyhow::Result<std::process::ExitCode> {
+async fn run_store_command(
+    config: &Config,
+    command: Command,
+) -> anyhow::Result<std::process::ExitCode> {
     match command {
         Command::Migrate(store) => {
             let db = open_store(config, &store).await?;
             db.close().await;
             eprintln!("store is up to date");
         }
-        Command::Users(UsersCommand::Add { username, role, password_stdin, store }) => {
+        Command::Users(UsersCommand::Add {
+            username,
+            role,
+            password_stdin,
+            store,
+        }) => {
             let role = parse_role(&role)?;
             let password = password_stdin.then(read_password_stdin).transpose()?;
             let db = open_store(config, &store).await?;
-            let (user, generated) = accounts::create_user(&db, &username, password.as_deref(), role).await?;
+            let (user, generated) =
+                accounts::create_user(&db, &username, password.as_deref(), role).await?;
             match generated {
-                Some(pw) => println!("created {} ({}); password: {pw}", user.username, user.role.as_str()),
+                Some(pw) => println!(
+                    "created {} ({}); password: {pw}",
+                    user.username,
+                    user.role.as_str()
+                ),
                 None => println!("created {} ({})", user.username, user.role.as_str()),
             }
         }
@@ -258,27 +283,70 @@ async fn run_store_command(config: &Config, command: Command) -> anyhow::Result<
             println!("{:<32} {:<9} {:<8} CREATED", "USERNAME", "ROLE", "STATE");
             for u in db.list_users().await? {
                 let state = if u.disabled { "disabled" } else { "active" };
-                println!("{:<32} {:<9} {:<8} {}", u.username, u.role.as_str(), state, format_time(&u.created_at));
+                println!(
+                    "{:<32} {:<9} {:<8} {}",
+                    u.username,
+                    u.role.as_str(),
+                    state,
+                    format_time(&u.created_at)
+                );
             }
         }
-        Command::Users(UsersCommand::SetRole { username, role, store }) => {
+        Command::Users(UsersCommand::SetRole {
+            username,
+            role,
+            store,
+        }) => {
             let role = parse_role(&role)?;
             let db = open_store(config, &store).await?;
-            let changes = UserChanges { role: Some(role), ..UserChanges::default() };
-            let user = db.update_user(&username, &changes).await?.with_context(|| format!("no user {username:?}"))?;
+            let changes = UserChanges {
+                role: Some(role),
+                ..UserChanges::default()
+            };
+            let user = db
+                .update_user(&username, &changes)
+                .await?
+                .with_context(|| format!("no user {username:?}"))?;
             println!("{} is now {}", user.username, user.role.as_str());
         }
-        Command::Users(UsersCommand::Disable { username, enable, store }) => {
+        Command::Users(UsersCommand::Disable {
+            username,
+            enable,
+            store,
+        }) => {
             let db = open_store(config, &store).await?;
-            let changes = UserChanges { disabled: Some(!enable), ..UserChanges::default() };
-            let user = db.update_user(&username, &changes).await?.with_context(|| format!("no user {username:?}"))?;
-            println!("{} is {}", user.username, if user.disabled { "disabled" } else { "enabled" });
+            let changes = UserChanges {
+                disabled: Some(!enable),
+                ..UserChanges::default()
+            };
+            let user = db
+                .update_user(&username, &changes)
+                .await?
+                .with_context(|| format!("no user {username:?}"))?;
+            println!(
+                "{} is {}",
+                user.username,
+                if user.disabled { "disabled" } else { "enabled" }
+            );
         }
-        Command::Users(UsersCommand::Passwd { username, password_stdin, store }) => {
-            let password = if password_stdin { read_password_stdin()? } else { accounts::generate_password() };
+        Command::Users(UsersCommand::Passwd {
+            username,
+            password_stdin,
+            store,
+        }) => {
+            let password = if password_stdin {
+                read_password_stdin()?
+            } else {
+                accounts::generate_password()
+            };
             let db = open_store(config, &store).await?;
-            let changes = UserChanges { password_hash: Some(accounts::hash_password(&password).await?), ..UserChanges::default() };
-            db.update_user(&username, &changes).await?.with_context(|| format!("no user {username:?}"))?;
+            let changes = UserChanges {
+                password_hash: Some(accounts::hash_password(&password).await?),
+                ..UserChanges::default()
+            };
+            db.update_user(&username, &changes)
+                .await?
+                .with_context(|| format!("no user {username:?}"))?;
             if password_stdin {
                 println!("password of {username} changed");
             } else {
@@ -287,13 +355,36 @@ async fn run_store_command(config: &Config, command: Command) -> anyhow::Result<
         }
         Command::Tokens(TokensCommand::Create { user, name, store }) => {
             let db = open_store(config, &store).await?;
-            db.get_user(&user).await?.with_context(|| format!("no user {user:?}"))?;
+            db.get_user(&user)
+                .await?
+                .with_context(|| format!("no user {user:?}"))?;
             let (_, token) = accounts::create_api_token(&db, &user, &name).await?;
             println!("{token}");
         }
-        Command::Jobs(JobsCommand::List { user, action, cluster, status, cid, since, until, limit, json, store }) => {
+        Command::Jobs(JobsCommand::List {
+            user,
+            action,
+            cluster,
+            status,
+            cid,
+            since,
+            until,
+            limit,
+            json,
+            store,
+        }) => {
             let db = open_store(config, &store).await?;
-            let query = JobsQuery { user, action, cluster, status, cid, since, until, limit: Some(limit.to_string()), cursor: None };
+            let query = JobsQuery {
+                user,
+                action,
+                cluster,
+                status,
+                cid,
+                since,
+                until,
+                limit: Some(limit.to_string()),
+                cursor: None,
+            };
             // The command line reads the whole audit, as an auditor would.
             let viewer = crate::domain::user::User {
                 username: String::new(),
@@ -327,9 +418,13 @@ async fn run_store_command(config: &Config, command: Command) -> anyhow::Result<
         }
         Command::Jobs(JobsCommand::Show { job_id, store }) => {
             let db = open_store(config, &store).await?;
-            let id = JobId::parse(&job_id).with_context(|| format!("{job_id:?} is not a job id"))?;
+            let id =
+                JobId::parse(&job_id).with_context(|| format!("{job_id:?} is not a job id"))?;
             match db.get_job(id).await? {
-                Some(stored) => println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "job": stored.job }))?),
+                Some(stored) => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({ "job": stored.job }))?
+                ),
                 None => {
                     eprintln!("no job {job_id}");
                     return Ok(std::process::ExitCode::from(1));

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::domain::action::{Action, ActionCatalog, UpstreamMethod, DEFAULT_ACTION_PATH, DEFAULT_MAX_CIDS};
+use crate::domain::action::{
+    Action, ActionCatalog, UpstreamMethod, DEFAULT_ACTION_PATH, DEFAULT_MAX_CIDS,
+};
 use crate::domain::cid::{CidPolicy, DEFAULT_CID_PATTERN};
 use crate::domain::cluster::{Cluster, ClusterRegistry};
 use crate::domain::secret::Secret;
@@ -100,7 +102,10 @@ impl std::fmt::Debug for Config {
             .field("sandbox", &self.sandbox)
             .field("clusters", &self.clusters)
             .field("actions", &self.actions)
-            .field("admin_password", &self.admin_password.as_ref().map(|_| "[redacted]"))
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "[redacted]"),
+            )
             .field("sweep_interval", &self.sweep_interval)
             .field("cid_pattern", &self.cid_pattern)
             .field("max_connections", &self.max_connections)
@@ -144,15 +149,20 @@ struct FileConfig {
 }
 
 fn parse_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(value.trim())
-        .map_err(|e| ConfigError(format!("{key}: {value:?} is not a duration like \"30s\" or \"1500ms\" ({e})")))
+    humantime::parse_duration(value.trim()).map_err(|e| {
+        ConfigError(format!(
+            "{key}: {value:?} is not a duration like \"30s\" or \"1500ms\" ({e})"
+        ))
+    })
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     match value.trim().to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(ConfigError(format!("{key}: {value:?} is not one of true, false, 1, 0"))),
+        _ => Err(ConfigError(format!(
+            "{key}: {value:?} is not one of true, false, 1, 0"
+        ))),
     }
 }
 
@@ -160,20 +170,26 @@ fn parse_log_format(key: &str, value: &str) -> Result<LogFormat, ConfigError> {
     match value.trim() {
         "text" => Ok(LogFormat::Text),
         "json" => Ok(LogFormat::Json),
-        _ => Err(ConfigError(format!("{key}: {value:?} is not \"text\" or \"json\""))),
+        _ => Err(ConfigError(format!(
+            "{key}: {value:?} is not \"text\" or \"json\""
+        ))),
     }
 }
 
 impl Config {
     /// Reads the optional file, then the environment (through `env`, so tests
     /// need not touch the process environment), and checks the result.
-    pub fn load(file: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+    pub fn load(
+        file: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let file_config = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-                toml::from_str::<FileConfig>(&text)
-                    .map_err(|e| ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end())))?
+                toml::from_str::<FileConfig>(&text).map_err(|e| {
+                    ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end()))
+                })?
             }
             None => FileConfig::default(),
         };
@@ -244,20 +260,29 @@ impl Config {
     /// Checks the values that have rules beyond their type.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.bind.trim().is_empty() {
-            return Err(ConfigError("bind: must be an address like 127.0.0.1:8080".into()));
+            return Err(ConfigError(
+                "bind: must be an address like 127.0.0.1:8080".into(),
+            ));
         }
         let db = self.database_url.as_str();
-        if !(db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://")) {
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
             return Err(ConfigError(format!(
                 "database_url: {:?} must start with sqlite:// or postgres://",
                 redact_url(db)
             )));
         }
         if self.upstream_timeout.is_zero() || self.upstream_timeout > Duration::from_secs(600) {
-            return Err(ConfigError("upstream_timeout: must be more than 0 s and at most 10 min".into()));
+            return Err(ConfigError(
+                "upstream_timeout: must be more than 0 s and at most 10 min".into(),
+            ));
         }
         if self.sweep_interval.is_zero() || self.sweep_interval > Duration::from_secs(10) {
-            return Err(ConfigError("sweep_interval: must be more than 0 s and at most 10 s".into()));
+            return Err(ConfigError(
+                "sweep_interval: must be more than 0 s and at most 10 s".into(),
+            ));
         }
         if self.max_connections == 0 {
             return Err(ConfigError("max_connections: must be at least 1".into()));
@@ -270,7 +295,9 @@ impl Config {
         for (i, cluster) in self.clusters.iter().enumerate() {
             let key = format!("clusters[{i}]");
             if cluster.name.trim().is_empty() || cluster.name == "sandbox" && self.sandbox {
-                return Err(ConfigError(format!("{key}.name: must be non-empty and not \"sandbox\" while the sandbox runs")));
+                return Err(ConfigError(format!(
+                    "{key}.name: must be non-empty and not \"sandbox\" while the sandbox runs"
+                )));
             }
             match reqwest::Url::parse(&cluster.base_url) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
@@ -283,7 +310,9 @@ impl Config {
             }
         }
         if !self.sandbox && self.clusters.is_empty() {
-            return Err(ConfigError("clusters: none configured and the sandbox is off".into()));
+            return Err(ConfigError(
+                "clusters: none configured and the sandbox is off".into(),
+            ));
         }
         Ok(())
     }
@@ -294,7 +323,9 @@ impl Config {
 
     /// The action catalog: the configured one, or the default.
     pub fn catalog(&self) -> Result<ActionCatalog, ConfigError> {
-        let Some(configured) = &self.actions else { return Ok(ActionCatalog::default()) };
+        let Some(configured) = &self.actions else {
+            return Ok(ActionCatalog::default());
+        };
         let mut actions = Vec::with_capacity(configured.len());
         for (i, a) in configured.iter().enumerate() {
             let key = format!("actions[{i}]");
@@ -303,12 +334,15 @@ impl Config {
             }
             let method = match &a.method {
                 None => UpstreamMethod::Post,
-                Some(m) => UpstreamMethod::parse(m)
-                    .ok_or_else(|| ConfigError(format!("{key}.method: {m:?} is not POST, PUT or PATCH")))?,
+                Some(m) => UpstreamMethod::parse(m).ok_or_else(|| {
+                    ConfigError(format!("{key}.method: {m:?} is not POST, PUT or PATCH"))
+                })?,
             };
             let path = a.path.clone().unwrap_or_else(|| DEFAULT_ACTION_PATH.into());
             if !path.starts_with('/') {
-                return Err(ConfigError(format!("{key}.path: {path:?} must start with /")));
+                return Err(ConfigError(format!(
+                    "{key}.path: {path:?} must start with /"
+                )));
             }
             let max_cids = a.max_cids.unwrap_or(DEFAULT_MAX_CIDS);
             if max_cids == 0 {
@@ -346,9 +380,13 @@ impl Config {
         for (i, c) in self.clusters.iter().enumerate() {
             let token = match &c.token_env {
                 None => None,
-                Some(var) => Some(Secret::new(env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
-                    ConfigError(format!("clusters[{i}].token_env: environment variable {var} is not set"))
-                })?)),
+                Some(var) => Some(Secret::new(env(var).filter(|v| !v.is_empty()).ok_or_else(
+                    || {
+                        ConfigError(format!(
+                            "clusters[{i}].token_env: environment variable {var} is not set"
+                        ))
+                    },
+                )?)),
             };
             clusters.push(Cluster {
                 name: c.name.clone(),
@@ -368,7 +406,10 @@ mod tests {
     use std::io::Write;
 
     fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -392,7 +433,10 @@ mod tests {
         let f = file("bind = \"127.0.0.1:9000\"\nupstream_timeout = \"5s\"\n");
         let c = Config::load(
             Some(f.path()),
-            &env_of(&[("TMS_UPSTREAM_TIMEOUT", "1500ms"), ("TMS_SECURE_COOKIES", "1")]),
+            &env_of(&[
+                ("TMS_UPSTREAM_TIMEOUT", "1500ms"),
+                ("TMS_SECURE_COOKIES", "1"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.bind, "127.0.0.1:9000");
@@ -418,12 +462,18 @@ mod tests {
         let c = Config::load(Some(f.path()), &env_of(&[])).unwrap();
         assert!(!c.sandbox);
         let env = env_of(&[("EU_TOKEN", "s3cret")]);
-        let registry = c.cluster_registry(Some("http://x/sandbox".into()), &env).unwrap();
+        let registry = c
+            .cluster_registry(Some("http://x/sandbox".into()), &env)
+            .unwrap();
         let eu = registry.get("eu").unwrap();
         assert_eq!(eu.base_url, "https://tms-eu.internal");
         assert_eq!(eu.token.as_ref().unwrap().expose(), "s3cret");
         assert!(registry.get("sandbox").is_none());
-        assert!(c.cluster_registry(None, &env_of(&[])).unwrap_err().0.contains("EU_TOKEN"));
+        assert!(c
+            .cluster_registry(None, &env_of(&[]))
+            .unwrap_err()
+            .0
+            .contains("EU_TOKEN"));
     }
 
     #[test]
@@ -444,6 +494,9 @@ mod tests {
             ..Config::default()
         };
         let shown = format!("{c:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains(":pw@"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains(":pw@"),
+            "{shown}"
+        );
     }
 }

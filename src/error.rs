@@ -191,14 +191,19 @@ impl IntoResponse for Error {
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
         if let Error::RateLimited { retry_after_s } = &self {
             if let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string()) {
                 headers.insert(header::RETRY_AFTER, value);
             }
         }
         if let Error::Internal(e) = &self {
-            response.extensions_mut().insert(InternalErrorReport(format!("{e:#}")));
+            response
+                .extensions_mut()
+                .insert(InternalErrorReport(format!("{e:#}")));
         }
         response
     }

@@ -84,7 +84,14 @@ impl ExecutionService {
         cid_policy: CidPolicy,
         upstream: UpstreamClient,
     ) -> Self {
-        Self { db, catalog, clusters, cid_policy, upstream, tasks: TaskTracker::new() }
+        Self {
+            db,
+            catalog,
+            clusters,
+            cid_policy,
+            upstream,
+            tasks: TaskTracker::new(),
+        }
     }
 
     pub fn catalog(&self) -> &ActionCatalog {
@@ -98,15 +105,30 @@ impl ExecutionService {
     /// Executes the request under `key`, or answers from the job that
     /// already holds the key. The checks run in the order of the contract.
     #[tracing::instrument(skip_all, fields(user = %user.username))]
-    pub async fn execute(self: &Arc<Self>, user: &User, key: &IdempotencyKey, request: SetActionRequest) -> Result<SetActionResponse> {
+    pub async fn execute(
+        self: &Arc<Self>,
+        user: &User,
+        key: &IdempotencyKey,
+        request: SetActionRequest,
+    ) -> Result<SetActionResponse> {
         let raw_cids = RawCids::from_input(&request.cids);
-        let reason = request.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_owned);
+        let reason = request
+            .reason
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned);
         tracing::info!(
             user = %user.username, action = %request.action, cid_count = raw_cids.values().len(),
             "[SET_ACTION] Starting: user={}, action={}, cid_count={}",
             user.username, request.action, raw_cids.values().len()
         );
-        let fingerprint = RequestFingerprint::new(&request.cluster, &request.action, &raw_cids, reason.as_deref());
+        let fingerprint = RequestFingerprint::new(
+            &request.cluster,
+            &request.action,
+            &raw_cids,
+            reason.as_deref(),
+        );
 
         if let Some(existing) = self.db.job_by_key(&user.username, key.as_str()).await? {
             return answer_existing(existing, &fingerprint);
@@ -115,7 +137,12 @@ impl ExecutionService {
 
         let created_at = now_millis();
         let job_id = JobId::new_at(created_at);
-        let cid_strings: Vec<String> = valid.cids.as_slice().iter().map(|c| c.as_str().to_owned()).collect();
+        let cid_strings: Vec<String> = valid
+            .cids
+            .as_slice()
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect();
         tracing::info!(
             action_code = valid.action.code, action_name = %valid.action.name, cid_count = valid.cids.len(),
             "[SET_ACTION] Creating job: action_code={}, action_name={}, cid_count={}",
@@ -158,18 +185,35 @@ impl ExecutionService {
         // The call runs in its own task: a client that goes away must not
         // cancel a request the cluster may already be applying.
         let service = Arc::clone(self);
-        let run = self.tasks.spawn(async move { service.run(pending, valid).await });
-        run.await.map_err(|e| Error::Internal(anyhow::anyhow!("Set Action task failed: {e}")))?
+        let run = self
+            .tasks
+            .spawn(async move { service.run(pending, valid).await });
+        run.await
+            .map_err(|e| Error::Internal(anyhow::anyhow!("Set Action task failed: {e}")))?
     }
 
-    fn validate(&self, request: &SetActionRequest, raw_cids: &RawCids, reason: Option<String>) -> Result<ValidRequest> {
-        let cluster = self.clusters.get(&request.cluster).ok_or_else(|| Error::UnknownCluster(request.cluster.clone()))?;
-        let action = self.catalog.get(&request.action).ok_or_else(|| Error::UnknownAction(request.action.clone()))?;
-        let cids = self.cid_policy.parse_list(raw_cids, action.max_cids).map_err(|e| match e {
-            CidListError::NoCids => Error::NoCids,
-            CidListError::TooMany { max, count } => Error::TooManyCids { max, count },
-            CidListError::Invalid(invalid) => Error::InvalidCids(invalid),
-        })?;
+    fn validate(
+        &self,
+        request: &SetActionRequest,
+        raw_cids: &RawCids,
+        reason: Option<String>,
+    ) -> Result<ValidRequest> {
+        let cluster = self
+            .clusters
+            .get(&request.cluster)
+            .ok_or_else(|| Error::UnknownCluster(request.cluster.clone()))?;
+        let action = self
+            .catalog
+            .get(&request.action)
+            .ok_or_else(|| Error::UnknownAction(request.action.clone()))?;
+        let cids = self
+            .cid_policy
+            .parse_list(raw_cids, action.max_cids)
+            .map_err(|e| match e {
+                CidListError::NoCids => Error::NoCids,
+                CidListError::TooMany { max, count } => Error::TooManyCids { max, count },
+                CidListError::Invalid(invalid) => Error::InvalidCids(invalid),
+            })?;
         let token = match &cluster.token {
             Some(server_side) => server_side.clone(),
             None => request
@@ -185,13 +229,28 @@ impl ExecutionService {
                 action.name
             )));
         }
-        Ok(ValidRequest { cluster: cluster.clone(), action: action.clone(), cids, token, reason })
+        Ok(ValidRequest {
+            cluster: cluster.clone(),
+            action: action.clone(),
+            cids,
+            token,
+            reason,
+        })
     }
 
     /// Calls the cluster once for a claimed job and records the outcome.
     async fn run(&self, mut job: Job, valid: ValidRequest) -> Result<SetActionResponse> {
         metrics::gauge!("tms_set_actions_in_flight").increment(1.0);
-        let call = self.upstream.call(&valid.cluster, &valid.action, &valid.cids, &valid.token, job.job_id).await;
+        let call = self
+            .upstream
+            .call(
+                &valid.cluster,
+                &valid.action,
+                &valid.cids,
+                &valid.token,
+                job.job_id,
+            )
+            .await;
         metrics::gauge!("tms_set_actions_in_flight").decrement(1.0);
         metrics::histogram!("tms_upstream_duration_seconds", "cluster" => job.cluster.clone())
             .record(call.elapsed.as_secs_f64());
@@ -200,12 +259,19 @@ impl ExecutionService {
         job.finished_at = Some(finished_at);
         job.duration_ms = Some((finished_at - job.created_at).num_milliseconds().max(0));
         match call.outcome {
-            Outcome::Succeeded { upstream_status, summary } => {
+            Outcome::Succeeded {
+                upstream_status,
+                summary,
+            } => {
                 job.status = JobStatus::Succeeded;
                 job.upstream_status = Some(i64::from(upstream_status));
                 job.response_summary = summary;
             }
-            Outcome::Failed { upstream_status, summary, error } => {
+            Outcome::Failed {
+                upstream_status,
+                summary,
+                error,
+            } => {
                 job.status = JobStatus::Failed;
                 job.upstream_status = upstream_status.map(i64::from);
                 job.response_summary = summary;
@@ -221,7 +287,9 @@ impl ExecutionService {
             JobStatus::Succeeded => {
                 tracing::info!(job_id = %job.job_id, "[SET_ACTION] SUCCESS: Job created with job_id={}", job.job_id)
             }
-            JobStatus::TimedOut => tracing::warn!(job_id = %job.job_id, "[SET_ACTION] TIMED_OUT: job_id={}", job.job_id),
+            JobStatus::TimedOut => {
+                tracing::warn!(job_id = %job.job_id, "[SET_ACTION] TIMED_OUT: job_id={}", job.job_id)
+            }
             _ => {
                 let error = job.error.as_deref().unwrap_or_default();
                 tracing::warn!(job_id = %job.job_id, error, "[SET_ACTION] FAILED: job_id={}, error={}", job.job_id, error)
@@ -248,11 +316,21 @@ impl ExecutionService {
             response_body: body.clone(),
         };
         if self.db.finalize_job(job.job_id, &finalisation).await? {
-            return Ok(SetActionResponse { status, body, replayed: false });
+            return Ok(SetActionResponse {
+                status,
+                body,
+                replayed: false,
+            });
         }
         let stored = self.db.get_job(job.job_id).await?.ok_or(Error::NotFound)?;
-        let (status, body) = stored.response.ok_or_else(|| anyhow::anyhow!("job {} has no answer", job.job_id))?;
-        Ok(SetActionResponse { status, body, replayed: false })
+        let (status, body) = stored
+            .response
+            .ok_or_else(|| anyhow::anyhow!("job {} has no answer", job.job_id))?;
+        Ok(SetActionResponse {
+            status,
+            body,
+            replayed: false,
+        })
     }
 
     /// Marks jobs left `pending` by a stopped instance as `unknown`. Safe to
@@ -260,7 +338,9 @@ impl ExecutionService {
     #[tracing::instrument(skip_all)]
     pub async fn sweep(&self) -> Result<usize> {
         let now = now_millis();
-        let cutoff = now - chrono::Duration::from_std(self.upstream.timeout() + STALE_GRACE).map_err(anyhow::Error::from)?;
+        let cutoff = now
+            - chrono::Duration::from_std(self.upstream.timeout() + STALE_GRACE)
+                .map_err(anyhow::Error::from)?;
         let mut resolved = 0;
         for stored in self.db.stale_pending_jobs(cutoff).await? {
             let mut job = stored.job;
@@ -291,7 +371,10 @@ impl ExecutionService {
     /// Waits for in-flight executions, at most `limit`.
     pub async fn drain(&self, limit: Duration) {
         self.tasks.close();
-        if tokio::time::timeout(limit, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(limit, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("shutdown: in-flight Set Actions did not finish in time; the sweep will resolve them");
         }
     }
@@ -303,14 +386,23 @@ fn job_body(job: &Job) -> Result<String> {
 
 /// The answer for a key already used: key reuse with another payload, still
 /// running, or a replay of the original answer.
-fn answer_existing(existing: StoredJob, fingerprint: &RequestFingerprint) -> Result<SetActionResponse> {
+fn answer_existing(
+    existing: StoredJob,
+    fingerprint: &RequestFingerprint,
+) -> Result<SetActionResponse> {
     if existing.payload_hash != fingerprint.payload_hash {
         return Err(Error::IdempotencyKeyReused);
     }
     let Some((status, body)) = existing.response else {
-        return Err(Error::RequestInProgress { job_id: existing.job.job_id });
+        return Err(Error::RequestInProgress {
+            job_id: existing.job.job_id,
+        });
     };
     tracing::info!(job_id = %existing.job.job_id, "[SET_ACTION] REPLAY: job_id={}", existing.job.job_id);
     metrics::counter!("tms_set_action_replays_total").increment(1);
-    Ok(SetActionResponse { status, body, replayed: true })
+    Ok(SetActionResponse {
+        status,
+        body,
+        replayed: true,
+    })
 }

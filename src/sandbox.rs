@@ -31,7 +31,11 @@ pub struct SandboxOptions {
 
 impl Default for SandboxOptions {
     fn default() -> Self {
-        Self { token: SANDBOX_TOKEN.into(), latency: Duration::ZERO, fail_rate: 0.0 }
+        Self {
+            token: SANDBOX_TOKEN.into(),
+            latency: Duration::ZERO,
+            fail_rate: 0.0,
+        }
     }
 }
 
@@ -47,7 +51,11 @@ struct Sandbox {
 
 /// The sandbox's routes (`/api/v1/...`), to serve at a root or nest.
 pub fn router(options: SandboxOptions) -> Router {
-    let state = Arc::new(Sandbox { options, requests_total: AtomicU64::new(0), answers: Mutex::new(HashMap::new()) });
+    let state = Arc::new(Sandbox {
+        options,
+        requests_total: AtomicU64::new(0),
+        answers: Mutex::new(HashMap::new()),
+    });
     Router::new()
         .route("/api/v1/customers/actions", post(apply_action))
         .route("/api/v1/_stats", get(stats))
@@ -55,8 +63,13 @@ pub fn router(options: SandboxOptions) -> Router {
 }
 
 /// Serves the sandbox on its own until Ctrl-C or SIGTERM.
-pub async fn serve_standalone(listener: tokio::net::TcpListener, options: SandboxOptions) -> anyhow::Result<()> {
-    axum::serve(listener, router(options)).with_graceful_shutdown(crate::app::shutdown_signal()).await?;
+pub async fn serve_standalone(
+    listener: tokio::net::TcpListener,
+    options: SandboxOptions,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router(options))
+        .with_graceful_shutdown(crate::app::shutdown_signal())
+        .await?;
     Ok(())
 }
 
@@ -69,39 +82,73 @@ async fn stats(State(sandbox): State<Arc<Sandbox>>) -> Json<Value> {
 }
 
 fn reply((status, body): Answer) -> Response {
-    (StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), Json(body)).into_response()
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        Json(body),
+    )
+        .into_response()
 }
 
-async fn apply_action(State(sandbox): State<Arc<Sandbox>>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn apply_action(
+    State(sandbox): State<Arc<Sandbox>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let authorised = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| t == sandbox.options.token);
     if !authorised {
-        return reply((401, json!({"status": "error", "message": "missing or wrong bearer token"})));
+        return reply((
+            401,
+            json!({"status": "error", "message": "missing or wrong bearer token"}),
+        ));
     }
     sandbox.requests_total.fetch_add(1, Ordering::SeqCst);
 
     let cids: Vec<String> = match serde_json::from_slice::<Value>(&body) {
         Ok(v) => match v.get("cids").and_then(Value::as_array) {
-            Some(list) => list.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect(),
-            None => return reply((400, json!({"status": "error", "message": "body needs a cids array"}))),
+            Some(list) => list
+                .iter()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect(),
+            None => {
+                return reply((
+                    400,
+                    json!({"status": "error", "message": "body needs a cids array"}),
+                ))
+            }
         },
-        Err(_) => return reply((400, json!({"status": "error", "message": "body is not JSON"}))),
+        Err(_) => {
+            return reply((
+                400,
+                json!({"status": "error", "message": "body is not JSON"}),
+            ))
+        }
     };
 
-    let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     match key {
         None => reply(answer(&sandbox.options, &cids).await),
         Some(key) => {
             let cell = {
                 let Ok(mut answers) = sandbox.answers.lock() else {
-                    return reply((500, json!({"status": "error", "message": "sandbox state poisoned"})));
+                    return reply((
+                        500,
+                        json!({"status": "error", "message": "sandbox state poisoned"}),
+                    ));
                 };
                 answers.entry(key).or_default().clone()
             };
-            reply(cell.get_or_init(|| answer(&sandbox.options, &cids)).await.clone())
+            reply(
+                cell.get_or_init(|| answer(&sandbox.options, &cids))
+                    .await
+                    .clone(),
+            )
         }
     }
 }
@@ -114,10 +161,16 @@ async fn answer(options: &SandboxOptions, cids: &[String]) -> Answer {
     }
     for cid in cids {
         if cid.starts_with("FAIL") {
-            return (500, json!({"status": "error", "message": "simulated failure"}));
+            return (
+                500,
+                json!({"status": "error", "message": "simulated failure"}),
+            );
         }
         if cid.starts_with("REJECT") {
-            return (200, json!({"status": "error", "message": "simulated rejection"}));
+            return (
+                200,
+                json!({"status": "error", "message": "simulated rejection"}),
+            );
         }
         if cid.starts_with("SLOW") {
             // Dropped with the request when the client goes away.
@@ -133,8 +186,17 @@ async fn answer(options: &SandboxOptions, cids: &[String]) -> Answer {
         }
     }
     if options.fail_rate > 0.0 && rand::thread_rng().gen_bool(options.fail_rate.clamp(0.0, 1.0)) {
-        return (500, json!({"status": "error", "message": "simulated random failure"}));
+        return (
+            500,
+            json!({"status": "error", "message": "simulated random failure"}),
+        );
     }
-    let results: Vec<Value> = cids.iter().map(|cid| json!({"cid": cid, "ok": true})).collect();
-    (200, json!({"status": "success", "processed": cids.len(), "results": results}))
+    let results: Vec<Value> = cids
+        .iter()
+        .map(|cid| json!({"cid": cid, "ok": true}))
+        .collect();
+    (
+        200,
+        json!({"status": "success", "processed": cids.len(), "results": results}),
+    )
 }

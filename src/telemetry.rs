@@ -22,8 +22,12 @@ pub fn init_tracing(format: LogFormat, target: LogTarget) {
     let result = match (format, target) {
         (LogFormat::Text, LogTarget::Stdout) => builder.with_writer(std::io::stdout).try_init(),
         (LogFormat::Text, LogTarget::Stderr) => builder.with_writer(std::io::stderr).try_init(),
-        (LogFormat::Json, LogTarget::Stdout) => builder.json().with_writer(std::io::stdout).try_init(),
-        (LogFormat::Json, LogTarget::Stderr) => builder.json().with_writer(std::io::stderr).try_init(),
+        (LogFormat::Json, LogTarget::Stdout) => {
+            builder.json().with_writer(std::io::stdout).try_init()
+        }
+        (LogFormat::Json, LogTarget::Stderr) => {
+            builder.json().with_writer(std::io::stderr).try_init()
+        }
     };
     drop(result);
 }
@@ -33,7 +37,9 @@ pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let buckets = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
+            let buckets = [
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ];
             let recorder = PrometheusBuilder::new()
                 .set_buckets(&buckets)
                 .expect("the bucket list is not empty")

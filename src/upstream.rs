@@ -19,9 +19,18 @@ pub const SUMMARY_BYTES: usize = 4 * 1024;
 /// How one upstream call ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    Succeeded { upstream_status: u16, summary: Option<String> },
-    Failed { upstream_status: Option<u16>, summary: Option<String>, error: String },
-    TimedOut { error: String },
+    Succeeded {
+        upstream_status: u16,
+        summary: Option<String>,
+    },
+    Failed {
+        upstream_status: Option<u16>,
+        summary: Option<String>,
+        error: String,
+    },
+    TimedOut {
+        error: String,
+    },
 }
 
 /// The call's outcome and how long the cluster took.
@@ -57,7 +66,14 @@ impl UpstreamClient {
 
     /// Sends the action once, with `Idempotency-Key: <job_id>`, and
     /// classifies the answer.
-    pub async fn call(&self, cluster: &Cluster, action: &Action, cids: &CidList, token: &Secret, job_id: JobId) -> CallResult {
+    pub async fn call(
+        &self,
+        cluster: &Cluster,
+        action: &Action,
+        cids: &CidList,
+        token: &Secret,
+        job_id: JobId,
+    ) -> CallResult {
         let started = Instant::now();
         let url = format!("{}{}", cluster.base_url, action.path);
         let body = serde_json::json!({
@@ -79,18 +95,32 @@ impl UpstreamClient {
         let exchange = async {
             let response = request.send().await.map_err(|e| describe_send_error(&e))?;
             let status = response.status().as_u16();
-            let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let body = read_capped(response).await;
             Ok::<_, String>((status, location, body))
         };
         let outcome = match tokio::time::timeout(self.timeout, exchange).await {
             Err(_) => Outcome::TimedOut {
-                error: format!("no answer from the cluster within {}", humantime::format_duration(self.timeout)),
+                error: format!(
+                    "no answer from the cluster within {}",
+                    humantime::format_duration(self.timeout)
+                ),
             },
-            Ok(Err(error)) => Outcome::Failed { upstream_status: None, summary: None, error },
+            Ok(Err(error)) => Outcome::Failed {
+                upstream_status: None,
+                summary: None,
+                error,
+            },
             Ok(Ok((status, location, body))) => classify(status, location.as_deref(), body),
         };
-        CallResult { outcome, elapsed: started.elapsed() }
+        CallResult {
+            outcome,
+            elapsed: started.elapsed(),
+        }
     }
 }
 
@@ -114,7 +144,12 @@ async fn read_capped(mut response: reqwest::Response) -> Body {
                 buf.extend_from_slice(&chunk);
             }
             Ok(None) => return Body::Complete(buf),
-            Err(e) => return Body::Broken(format!("the cluster's answer broke off: {}", root_cause(&e))),
+            Err(e) => {
+                return Body::Broken(format!(
+                    "the cluster's answer broke off: {}",
+                    root_cause(&e)
+                ))
+            }
         }
     }
 }
@@ -161,7 +196,13 @@ fn classify(status: u16, location: Option<&str>, body: Body) -> Outcome {
                 error: "response larger than 1 MiB".into(),
             }
         }
-        Body::Broken(error) => return Outcome::Failed { upstream_status: code, summary: None, error },
+        Body::Broken(error) => {
+            return Outcome::Failed {
+                upstream_status: code,
+                summary: None,
+                error,
+            }
+        }
     };
     let summary = summarize(&bytes);
     let json: Option<Value> = serde_json::from_slice(&bytes).ok();
@@ -170,7 +211,11 @@ fn classify(status: u16, location: Option<&str>, body: Body) -> Outcome {
         .and_then(|v| v.get("message").or_else(|| v.get("error")))
         .and_then(Value::as_str)
         .map(|m| m.chars().take(300).collect::<String>());
-    let fail = |error: String| Outcome::Failed { upstream_status: code, summary: summary.clone(), error };
+    let fail = |error: String| Outcome::Failed {
+        upstream_status: code,
+        summary: summary.clone(),
+        error,
+    };
     if (300..400).contains(&status) {
         return fail(format!(
             "the cluster answered HTTP {status} redirecting to {}; redirects are not followed",
@@ -184,12 +229,17 @@ fn classify(status: u16, location: Option<&str>, body: Body) -> Outcome {
         });
     }
     let Some(json) = json else {
-        return fail(format!("the cluster answered HTTP {status} with a body that is not JSON"));
+        return fail(format!(
+            "the cluster answered HTTP {status} with a body that is not JSON"
+        ));
     };
     let success = json.get("status").and_then(Value::as_str) == Some("success")
         || json.get("success").and_then(Value::as_bool) == Some(true);
     if success {
-        Outcome::Succeeded { upstream_status: status, summary }
+        Outcome::Succeeded {
+            upstream_status: status,
+            summary,
+        }
     } else {
         fail(match message {
             Some(m) => format!("the cluster did not apply the action: {m}"),
@@ -208,30 +258,61 @@ mod tests {
 
     #[test]
     fn success_needs_a_2xx_and_a_json_body_saying_so() {
-        assert!(matches!(classify(200, None, complete(r#"{"status":"success"}"#)), Outcome::Succeeded { .. }));
-        assert!(matches!(classify(201, None, complete(r#"{"success":true}"#)), Outcome::Succeeded { .. }));
-        assert!(matches!(classify(200, None, complete(r#"{"status":"error","message":"no"}"#)), Outcome::Failed { .. }));
-        assert!(matches!(classify(200, None, complete("<html>ok</html>")), Outcome::Failed { .. }));
-        assert!(matches!(classify(500, None, complete(r#"{"status":"success"}"#)), Outcome::Failed { .. }));
+        assert!(matches!(
+            classify(200, None, complete(r#"{"status":"success"}"#)),
+            Outcome::Succeeded { .. }
+        ));
+        assert!(matches!(
+            classify(201, None, complete(r#"{"success":true}"#)),
+            Outcome::Succeeded { .. }
+        ));
+        assert!(matches!(
+            classify(200, None, complete(r#"{"status":"error","message":"no"}"#)),
+            Outcome::Failed { .. }
+        ));
+        assert!(matches!(
+            classify(200, None, complete("<html>ok</html>")),
+            Outcome::Failed { .. }
+        ));
+        assert!(matches!(
+            classify(500, None, complete(r#"{"status":"success"}"#)),
+            Outcome::Failed { .. }
+        ));
     }
 
     #[test]
     fn errors_say_what_the_cluster_said() {
-        let Outcome::Failed { error, upstream_status, .. } =
-            classify(500, None, complete(r#"{"status":"error","message":"simulated failure"}"#))
+        let Outcome::Failed {
+            error,
+            upstream_status,
+            ..
+        } = classify(
+            500,
+            None,
+            complete(r#"{"status":"error","message":"simulated failure"}"#),
+        )
         else {
             panic!()
         };
         assert_eq!(upstream_status, Some(500));
-        assert!(error.contains("500") && error.contains("simulated failure"), "{error}");
+        assert!(
+            error.contains("500") && error.contains("simulated failure"),
+            "{error}"
+        );
     }
 
     #[test]
     fn redirects_and_oversized_bodies_fail() {
-        let Outcome::Failed { error, .. } = classify(302, Some("http://elsewhere/"), complete("")) else { panic!() };
-        assert!(error.contains("not followed"));
-        let Outcome::Failed { error, .. } = classify(200, None, Body::TooLarge(b"{\"status\":\"success\"".to_vec()))
+        let Outcome::Failed { error, .. } = classify(302, Some("http://elsewhere/"), complete(""))
         else {
+            panic!()
+        };
+        assert!(error.contains("not followed"));
+        let Outcome::Failed { error, .. } = classify(
+            200,
+            None,
+            Body::TooLarge(b"{\"status\":\"success\"".to_vec()),
+        ) else {
             panic!()
         };
         assert_eq!(error, "response larger than 1 MiB");

@@ -136,7 +136,14 @@ mod tests {
         let pairs: Vec<_> = catalog.iter().map(|a| (a.name.as_str(), a.code)).collect();
         assert_eq!(
             pairs,
-            [("Trans-Begin", 1), ("Trans-End", 2), ("Suspend", 3), ("Resume", 4), ("Reprocess", 5), ("Purge-Cache", 6)]
+            [
+                ("Trans-Begin", 1),
+                ("Trans-End", 2),
+                ("Suspend", 3),
+                ("Resume", 4),
+                ("Reprocess", 5),
+                ("Purge-Cache", 6)
+            ]
         );
     }
 

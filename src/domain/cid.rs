@@ -54,7 +54,12 @@ impl RawCids {
             CidsInput::List(list) => list.iter().map(|s| s.trim().to_owned()).collect(),
         };
         let mut seen = std::collections::HashSet::new();
-        Self(items.into_iter().filter(|c| seen.insert(c.clone())).collect())
+        Self(
+            items
+                .into_iter()
+                .filter(|c| seen.insert(c.clone()))
+                .collect(),
+        )
     }
 
     pub fn values(&self) -> &[String] {
@@ -71,7 +76,8 @@ impl RawCids {
 
 /// Splits pasted text on commas, spaces, tabs and newlines.
 pub fn split_text(text: &str) -> impl Iterator<Item = &str> {
-    text.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty())
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
 }
 
 /// Why a CID list was refused.
@@ -90,7 +96,9 @@ pub struct CidPolicy {
 
 impl CidPolicy {
     pub fn new(pattern: &str) -> Result<Self, regex::Error> {
-        Ok(Self { pattern: Regex::new(pattern)? })
+        Ok(Self {
+            pattern: Regex::new(pattern)?,
+        })
     }
 
     pub fn parse_one(&self, value: &str) -> Result<Cid, InvalidCid> {
@@ -105,7 +113,10 @@ impl CidPolicy {
         } else {
             return Ok(Cid(value.to_owned()));
         };
-        Err(InvalidCid { value: value.to_owned(), reason: reason.to_owned() })
+        Err(InvalidCid {
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        })
     }
 
     /// Checks every CID; any invalid one rejects the whole list, naming each.
@@ -125,7 +136,10 @@ impl CidPolicy {
             return Err(CidListError::NoCids);
         }
         if valid.len() > max {
-            return Err(CidListError::TooMany { max, count: valid.len() });
+            return Err(CidListError::TooMany {
+                max,
+                count: valid.len(),
+            });
         }
         Ok(CidList(valid))
     }
@@ -184,9 +198,15 @@ mod tests {
 
     #[test]
     fn array_items_are_trimmed_but_not_split() {
-        let raw = RawCids::from_input(&CidsInput::List(vec![" C1 ".into(), "a b".into(), "a,b".into()]));
+        let raw = RawCids::from_input(&CidsInput::List(vec![
+            " C1 ".into(),
+            "a b".into(),
+            "a,b".into(),
+        ]));
         let err = CidPolicy::default().parse_list(&raw, 500).unwrap_err();
-        let CidListError::Invalid(invalid) = err else { panic!("expected invalid") };
+        let CidListError::Invalid(invalid) = err else {
+            panic!("expected invalid")
+        };
         let values: Vec<_> = invalid.iter().map(|i| i.value.as_str()).collect();
         assert_eq!(values, ["a b", "a,b"]);
     }
@@ -195,13 +215,19 @@ mod tests {
     fn blank_text_and_empty_array_have_no_cids() {
         assert_eq!(parse_text("  \n\t, "), Err(CidListError::NoCids));
         let raw = RawCids::from_input(&CidsInput::List(vec![]));
-        assert_eq!(CidPolicy::default().parse_list(&raw, 500), Err(CidListError::NoCids));
+        assert_eq!(
+            CidPolicy::default().parse_list(&raw, 500),
+            Err(CidListError::NoCids)
+        );
     }
 
     #[test]
     fn an_empty_array_item_is_invalid() {
         let raw = RawCids::from_input(&CidsInput::List(vec!["C1".into(), "  ".into()]));
-        assert!(matches!(CidPolicy::default().parse_list(&raw, 500), Err(CidListError::Invalid(_))));
+        assert!(matches!(
+            CidPolicy::default().parse_list(&raw, 500),
+            Err(CidListError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -209,13 +235,18 @@ mod tests {
         let policy = CidPolicy::default();
         let raw = RawCids::from_input(&CidsInput::Text("A A B B C".into()));
         assert!(policy.parse_list(&raw, 3).is_ok());
-        assert_eq!(policy.parse_list(&raw, 2), Err(CidListError::TooMany { max: 2, count: 3 }));
+        assert_eq!(
+            policy.parse_list(&raw, 2),
+            Err(CidListError::TooMany { max: 2, count: 3 })
+        );
     }
 
     #[test]
     fn each_invalid_value_is_named_with_a_reason() {
         let err = parse_text("ok1 -bad ok2 x!y").unwrap_err();
-        let CidListError::Invalid(invalid) = err else { panic!("expected invalid") };
+        let CidListError::Invalid(invalid) = err else {
+            panic!("expected invalid")
+        };
         assert_eq!(invalid.len(), 2);
         assert_eq!(invalid[0].value, "-bad");
         assert_eq!(invalid[1].value, "x!y");

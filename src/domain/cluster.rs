@@ -26,7 +26,11 @@ pub struct ClusterView {
 
 impl Cluster {
     pub fn view(&self) -> ClusterView {
-        ClusterView { name: self.name.clone(), label: self.label.clone(), needs_token: self.token.is_none() }
+        ClusterView {
+            name: self.name.clone(),
+            label: self.label.clone(),
+            needs_token: self.token.is_none(),
+        }
     }
 }
 

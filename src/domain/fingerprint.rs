@@ -26,13 +26,20 @@ impl RequestFingerprint {
             }
             None => payload.update(b"\x00"),
         }
-        Self { payload_hash: hex::encode(payload.finalize()), intent_hash }
+        Self {
+            payload_hash: hex::encode(payload.finalize()),
+            intent_hash,
+        }
     }
 }
 
 /// Hash of cluster, action and the sorted set of CIDs, each length-prefixed
 /// so no two different requests can collide by concatenation.
-pub fn intent_hash<'a>(cluster: &str, action: &str, sorted_cids: impl IntoIterator<Item = &'a str>) -> String {
+pub fn intent_hash<'a>(
+    cluster: &str,
+    action: &str,
+    sorted_cids: impl IntoIterator<Item = &'a str>,
+) -> String {
     let mut h = Sha256::new();
     for part in [cluster, action] {
         h.update((part.len() as u64).to_be_bytes());

@@ -15,7 +15,9 @@ pub enum KeyError {
 impl IdempotencyKey {
     /// Parses the raw header bytes; `None` when the header is absent.
     pub fn parse(header: Option<&[u8]>) -> Result<Self, KeyError> {
-        let Some(bytes) = header else { return Err(KeyError::Missing) };
+        let Some(bytes) = header else {
+            return Err(KeyError::Missing);
+        };
         let Ok(text) = std::str::from_utf8(bytes) else {
             return Err(KeyError::Invalid("the key must be printable ASCII".into()));
         };
@@ -28,7 +30,9 @@ impl IdempotencyKey {
             return Err(KeyError::Missing);
         }
         if unquoted.len() > 255 {
-            return Err(KeyError::Invalid("the key is longer than 255 characters".into()));
+            return Err(KeyError::Invalid(
+                "the key is longer than 255 characters".into(),
+            ));
         }
         if let Some(bad) = unquoted.bytes().find(|b| !(0x21..=0x7e).contains(b)) {
             return Err(KeyError::Invalid(format!(

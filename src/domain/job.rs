@@ -52,7 +52,13 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 5] = [Self::Pending, Self::Succeeded, Self::Failed, Self::TimedOut, Self::Unknown];
+    pub const ALL: [JobStatus; 5] = [
+        Self::Pending,
+        Self::Succeeded,
+        Self::Failed,
+        Self::TimedOut,
+        Self::Unknown,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -149,7 +155,9 @@ mod tests {
 
     #[test]
     fn times_are_written_in_utc_with_milliseconds() {
-        let t = DateTime::parse_from_rfc3339("2026-11-29T10:00:00.123456+01:00").unwrap().with_timezone(&Utc);
+        let t = DateTime::parse_from_rfc3339("2026-11-29T10:00:00.123456+01:00")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(format_time(&truncate_millis(t)), "2026-11-29T09:00:00.123Z");
     }
 

@@ -58,7 +58,9 @@ impl Username {
     pub fn parse(s: &str) -> Result<Self, String> {
         let ok_len = (1..=64).contains(&s.len());
         let ok_first = s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-        let ok_chars = s.chars().all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c));
+        let ok_chars = s
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.@-".contains(c));
         if ok_len && ok_first && ok_chars {
             Ok(Self(s.to_owned()))
         } else {

@@ -46,28 +46,47 @@ impl CurrentUser {
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(value) = parts.headers.get(axum::http::header::AUTHORIZATION) {
             let token = value
                 .to_str()
                 .ok()
-                .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .ok_or(Error::Unauthenticated)?;
             let user = accounts::authenticate_token(&state.db, token).await?;
-            return Ok(CurrentUser { user, method: AuthMethod::Bearer });
+            return Ok(CurrentUser {
+                user,
+                method: AuthMethod::Bearer,
+            });
         }
         let jar = CookieJar::from_headers(&parts.headers);
-        let session_id = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).ok_or(Error::Unauthenticated)?;
+        let session_id = jar
+            .get(SESSION_COOKIE)
+            .map(|c| c.value().to_owned())
+            .ok_or(Error::Unauthenticated)?;
         let (user, csrf_token) = accounts::session_user(&state.db, &session_id).await?;
         if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
-            let sent = parts.headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let sent = parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
             if !accounts::constant_time_eq(sent, &csrf_token) {
                 return Err(Error::CsrfFailed);
             }
         }
-        Ok(CurrentUser { user, method: AuthMethod::Session { csrf_token } })
+        Ok(CurrentUser {
+            user,
+            method: AuthMethod::Session { csrf_token },
+        })
     }
 }
 
@@ -79,7 +98,12 @@ pub fn session_id(jar: &CookieJar) -> Option<String> {
 /// The session cookie: HttpOnly, SameSite=Strict, Secure when configured.
 /// It has no Max-Age: the store decides when a session ends.
 pub fn session_cookie(id: String, secure: bool) -> Cookie<'static> {
-    Cookie::build((SESSION_COOKIE, id)).path("/").http_only(true).same_site(SameSite::Strict).secure(secure).build()
+    Cookie::build((SESSION_COOKIE, id))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure)
+        .build()
 }
 
 /// A cookie that removes the session cookie.

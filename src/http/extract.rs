@@ -23,9 +23,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 Error::InvalidBody(format!("the body could not be read: {rejection}"))
             }
         })?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| Error::InvalidBody(format!("the body is not valid JSON of the expected shape: {e}")))
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            Error::InvalidBody(format!(
+                "the body is not valid JSON of the expected shape: {e}"
+            ))
+        })
     }
 }
 
@@ -42,9 +44,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 }
 
 fn serde_urlencoded_from_str<T: DeserializeOwned>(query: &str) -> Result<T, Error> {
-    axum::extract::Query::<T>::try_from_uri(&format!("/?{query}").parse().map_err(|_| Error::InvalidQuery("unreadable query string".into()))?)
-        .map(|q| q.0)
-        .map_err(|e| Error::InvalidQuery(e.body_text()))
+    axum::extract::Query::<T>::try_from_uri(
+        &format!("/?{query}")
+            .parse()
+            .map_err(|_| Error::InvalidQuery("unreadable query string".into()))?,
+    )
+    .map(|q| q.0)
+    .map_err(|e| Error::InvalidQuery(e.body_text()))
 }
 
 /// The `Idempotency-Key` header, parsed.
@@ -55,9 +61,11 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let header = parts.headers.get("idempotency-key").map(|v| v.as_bytes());
-        IdempotencyKey::parse(header).map(IdempotencyKeyHeader).map_err(|e| match e {
-            KeyError::Missing => Error::MissingIdempotencyKey,
-            KeyError::Invalid(why) => Error::InvalidIdempotencyKey(why),
-        })
+        IdempotencyKey::parse(header)
+            .map(IdempotencyKeyHeader)
+            .map_err(|e| match e {
+                KeyError::Missing => Error::MissingIdempotencyKey,
+                KeyError::Invalid(why) => Error::InvalidIdempotencyKey(why),
+            })
     }
 }

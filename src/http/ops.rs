@@ -19,12 +19,17 @@ pub fn router() -> Router<AppState> {
 
 async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, Error> {
     if state.db.ping().await {
-        Ok(Json(json!({"status": "ready", "store": state.db.backend_name()})))
+        Ok(Json(
+            json!({"status": "ready", "store": state.db.backend_name()}),
+        ))
     } else {
         Err(Error::Unavailable)
     }
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
 }

@@ -47,10 +47,16 @@ pub struct StoredJob {
 impl TryFrom<JobRow> for StoredJob {
     type Error = Error;
     fn try_from(r: JobRow) -> Result<Self> {
-        let status = JobStatus::parse(&r.status)
-            .ok_or_else(|| Error::Internal(anyhow::anyhow!("job {} has unknown status {:?}", r.job_id, r.status)))?;
-        let cids: Vec<String> = serde_json::from_str(&r.cids)
-            .map_err(|e| Error::Internal(anyhow::anyhow!("job {} has unreadable cids: {e}", r.job_id)))?;
+        let status = JobStatus::parse(&r.status).ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!(
+                "job {} has unknown status {:?}",
+                r.job_id,
+                r.status
+            ))
+        })?;
+        let cids: Vec<String> = serde_json::from_str(&r.cids).map_err(|e| {
+            Error::Internal(anyhow::anyhow!("job {} has unreadable cids: {e}", r.job_id))
+        })?;
         let response = match (r.response_status, r.response_body) {
             (Some(s), Some(b)) => Some((u16::try_from(s).unwrap_or(500), b)),
             _ => None,
@@ -152,7 +158,8 @@ impl Db {
              ON CONFLICT (user_name, idempotency_key) DO NOTHING";
         let cids_json = serde_json::to_string(new.cids).map_err(anyhow::Error::from)?;
         let (cid_sql, cid_args) = job_cids_insert(new.job_id.as_uuid(), new.cids);
-        let existing_sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE user_name = $1 AND idempotency_key = $2");
+        let existing_sql =
+            format!("SELECT {JOB_COLUMNS} FROM jobs WHERE user_name = $1 AND idempotency_key = $2");
         let existing: Option<JobRow> = with_pool!(self, pool => {
             let mut tx = write_tx!(pool)?;
             let done = sqlx::query(insert)
@@ -188,17 +195,16 @@ impl Db {
     /// The job a user's key names, if any.
     #[tracing::instrument(skip_all)]
     pub async fn job_by_key(&self, user: &str, key: &str) -> Result<Option<StoredJob>> {
-        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE user_name = $1 AND idempotency_key = $2");
-        let row: Option<JobRow> =
-            with_pool!(self, pool => sqlx::query_as(&sql).bind(user).bind(key).fetch_optional(pool).await)?;
+        let sql =
+            format!("SELECT {JOB_COLUMNS} FROM jobs WHERE user_name = $1 AND idempotency_key = $2");
+        let row: Option<JobRow> = with_pool!(self, pool => sqlx::query_as(&sql).bind(user).bind(key).fetch_optional(pool).await)?;
         row.map(StoredJob::try_from).transpose()
     }
 
     #[tracing::instrument(skip_all, fields(job_id = %job_id))]
     pub async fn get_job(&self, job_id: JobId) -> Result<Option<StoredJob>> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = $1");
-        let row: Option<JobRow> =
-            with_pool!(self, pool => sqlx::query_as(&sql).bind(job_id.as_uuid()).fetch_optional(pool).await)?;
+        let row: Option<JobRow> = with_pool!(self, pool => sqlx::query_as(&sql).bind(job_id.as_uuid()).fetch_optional(pool).await)?;
         row.map(StoredJob::try_from).transpose()
     }
 
@@ -235,25 +241,38 @@ impl Db {
         let sql = format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'pending' AND created_at < $1 ORDER BY created_at LIMIT 1000"
         );
-        let rows: Vec<JobRow> = with_pool!(self, pool => sqlx::query_as(&sql).bind(cutoff).fetch_all(pool).await)?;
+        let rows: Vec<JobRow> =
+            with_pool!(self, pool => sqlx::query_as(&sql).bind(cutoff).fetch_all(pool).await)?;
         rows.into_iter().map(StoredJob::try_from).collect()
     }
 
     /// One page of jobs, newest first, after `cursor`.
     #[tracing::instrument(skip_all)]
-    pub async fn list_jobs(&self, filter: &JobFilter, cursor: Option<JobCursor>, limit: u32) -> Result<Vec<Job>> {
+    pub async fn list_jobs(
+        &self,
+        filter: &JobFilter,
+        cursor: Option<JobCursor>,
+        limit: u32,
+    ) -> Result<Vec<Job>> {
         let (mut sql, mut args) = filtered_jobs_sql(filter);
         if let Some(c) = cursor {
             args.push(Arg::Time(c.created_at));
             let t = args.len();
             args.push(Arg::Uuid(c.job_id));
             let id = args.len();
-            sql.push_str(&format!(" AND (created_at < ${t} OR (created_at = ${t} AND job_id < ${id}))"));
+            sql.push_str(&format!(
+                " AND (created_at < ${t} OR (created_at = ${t} AND job_id < ${id}))"
+            ));
         }
         args.push(Arg::Int(i64::from(limit)));
-        sql.push_str(&format!(" ORDER BY created_at DESC, job_id DESC LIMIT ${}", args.len()));
+        sql.push_str(&format!(
+            " ORDER BY created_at DESC, job_id DESC LIMIT ${}",
+            args.len()
+        ));
         let rows: Vec<JobRow> = with_pool!(self, pool => bind_args!(sqlx::query_as(&sql), &args).fetch_all(pool).await)?;
-        rows.into_iter().map(|r| StoredJob::try_from(r).map(|s| s.job)).collect()
+        rows.into_iter()
+            .map(|r| StoredJob::try_from(r).map(|s| s.job))
+            .collect()
     }
 }
 
@@ -279,7 +298,11 @@ fn filtered_jobs_sql(filter: &JobFilter) -> (String, Vec<Arg>) {
         push(&mut sql, " AND status = $?", Arg::Text(v.as_str().into()));
     }
     if let Some(v) = &filter.cid {
-        push(&mut sql, " AND job_id IN (SELECT job_id FROM job_cids WHERE cid = $?)", Arg::Text(v.clone()));
+        push(
+            &mut sql,
+            " AND job_id IN (SELECT job_id FROM job_cids WHERE cid = $?)",
+            Arg::Text(v.clone()),
+        );
     }
     if let Some(v) = filter.since {
         push(&mut sql, " AND created_at >= $?", Arg::Time(v));

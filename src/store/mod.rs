@@ -99,13 +99,18 @@ pub struct PoolSettings {
 
 impl Default for PoolSettings {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(5) }
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
     }
 }
 
 /// The file path inside a `sqlite://` URL, for creating its folder.
 fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
@@ -116,8 +121,9 @@ impl Db {
         if url.starts_with("sqlite:") {
             if let Some(parent) = sqlite_path(url).and_then(|p| std::path::Path::new(p).parent()) {
                 if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent)
-                        .with_context(|| format!("Failed to create the folder {}", parent.display()))?;
+                    std::fs::create_dir_all(parent).with_context(|| {
+                        format!("Failed to create the folder {}", parent.display())
+                    })?;
                 }
             }
             // An answered job must survive a power cut: WAL with FULL sync.
@@ -136,7 +142,8 @@ impl Db {
                 .context("Failed to open the SQLite store")?;
             Ok(Db::Sqlite(pool))
         } else {
-            let options = PgConnectOptions::from_str(url).context("Failed to parse the PostgreSQL URL")?;
+            let options =
+                PgConnectOptions::from_str(url).context("Failed to parse the PostgreSQL URL")?;
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(settings.acquire_timeout)
@@ -168,7 +175,10 @@ impl Db {
         let probe = async {
             with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
         };
-        matches!(tokio::time::timeout(Duration::from_secs(2), probe).await, Ok(Ok(())))
+        matches!(
+            tokio::time::timeout(Duration::from_secs(2), probe).await,
+            Ok(Ok(()))
+        )
     }
 
     pub async fn close(&self) {
@@ -195,7 +205,10 @@ mod tests {
     #[test]
     fn sqlite_urls_name_relative_and_absolute_paths() {
         assert_eq!(sqlite_path("sqlite://data/x.db"), Some("data/x.db"));
-        assert_eq!(sqlite_path("sqlite:///abs/x.db?mode=rwc"), Some("/abs/x.db"));
+        assert_eq!(
+            sqlite_path("sqlite:///abs/x.db?mode=rwc"),
+            Some("/abs/x.db")
+        );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
     }
 }

@@ -31,10 +31,14 @@ impl Db {
 
     /// The username and CSRF token of a live session.
     #[tracing::instrument(skip_all)]
-    pub async fn session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<Option<(String, String)>> {
-        let sql = "SELECT username, csrf_token FROM sessions WHERE id_hash = $1 AND expires_at > $2";
-        let row: Option<(String, String)> =
-            with_pool!(self, pool => sqlx::query_as(sql).bind(id_hash).bind(now).fetch_optional(pool).await)?;
+    pub async fn session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(String, String)>> {
+        let sql =
+            "SELECT username, csrf_token FROM sessions WHERE id_hash = $1 AND expires_at > $2";
+        let row: Option<(String, String)> = with_pool!(self, pool => sqlx::query_as(sql).bind(id_hash).bind(now).fetch_optional(pool).await)?;
         Ok(row)
     }
 
@@ -46,17 +50,19 @@ impl Db {
 
     #[tracing::instrument(skip_all)]
     pub async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
-        let done =
-            with_pool!(self, pool => sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
+        let done = with_pool!(self, pool => sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
         Ok(done)
     }
 
     /// Until when logins of `username` are refused, if they are.
     #[tracing::instrument(skip_all)]
-    pub async fn login_locked_until(&self, username: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
+    pub async fn login_locked_until(
+        &self,
+        username: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>> {
         let sql = "SELECT locked_until FROM login_locks WHERE username = $1 AND locked_until > $2";
-        let until: Option<DateTime<Utc>> =
-            with_pool!(self, pool => sqlx::query_scalar(sql).bind(username).bind(now).fetch_optional(pool).await)?;
+        let until: Option<DateTime<Utc>> = with_pool!(self, pool => sqlx::query_scalar(sql).bind(username).bind(now).fetch_optional(pool).await)?;
         Ok(until)
     }
 

@@ -76,8 +76,7 @@ impl Db {
     #[tracing::instrument(skip_all)]
     pub async fn token_owner(&self, token_hash: &str) -> Result<Option<String>> {
         let sql = "SELECT username FROM api_tokens WHERE token_hash = $1";
-        let owner: Option<String> =
-            with_pool!(self, pool => sqlx::query_scalar(sql).bind(token_hash).fetch_optional(pool).await)?;
+        let owner: Option<String> = with_pool!(self, pool => sqlx::query_scalar(sql).bind(token_hash).fetch_optional(pool).await)?;
         Ok(owner)
     }
 }

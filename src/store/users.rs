@@ -26,10 +26,20 @@ pub struct UserRecord {
 impl TryFrom<UserRow> for UserRecord {
     type Error = Error;
     fn try_from(r: UserRow) -> Result<Self> {
-        let role = Role::parse(&r.role)
-            .ok_or_else(|| Error::Internal(anyhow::anyhow!("user {:?} has unknown role {:?}", r.username, r.role)))?;
+        let role = Role::parse(&r.role).ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!(
+                "user {:?} has unknown role {:?}",
+                r.username,
+                r.role
+            ))
+        })?;
         Ok(UserRecord {
-            user: User { username: r.username, role, disabled: r.disabled, created_at: r.created_at },
+            user: User {
+                username: r.username,
+                role,
+                disabled: r.disabled,
+                created_at: r.created_at,
+            },
             password_hash: r.password_hash,
         })
     }
@@ -73,7 +83,12 @@ impl Db {
             .await
             .map(|r| r.rows_affected()));
         match result {
-            Ok(_) => Ok(User { username: username.as_str().to_owned(), role, disabled, created_at }),
+            Ok(_) => Ok(User {
+                username: username.as_str().to_owned(),
+                role,
+                disabled,
+                created_at,
+            }),
             Err(e) if is_unique_violation(&e) => Err(Error::Conflict {
                 code: "user_exists",
                 detail: format!("user {:?} already exists", username.as_str()),
@@ -85,16 +100,18 @@ impl Db {
     #[tracing::instrument(skip_all)]
     pub async fn get_user(&self, username: &str) -> Result<Option<UserRecord>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
-        let row: Option<UserRow> =
-            with_pool!(self, pool => sqlx::query_as(&sql).bind(username).fetch_optional(pool).await)?;
+        let row: Option<UserRow> = with_pool!(self, pool => sqlx::query_as(&sql).bind(username).fetch_optional(pool).await)?;
         row.map(UserRecord::try_from).transpose()
     }
 
     #[tracing::instrument(skip_all)]
     pub async fn list_users(&self) -> Result<Vec<User>> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users ORDER BY username");
-        let rows: Vec<UserRow> = with_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
-        rows.into_iter().map(|r| UserRecord::try_from(r).map(|u| u.user)).collect()
+        let rows: Vec<UserRow> =
+            with_pool!(self, pool => sqlx::query_as(&sql).fetch_all(pool).await)?;
+        rows.into_iter()
+            .map(|r| UserRecord::try_from(r).map(|u| u.user))
+            .collect()
     }
 
     /// Applies `changes`; `None` when the user does not exist. Disabling a user

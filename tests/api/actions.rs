@@ -15,7 +15,10 @@ async fn a_set_action_returns_201_with_the_complete_job() {
 
     // Act
     let reply = admin
-        .set_action(&new_key(), &action_body("Trans-Begin", json!(["C1001", "C1002"])))
+        .set_action(
+            &new_key(),
+            &action_body("Trans-Begin", json!(["C1001", "C1002"])),
+        )
         .await;
 
     // Assert
@@ -47,7 +50,9 @@ async fn the_action_code_recorded_is_the_catalogs_code_for_the_action() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
 
-    let reply = admin.set_action(&new_key(), &action_body("Suspend", json!(["C2001"]))).await;
+    let reply = admin
+        .set_action(&new_key(), &action_body("Suspend", json!(["C2001"])))
+        .await;
 
     let job = reply.expect(201)["job"].clone();
     assert_eq!(job["action"], "Suspend");
@@ -96,7 +101,12 @@ async fn forty_concurrent_requests_with_different_keys_make_forty_jobs_and_forty
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
     let bodies: Vec<_> = (0..40)
-        .map(|i| (new_key(), action_body("Trans-Begin", json!([format!("C{}", 3000 + i)]))))
+        .map(|i| {
+            (
+                new_key(),
+                action_body("Trans-Begin", json!([format!("C{}", 3000 + i)])),
+            )
+        })
         .collect();
 
     // Act
@@ -125,7 +135,10 @@ async fn a_new_key_for_a_recent_identical_request_is_refused_unless_confirmed() 
 
     // Act
     let same_user = admin
-        .set_action(&new_key(), &action_body("Trans-Begin", json!(["C1002", "C1001"])))
+        .set_action(
+            &new_key(),
+            &action_body("Trans-Begin", json!(["C1002", "C1001"])),
+        )
         .await;
     let other_user = operator.set_action(&new_key(), &body).await;
     let mut confirmed_body = body.clone();
@@ -160,7 +173,10 @@ async fn a_request_touching_a_cid_of_a_pending_job_is_refused_as_cids_busy() {
 
     // Act
     let reply = admin
-        .set_action(&new_key(), &action_body("Suspend", json!(["C5001", "C5002"])))
+        .set_action(
+            &new_key(),
+            &action_body("Suspend", json!(["C5001", "C5002"])),
+        )
         .await;
 
     // Assert

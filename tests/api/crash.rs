@@ -12,7 +12,10 @@ async fn a_job_left_pending_by_a_killed_server_becomes_unknown_after_restart_and
     let dir = tempfile::tempdir().expect("tempdir");
     let db = dir.path().join("tms.db");
     let port = free_port();
-    let env = [("TMS_ADMIN_PASSWORD", ADMIN_PASSWORD), ("TMS_UPSTREAM_TIMEOUT", "3s")];
+    let env = [
+        ("TMS_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("TMS_UPSTREAM_TIMEOUT", "3s"),
+    ];
     let mut first = ServerProcess::start(dir.path(), &db, port, "first.log", &env).await;
     let admin = first.login("admin", ADMIN_PASSWORD).await;
     let key = new_key();
@@ -29,19 +32,33 @@ async fn a_job_left_pending_by_a_killed_server_becomes_unknown_after_restart_and
     let job_id = pending["job_id"].as_str().expect("job_id").to_owned();
     first.child.kill().expect("SIGKILL");
     first.child.wait().expect("wait");
-    assert!(in_flight.await.expect("task").is_err(), "the killed server answered");
+    assert!(
+        in_flight.await.expect("task").is_err(),
+        "the killed server answered"
+    );
 
     // Act: restart on the same database and port.
-    let env = [("TMS_ADMIN_PASSWORD", ADMIN_PASSWORD), ("TMS_UPSTREAM_TIMEOUT", "1s")];
+    let env = [
+        ("TMS_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ("TMS_UPSTREAM_TIMEOUT", "1s"),
+    ];
     let second = ServerProcess::start(dir.path(), &db, port, "second.log", &env).await;
     let admin = second.login("admin", ADMIN_PASSWORD).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     let job = loop {
-        let job = admin.get(&format!("/api/v1/jobs/{job_id}")).await.expect(200)["job"].clone();
+        let job = admin
+            .get(&format!("/api/v1/jobs/{job_id}"))
+            .await
+            .expect(200)["job"]
+            .clone();
         if job["status"] != "pending" {
             break job;
         }
-        assert!(Instant::now() < deadline, "the job stayed pending; log:\n{}", second.log());
+        assert!(
+            Instant::now() < deadline,
+            "the job stayed pending; log:\n{}",
+            second.log()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 

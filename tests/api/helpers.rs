@@ -55,16 +55,25 @@ pub fn list_of(body: &Value, member: &str) -> Vec<Value> {
 
 /// Asserts that `job` carries every field of SPEC §4 with the right types.
 pub fn assert_job(job: &Value) {
-    let id = job["job_id"].as_str().unwrap_or_else(|| panic!("job_id missing: {job}"));
-    let uuid = uuid::Uuid::parse_str(id).unwrap_or_else(|e| panic!("job_id {id} is not a UUID: {e}"));
+    let id = job["job_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("job_id missing: {job}"));
+    let uuid =
+        uuid::Uuid::parse_str(id).unwrap_or_else(|e| panic!("job_id {id} is not a UUID: {e}"));
     assert_eq!(uuid.get_version_num(), 7, "job_id {id} is not a UUIDv7");
     for field in ["user", "cluster", "action", "status", "created_at"] {
         assert!(job[field].is_string(), "job.{field} is not a string: {job}");
     }
     assert!(job["action_code"].is_i64(), "job.action_code: {job}");
-    let cids = job["cids"].as_array().unwrap_or_else(|| panic!("job.cids: {job}"));
+    let cids = job["cids"]
+        .as_array()
+        .unwrap_or_else(|| panic!("job.cids: {job}"));
     assert!(cids.iter().all(Value::is_string), "job.cids: {job}");
-    assert_eq!(job["cid_count"].as_u64(), Some(cids.len() as u64), "job.cid_count: {job}");
+    assert_eq!(
+        job["cid_count"].as_u64(),
+        Some(cids.len() as u64),
+        "job.cid_count: {job}"
+    );
     for field in [
         "upstream_status",
         "response_summary",
@@ -81,11 +90,23 @@ pub fn assert_job(job: &Value) {
                 .unwrap_or_else(|e| panic!("job.{field} {time} is not RFC 3339: {e}"));
         }
     }
-    assert!(job["upstream_status"].is_null() || job["upstream_status"].is_u64(), "{job}");
-    assert!(job["duration_ms"].is_null() || job["duration_ms"].is_u64(), "{job}");
+    assert!(
+        job["upstream_status"].is_null() || job["upstream_status"].is_u64(),
+        "{job}"
+    );
+    assert!(
+        job["duration_ms"].is_null() || job["duration_ms"].is_u64(),
+        "{job}"
+    );
     assert!(job["error"].is_null() || job["error"].is_string(), "{job}");
-    assert!(job["response_summary"].is_null() || job["response_summary"].is_string(), "{job}");
-    assert!(job["response_summary"].as_str().map_or(0, str::len) <= 4096, "{job}");
+    assert!(
+        job["response_summary"].is_null() || job["response_summary"].is_string(),
+        "{job}"
+    );
+    assert!(
+        job["response_summary"].as_str().map_or(0, str::len) <= 4096,
+        "{job}"
+    );
 }
 
 /// A whole HTTP answer, read eagerly so that assertions can look at it twice.
@@ -100,8 +121,16 @@ impl Reply {
     async fn read(response: reqwest::Response) -> Reply {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await.expect("Failed to read the body").to_vec();
-        Reply { status, headers, body }
+        let body = response
+            .bytes()
+            .await
+            .expect("Failed to read the body")
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub fn text(&self) -> String {
@@ -125,7 +154,12 @@ impl Reply {
     }
 
     pub fn assert_status(&self, status: u16) -> &Self {
-        assert_eq!(self.status, status, "unexpected status; body: {}", self.text());
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status; body: {}",
+            self.text()
+        );
         self
     }
 
@@ -148,7 +182,10 @@ impl Reply {
         assert_eq!(problem["status"], status, "problem status: {problem}");
         for field in ["type", "title", "detail"] {
             let text = problem[field].as_str().unwrap_or_default();
-            assert!(!text.is_empty(), "problem.{field} missing or empty: {problem}");
+            assert!(
+                !text.is_empty(),
+                "problem.{field} missing or empty: {problem}"
+            );
         }
         problem
     }
@@ -185,7 +222,12 @@ impl Endpoint {
     }
 
     fn session(&self, username: String, credential: Credential, csrf: Option<String>) -> Session {
-        Session { endpoint: self.clone(), username, csrf_token: csrf, credential }
+        Session {
+            endpoint: self.clone(),
+            username,
+            csrf_token: csrf,
+            credential,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -226,7 +268,11 @@ impl Endpoint {
         static NEXT: AtomicUsize = AtomicUsize::new(1);
         let username = format!("{role}-{}", NEXT.fetch_add(1, Ordering::Relaxed));
         let body = json!({"username": username, "password": password_of(&username), "role": role});
-        self.admin().await.post_json("/api/v1/users", &body).await.expect(201);
+        self.admin()
+            .await
+            .post_json("/api/v1/users", &body)
+            .await
+            .expect(201);
         self.login(&username, &password_of(&username)).await
     }
 
@@ -256,7 +302,10 @@ pub struct Session {
 impl Session {
     /// The same session, but its unsafe requests lack `X-CSRF-Token`.
     pub fn without_csrf(&self) -> Session {
-        Session { csrf_token: None, ..self.clone() }
+        Session {
+            csrf_token: None,
+            ..self.clone()
+        }
     }
 
     /// A request carrying this session's credentials (and CSRF token when unsafe).
@@ -327,7 +376,10 @@ impl Session {
 
     /// Creates an API token; returns `(id, token)`.
     pub async fn create_token(&self, name: &str) -> (String, String) {
-        let created = self.post_json("/api/v1/tokens", &json!({"name": name})).await.expect(201);
+        let created = self
+            .post_json("/api/v1/tokens", &json!({"name": name}))
+            .await
+            .expect(201);
         let id = match &created["id"] {
             Value::String(id) => id.clone(),
             other => other.to_string(),
@@ -423,7 +475,13 @@ impl ServerProcess {
     /// Starts `serve` on `db` and `port` with the test environment, `env`
     /// applied on top (`TMS_ADMIN_PASSWORD` only if `env` gives it), and
     /// waits until `/readyz` answers 200.
-    pub async fn start(dir: &Path, db: &Path, port: u16, log_name: &str, env: &[(&str, &str)]) -> ServerProcess {
+    pub async fn start(
+        dir: &Path,
+        db: &Path,
+        port: u16,
+        log_name: &str,
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let log_path = dir.join(log_name);
         let log = File::create(&log_path).expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_tms-dashboard"));
@@ -463,7 +521,11 @@ impl ServerProcess {
                     return;
                 }
             }
-            assert!(Instant::now() < deadline, "server never became ready; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "server never became ready; log:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -476,14 +538,21 @@ impl ServerProcess {
     /// Sends SIGTERM and waits (up to 15 s) for the exit code.
     pub async fn terminate(&mut self) -> Option<i32> {
         let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
         assert!(status.success(), "kill -TERM failed");
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return status.code();
             }
-            assert!(Instant::now() < deadline, "server ignored SIGTERM; log:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "server ignored SIGTERM; log:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

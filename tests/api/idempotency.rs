@@ -6,7 +6,10 @@ use serde_json::json;
 use crate::helpers::{action_body, new_key, send, Session, TestApp};
 
 /// `POST /api/v1/actions` with the `Idempotency-Key` header given raw, or not at all.
-async fn post_action_with_key_header(session: &Session, key: Option<&str>) -> crate::helpers::Reply {
+async fn post_action_with_key_header(
+    session: &Session,
+    key: Option<&str>,
+) -> crate::helpers::Reply {
     let body = action_body("Trans-Begin", json!(["C1001"]));
     let mut request = session
         .request(Method::POST, "/api/v1/actions")
@@ -96,7 +99,8 @@ async fn the_same_key_with_a_different_payload_gets_422_idempotency_key_reused()
         .assert_status(201);
     let other_cids = action_body("Trans-Begin", json!(["C1001"]));
     let other_action = action_body("Suspend", json!(["C1001", "C1002"]));
-    let other_cluster = json!({"cluster": "elsewhere", "action": "Trans-Begin", "cids": ["C1001", "C1002"]});
+    let other_cluster =
+        json!({"cluster": "elsewhere", "action": "Trans-Begin", "cids": ["C1001", "C1002"]});
 
     // Act
     let replies = [
@@ -153,10 +157,18 @@ async fn reordered_repeated_or_string_form_cids_under_the_same_key_replay_the_jo
 
     // Act
     let replies = [
-        admin.set_action(&key, &action_body("Trans-Begin", json!(["C2", "C1"]))).await,
-        admin.set_action(&key, &action_body("Trans-Begin", json!(["C1", "C2", "C1"]))).await,
-        admin.set_action(&key, &action_body("Trans-Begin", json!("C1, C2"))).await,
-        admin.set_action(&key, &action_body("Trans-Begin", json!("C2\nC1 C2"))).await,
+        admin
+            .set_action(&key, &action_body("Trans-Begin", json!(["C2", "C1"])))
+            .await,
+        admin
+            .set_action(&key, &action_body("Trans-Begin", json!(["C1", "C2", "C1"])))
+            .await,
+        admin
+            .set_action(&key, &action_body("Trans-Begin", json!("C1, C2")))
+            .await,
+        admin
+            .set_action(&key, &action_body("Trans-Begin", json!("C2\nC1 C2")))
+            .await,
     ];
 
     // Assert
@@ -195,6 +207,7 @@ async fn a_key_with_a_space_or_longer_than_255_characters_gets_400_invalid_idemp
     let replies = [
         post_action_with_key_header(&admin, Some("abc def")).await,
         post_action_with_key_header(&admin, Some(&"k".repeat(256))).await,
+        post_action_with_key_header(&admin, Some("tab\tinside")).await,
     ];
 
     for reply in &replies {

@@ -7,13 +7,17 @@ use serde_json::{json, Value};
 use crate::helpers::{action_body, enc, new_key, Session, TestApp};
 
 async fn run(session: &Session, action: &str, cids: Value) -> Value {
-    let reply = session.set_action(&new_key(), &action_body(action, cids)).await;
+    let reply = session
+        .set_action(&new_key(), &action_body(action, cids))
+        .await;
     assert!(matches!(reply.status, 201 | 502), "{}", reply.text());
     reply.json()["job"].clone()
 }
 
 fn ids(jobs: &[Value]) -> Vec<String> {
-    jobs.iter().map(|job| job["job_id"].as_str().expect("job_id").to_owned()).collect()
+    jobs.iter()
+        .map(|job| job["job_id"].as_str().expect("job_id").to_owned())
+        .collect()
 }
 
 #[tokio::test]
@@ -28,17 +32,32 @@ async fn the_jobs_list_filters_by_user_action_cluster_status_and_cid() {
 
     // Act + Assert
     let user = enc(&operator.username);
-    assert_eq!(ids(&admin.jobs(&format!("user={user}")).await), vec![id(&suspend)]);
-    assert_eq!(ids(&admin.jobs("user=admin").await), vec![id(&failed), id(&begin)]);
+    assert_eq!(
+        ids(&admin.jobs(&format!("user={user}")).await),
+        vec![id(&suspend)]
+    );
+    assert_eq!(
+        ids(&admin.jobs("user=admin").await),
+        vec![id(&failed), id(&begin)]
+    );
     assert_eq!(ids(&admin.jobs("action=Suspend").await), vec![id(&suspend)]);
     assert_eq!(admin.jobs("cluster=sandbox").await.len(), 3);
     assert_eq!(ids(&admin.jobs("status=failed").await), vec![id(&failed)]);
     assert_eq!(admin.jobs("status=succeeded").await.len(), 2);
     assert_eq!(ids(&admin.jobs("cid=C200").await), vec![id(&begin)]);
     assert_eq!(ids(&admin.jobs("cid=C400").await), vec![id(&failed)]);
-    assert!(admin.jobs("cid=C20").await.is_empty(), "cid must match exactly");
-    assert!(admin.jobs("cid=c200").await.is_empty(), "cid must match exactly");
-    assert_eq!(ids(&admin.jobs("user=admin&status=succeeded").await), vec![id(&begin)]);
+    assert!(
+        admin.jobs("cid=C20").await.is_empty(),
+        "cid must match exactly"
+    );
+    assert!(
+        admin.jobs("cid=c200").await.is_empty(),
+        "cid must match exactly"
+    );
+    assert_eq!(
+        ids(&admin.jobs("user=admin&status=succeeded").await),
+        vec![id(&begin)]
+    );
 }
 
 #[tokio::test]
@@ -68,7 +87,14 @@ async fn limit_outside_1_to_500_a_bad_cursor_or_an_unparsable_date_is_rejected_a
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
 
-    for query in ["limit=0", "limit=501", "limit=ten", "cursor=not-a-cursor", "since=yesterday", "until=2026-13-45"] {
+    for query in [
+        "limit=0",
+        "limit=501",
+        "limit=ten",
+        "cursor=not-a-cursor",
+        "since=yesterday",
+        "until=2026-13-45",
+    ] {
         let reply = admin.get(&format!("/api/v1/jobs?{query}")).await;
         assert_eq!(reply.status, 400, "{query}: {}", reply.text());
         reply.expect_problem(400, "invalid_query");
@@ -92,7 +118,10 @@ async fn cursor_pagination_walks_every_job_newest_first_without_repeats_or_gaps(
     let mut pages = Vec::new();
     let mut query = "limit=3".to_owned();
     loop {
-        let page = admin.get(&format!("/api/v1/jobs?{query}")).await.expect(200);
+        let page = admin
+            .get(&format!("/api/v1/jobs?{query}"))
+            .await
+            .expect(200);
         pages.push(page["jobs"].as_array().expect("jobs").clone());
         match &page["next_cursor"] {
             Value::Null => break,
@@ -106,14 +135,24 @@ async fn cursor_pagination_walks_every_job_newest_first_without_repeats_or_gaps(
     let sizes: Vec<_> = pages.iter().map(Vec::len).collect();
     assert_eq!(sizes, vec![3, 3, 1]);
     let walked: Vec<Value> = pages.into_iter().flatten().collect();
-    assert_eq!(ids(&walked), ids(&created), "not newest first, or gaps/repeats");
+    assert_eq!(
+        ids(&walked),
+        ids(&created),
+        "not newest first, or gaps/repeats"
+    );
     assert_eq!(ids(&walked).into_iter().collect::<HashSet<_>>().len(), 7);
-    let times: Vec<&str> = walked.iter().map(|j| j["created_at"].as_str().unwrap()).collect();
+    let times: Vec<&str> = walked
+        .iter()
+        .map(|j| j["created_at"].as_str().unwrap())
+        .collect();
     let parsed: Vec<_> = times
         .iter()
         .map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap())
         .collect();
-    assert!(parsed.windows(2).all(|w| w[0] >= w[1]), "not newest first: {times:?}");
+    assert!(
+        parsed.windows(2).all(|w| w[0] >= w[1]),
+        "not newest first: {times:?}"
+    );
 }
 
 #[tokio::test]
@@ -124,10 +163,20 @@ async fn a_job_is_fetched_by_id_and_an_unknown_id_gets_404_not_found() {
     let id = job["job_id"].as_str().unwrap();
 
     let found = admin.get(&format!("/api/v1/jobs/{id}")).await;
-    let unknown = admin.get(&format!("/api/v1/jobs/{}", uuid::Uuid::now_v7())).await;
+    let unknown = admin
+        .get(&format!("/api/v1/jobs/{}", uuid::Uuid::now_v7()))
+        .await;
 
     let found = found.expect(200)["job"].clone();
-    for field in ["job_id", "user", "action", "cids", "status", "created_at", "finished_at"] {
+    for field in [
+        "job_id",
+        "user",
+        "action",
+        "cids",
+        "status",
+        "created_at",
+        "finished_at",
+    ] {
         assert_eq!(found[field], job[field], "{field}");
     }
     unknown.expect_problem(404, "not_found");

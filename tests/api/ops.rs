@@ -31,7 +31,10 @@ async fn metrics_are_prometheus_text_and_count_set_actions() {
     // Assert
     reply.assert_status(200);
     let content_type = reply.header("content-type").unwrap_or_default();
-    assert!(content_type.starts_with("text/plain; version=0.0.4"), "{content_type}");
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
     let text = reply.text();
     let counters: Vec<&str> = text
         .lines()
@@ -48,7 +51,10 @@ async fn metrics_are_prometheus_text_and_count_set_actions() {
                 .and_then(|v| v.parse::<f64>().ok())
                 .is_some_and(|v| v >= 1.0)
     });
-    assert!(counted, "the set-action counters {counters:?} did not count the action:\n{text}");
+    assert!(
+        counted,
+        "the set-action counters {counters:?} did not count the action:\n{text}"
+    );
 }
 
 #[tokio::test]
@@ -67,7 +73,12 @@ async fn the_catalog_lists_the_sandbox_cluster_and_the_six_default_actions() {
     let actions = catalog["actions"].as_array().expect("actions");
     let names_and_codes: Vec<_> = actions
         .iter()
-        .map(|a| (a["name"].as_str().unwrap_or_default(), a["code"].as_i64().unwrap_or_default()))
+        .map(|a| {
+            (
+                a["name"].as_str().unwrap_or_default(),
+                a["code"].as_i64().unwrap_or_default(),
+            )
+        })
         .collect();
     assert_eq!(
         names_and_codes,
@@ -84,7 +95,9 @@ async fn the_catalog_lists_the_sandbox_cluster_and_the_six_default_actions() {
         assert_eq!(action["max_cids"], 500);
         assert!(action["description"].is_string());
     }
-    app.get("/api/v1/catalog").await.expect_problem(401, "unauthenticated");
+    app.get("/api/v1/catalog")
+        .await
+        .expect_problem(401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -93,8 +106,17 @@ async fn the_openapi_document_describes_the_api_under_its_prefix() {
 
     let document = app.get("/api/v1/openapi.json").await.expect(200);
 
-    assert!(document["openapi"].as_str().unwrap_or_default().starts_with('3'), "{document}");
+    assert!(
+        document["openapi"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with('3'),
+        "{document}"
+    );
     for path in ["/api/v1/actions", "/api/v1/jobs", "/api/v1/session"] {
-        assert!(document["paths"].get(path).is_some(), "{path} missing from the OpenAPI paths");
+        assert!(
+            document["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI paths"
+        );
     }
 }

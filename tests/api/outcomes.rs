@@ -39,7 +39,10 @@ async fn a_failing_cluster_makes_a_failed_job_answered_with_502() {
     assert_eq!(status, 502);
     assert_eq!(job["status"], "failed");
     assert_eq!(job["upstream_status"], 500);
-    assert!(!job["error"].as_str().unwrap_or_default().is_empty(), "{job}");
+    assert!(
+        !job["error"].as_str().unwrap_or_default().is_empty(),
+        "{job}"
+    );
     assert!(job["finished_at"].is_string());
 }
 
@@ -52,7 +55,10 @@ async fn a_rejecting_cluster_makes_a_failed_job_with_upstream_status_200() {
     assert_eq!(status, 502);
     assert_eq!(job["status"], "failed");
     assert_eq!(job["upstream_status"], 200);
-    assert!(!job["error"].as_str().unwrap_or_default().is_empty(), "{job}");
+    assert!(
+        !job["error"].as_str().unwrap_or_default().is_empty(),
+        "{job}"
+    );
 }
 
 #[tokio::test]
@@ -65,8 +71,10 @@ async fn a_cluster_that_does_not_answer_in_time_makes_a_timed_out_job_answered_w
     assert_eq!(job["status"], "timed_out");
     assert_eq!(job["upstream_status"], json!(null));
     let error = job["error"].as_str().unwrap_or_default().to_lowercase();
-    assert!(error.contains("time"), "error does not mention the timeout: {error}");
-    assert!(error.chars().any(|c| c.is_ascii_digit()), "error does not say after how long: {error}");
+    let says_how_long = ["1s", "1 s", "1000ms", "1000 ms", "1 second"]
+        .iter()
+        .any(|d| error.contains(d));
+    assert!(says_how_long, "error does not say after how long: {error}");
 }
 
 #[tokio::test]
@@ -79,5 +87,8 @@ async fn a_delayed_success_is_recorded_as_succeeded_with_its_duration() {
     assert_eq!(job["status"], "succeeded");
     assert_eq!(job["upstream_status"], 200);
     assert_eq!(job["error"], json!(null));
-    assert!(job["duration_ms"].as_u64().expect("duration_ms") >= 200, "{job}");
+    assert!(
+        job["duration_ms"].as_u64().expect("duration_ms") >= 200,
+        "{job}"
+    );
 }

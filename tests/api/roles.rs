@@ -17,7 +17,9 @@ async fn an_operator_sees_only_their_own_jobs() {
     let own = run_job(&operator, "C1002").await;
 
     let jobs = operator.jobs("").await;
-    let filtered = operator.jobs(&format!("user={}", enc(&operator.username))).await;
+    let filtered = operator
+        .jobs(&format!("user={}", enc(&operator.username)))
+        .await;
 
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0]["job_id"], own["job_id"]);
@@ -59,7 +61,9 @@ async fn an_auditor_sees_every_job() {
 
     let jobs = auditor.jobs("").await;
     let one = auditor.get(&format!("/api/v1/jobs/{id}")).await;
-    let by_user = auditor.jobs(&format!("user={}", enc(&operator.username))).await;
+    let by_user = auditor
+        .jobs(&format!("user={}", enc(&operator.username)))
+        .await;
 
     assert_eq!(jobs.len(), 2);
     assert_eq!(one.expect(200)["job"]["job_id"], id);
@@ -74,12 +78,26 @@ async fn only_an_admin_may_use_the_users_api() {
     let new_user = json!({"username": "mallory", "password": "mallory-pw-123456", "role": "admin"});
 
     for session in [&operator, &auditor] {
-        session.get("/api/v1/users").await.expect_problem(403, "forbidden");
-        session.post_json("/api/v1/users", &new_user).await.expect_problem(403, "forbidden");
+        session
+            .get("/api/v1/users")
+            .await
+            .expect_problem(403, "forbidden");
+        session
+            .post_json("/api/v1/users", &new_user)
+            .await
+            .expect_problem(403, "forbidden");
         let patch = json!({"role": "admin"});
         let path = format!("/api/v1/users/{}", session.username);
-        session.patch_json(&path, &patch).await.expect_problem(403, "forbidden");
+        session
+            .patch_json(&path, &patch)
+            .await
+            .expect_problem(403, "forbidden");
     }
-    app.anonymous().get("/api/v1/users").await.expect_problem(401, "unauthenticated");
-    app.try_login("mallory", "mallory-pw-123456").await.expect_problem(401, "invalid_credentials");
+    app.anonymous()
+        .get("/api/v1/users")
+        .await
+        .expect_problem(401, "unauthenticated");
+    app.try_login("mallory", "mallory-pw-123456")
+        .await
+        .expect_problem(401, "invalid_credentials");
 }

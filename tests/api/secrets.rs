@@ -20,14 +20,25 @@ async fn no_password_or_token_reaches_the_database_file_or_the_logs() {
     let mut server = ServerProcess::start(dir.path(), &db, free_port(), "server.log", &env).await;
 
     // Act: log in, make a user and a token, run actions in every outcome.
-    server.try_login("admin", wrong_password).await.assert_status(401);
+    server
+        .try_login("admin", wrong_password)
+        .await
+        .assert_status(401);
     let admin = server.login("admin", admin_password).await;
     let operator = json!({"username": "olga", "password": operator_password, "role": "operator"});
-    admin.post_json("/api/v1/users", &operator).await.assert_status(201);
+    admin
+        .post_json("/api/v1/users", &operator)
+        .await
+        .assert_status(201);
     server.login("olga", operator_password).await;
     let (_, api_token) = admin.create_token("ci").await;
     let script = server.bearer(&api_token);
-    for cids in [json!(["C1001"]), json!(["FAIL1"]), json!(["REJECT1"]), json!(["SLOW1"])] {
+    for cids in [
+        json!(["C1001"]),
+        json!(["FAIL1"]),
+        json!(["REJECT1"]),
+        json!(["SLOW1"]),
+    ] {
         let mut body = action_body("Trans-Begin", cids);
         body["token"] = json!(typed_token);
         let reply = script.set_action(&new_key(), &body).await;
@@ -37,7 +48,10 @@ async fn no_password_or_token_reaches_the_database_file_or_the_logs() {
 
     // Assert
     assert_eq!(exit, Some(0), "log:\n{}", server.log());
-    let mut haystacks = vec![("the log".to_owned(), std::fs::read(&server.log_path).expect("log"))];
+    let mut haystacks = vec![(
+        "the log".to_owned(),
+        std::fs::read(&server.log_path).expect("log"),
+    )];
     for suffix in ["", "-wal", "-journal"] {
         let path = format!("{}{suffix}", db.display());
         if let Ok(bytes) = std::fs::read(&path) {
@@ -45,7 +59,14 @@ async fn no_password_or_token_reaches_the_database_file_or_the_logs() {
         }
     }
     assert!(haystacks.len() >= 2, "the database file is missing");
-    for secret in [admin_password, operator_password, wrong_password, typed_token, &api_token, "sandbox-token"] {
+    for secret in [
+        admin_password,
+        operator_password,
+        wrong_password,
+        typed_token,
+        &api_token,
+        "sandbox-token",
+    ] {
         for (name, bytes) in &haystacks {
             let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
             assert!(!found, "{secret:?} appears in {name}");
@@ -77,8 +98,15 @@ async fn a_generated_admin_password_is_printed_once_and_logs_in() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert_eq!(lines.len(), 1, "log:\n{}", server.log());
-    let after = lines[0].split("admin password: ").nth(1).unwrap_or_default();
-    let password = after.split_whitespace().next().unwrap_or_default().trim_matches('"');
+    let after = lines[0]
+        .split("admin password: ")
+        .nth(1)
+        .unwrap_or_default();
+    let password = after
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .trim_matches('"');
     assert!(!password.is_empty(), "no password on: {}", lines[0]);
     server.login("admin", password).await;
 }

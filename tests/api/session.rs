@@ -25,9 +25,14 @@ async fn logging_in_returns_the_user_and_a_csrf_token_and_sets_a_strict_http_onl
     let cookie = reply.header("set-cookie").expect("a session cookie");
     let lower = cookie.to_ascii_lowercase();
     assert!(lower.contains("httponly"), "cookie not HttpOnly: {cookie}");
-    assert!(lower.contains("samesite=strict"), "cookie not SameSite=Strict: {cookie}");
     assert!(
-        !lower.split(';').any(|attribute| attribute.trim() == "secure"),
+        lower.contains("samesite=strict"),
+        "cookie not SameSite=Strict: {cookie}"
+    );
+    assert!(
+        !lower
+            .split(';')
+            .any(|attribute| attribute.trim() == "secure"),
         "Secure by default: {cookie}"
     );
 }
@@ -48,7 +53,9 @@ async fn five_failed_logins_lock_the_username_with_429_even_for_the_right_passwo
     // Arrange
     let app = TestApp::spawn().await;
     for _ in 0..5 {
-        app.try_login("admin", "wrong-password").await.expect_problem(401, "invalid_credentials");
+        app.try_login("admin", "wrong-password")
+            .await
+            .expect_problem(401, "invalid_credentials");
     }
 
     // Act
@@ -58,7 +65,11 @@ async fn five_failed_logins_lock_the_username_with_429_even_for_the_right_passwo
     let problem = reply.expect_problem(429, "rate_limited");
     let retry_after_s = problem["retry_after_s"].as_f64().expect("retry_after_s");
     assert!(retry_after_s > 0.0 && retry_after_s <= 900.0, "{problem}");
-    let header: u64 = reply.header("retry-after").expect("Retry-After").parse().expect("seconds");
+    let header: u64 = reply
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .expect("seconds");
     assert!(header > 0 && header <= 900, "Retry-After: {header}");
 }
 
@@ -110,8 +121,14 @@ async fn logging_out_ends_the_session() {
 
     // Assert
     reply.assert_status(204);
-    admin.get("/api/v1/me").await.expect_problem(401, "unauthenticated");
-    admin.get("/api/v1/jobs").await.expect_problem(401, "unauthenticated");
+    admin
+        .get("/api/v1/me")
+        .await
+        .expect_problem(401, "unauthenticated");
+    admin
+        .get("/api/v1/jobs")
+        .await
+        .expect_problem(401, "unauthenticated");
 }
 
 #[tokio::test]

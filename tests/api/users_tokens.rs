@@ -9,12 +9,15 @@ async fn an_admin_creates_lists_and_updates_users() {
     // Arrange
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
-    let new_user = json!({"username": "olivia", "password": "olivia-pw-123456", "role": "operator"});
+    let new_user =
+        json!({"username": "olivia", "password": "olivia-pw-123456", "role": "operator"});
 
     // Act
     let created = admin.post_json("/api/v1/users", &new_user).await;
     let listed = admin.get("/api/v1/users").await;
-    let promoted = admin.patch_json("/api/v1/users/olivia", &json!({"role": "auditor"})).await;
+    let promoted = admin
+        .patch_json("/api/v1/users/olivia", &json!({"role": "auditor"}))
+        .await;
 
     // Assert
     let user = &created.expect(201)["user"];
@@ -25,10 +28,20 @@ async fn an_admin_creates_lists_and_updates_users() {
     assert!(!created.text().contains("olivia-pw-123456"));
     let listed = listed.expect(200);
     let users = list_of(&listed, "users");
-    let names: Vec<_> = users.iter().map(|u| u["username"].as_str().unwrap_or_default()).collect();
-    assert!(names.contains(&"admin") && names.contains(&"olivia"), "{listed}");
+    let names: Vec<_> = users
+        .iter()
+        .map(|u| u["username"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        names.contains(&"admin") && names.contains(&"olivia"),
+        "{listed}"
+    );
     assert_eq!(promoted.expect(200)["user"]["role"], "auditor");
-    let me = app.login("olivia", "olivia-pw-123456").await.get("/api/v1/me").await;
+    let me = app
+        .login("olivia", "olivia-pw-123456")
+        .await
+        .get("/api/v1/me")
+        .await;
     assert_eq!(me.expect(200)["user"]["role"], "auditor");
 }
 
@@ -44,7 +57,10 @@ async fn a_changed_password_replaces_the_old_one() {
         .patch_json(&path, &json!({"password": "brand-new-pw-98765"}))
         .await;
 
-    assert_eq!(reply.expect(200)["user"]["username"], operator.username.as_str());
+    assert_eq!(
+        reply.expect(200)["user"]["username"],
+        operator.username.as_str()
+    );
     app.try_login(&operator.username, &password_of(&operator.username))
         .await
         .expect_problem(401, "invalid_credentials");
@@ -57,19 +73,32 @@ async fn a_disabled_user_can_no_longer_log_in_nor_use_tokens_or_sessions() {
     let app = TestApp::spawn().await;
     let operator = app.create_user("operator").await;
     let (_, token) = operator.create_token("script").await;
-    app.bearer(&token).get("/api/v1/me").await.assert_status(200);
+    app.bearer(&token)
+        .get("/api/v1/me")
+        .await
+        .assert_status(200);
     let path = format!("/api/v1/users/{}", operator.username);
 
     // Act
-    let reply = app.admin().await.patch_json(&path, &json!({"disabled": true})).await;
+    let reply = app
+        .admin()
+        .await
+        .patch_json(&path, &json!({"disabled": true}))
+        .await;
 
     // Assert
     assert_eq!(reply.expect(200)["user"]["disabled"], true);
     app.try_login(&operator.username, &password_of(&operator.username))
         .await
         .expect_problem(401, "invalid_credentials");
-    app.bearer(&token).get("/api/v1/me").await.expect_problem(401, "unauthenticated");
-    operator.get("/api/v1/me").await.expect_problem(401, "unauthenticated");
+    app.bearer(&token)
+        .get("/api/v1/me")
+        .await
+        .expect_problem(401, "unauthenticated");
+    operator
+        .get("/api/v1/me")
+        .await
+        .expect_problem(401, "unauthenticated");
 }
 
 #[tokio::test]
@@ -79,7 +108,9 @@ async fn an_api_token_is_shown_once_works_as_bearer_and_stops_working_when_delet
     let operator = app.create_user("operator").await;
 
     // Act
-    let created = operator.post_json("/api/v1/tokens", &json!({"name": "ci"})).await;
+    let created = operator
+        .post_json("/api/v1/tokens", &json!({"name": "ci"}))
+        .await;
     let created = created.expect(201);
     let token = created["token"].as_str().expect("token").to_owned();
     let id = match &created["id"] {
@@ -93,7 +124,10 @@ async fn an_api_token_is_shown_once_works_as_bearer_and_stops_working_when_delet
     // Assert
     assert_eq!(created["name"], "ci");
     assert!(!token.is_empty());
-    assert_eq!(me.expect(200)["user"]["username"], operator.username.as_str());
+    assert_eq!(
+        me.expect(200)["user"]["username"],
+        operator.username.as_str()
+    );
     let listed_body = listed.expect(200);
     assert!(!listed.text().contains(&token), "the list shows the secret");
     let tokens = list_of(&listed_body, "tokens");
@@ -102,5 +136,8 @@ async fn an_api_token_is_shown_once_works_as_bearer_and_stops_working_when_delet
     assert_eq!(tokens[0]["id"], created["id"]);
     assert!(tokens[0].get("token").is_none());
     deleted.assert_status(204);
-    app.bearer(&token).get("/api/v1/me").await.expect_problem(401, "unauthenticated");
+    app.bearer(&token)
+        .get("/api/v1/me")
+        .await
+        .expect_problem(401, "unauthenticated");
 }

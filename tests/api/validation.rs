@@ -6,9 +6,17 @@ use serde_json::{json, Value};
 use crate::helpers::{action_body, new_key, send, Reply, Session, TestApp};
 
 /// Asserts the problem, then that no job exists and the sandbox saw nothing.
-async fn assert_refused_and_nothing_stored(app: &TestApp, reply: &Reply, status: u16, code: &str) -> Value {
+async fn assert_refused_and_nothing_stored(
+    app: &TestApp,
+    reply: &Reply,
+    status: u16,
+    code: &str,
+) -> Value {
     let problem = reply.expect_problem(status, code);
-    assert!(app.admin().await.jobs("").await.is_empty(), "a job was stored");
+    assert!(
+        app.admin().await.jobs("").await.is_empty(),
+        "a job was stored"
+    );
     assert_eq!(app.sandbox_requests().await, 0, "the sandbox was called");
     problem
 }
@@ -50,8 +58,12 @@ async fn an_empty_list_or_a_blank_string_is_rejected_as_no_cids() {
     let app = TestApp::spawn().await;
     let admin = app.admin().await;
 
-    let empty = admin.set_action(&new_key(), &action_body("Trans-Begin", json!([]))).await;
-    let blank = admin.set_action(&new_key(), &action_body("Trans-Begin", json!("  "))).await;
+    let empty = admin
+        .set_action(&new_key(), &action_body("Trans-Begin", json!([])))
+        .await;
+    let blank = admin
+        .set_action(&new_key(), &action_body("Trans-Begin", json!("  ")))
+        .await;
 
     assert_refused_and_nothing_stored(&app, &empty, 422, "no_cids").await;
     assert_refused_and_nothing_stored(&app, &blank, 422, "no_cids").await;
@@ -101,13 +113,19 @@ async fn invalid_cids_are_rejected_naming_each_bad_value_and_why() {
 
     let problem = assert_refused_and_nothing_stored(&app, &reply, 422, "invalid_cids").await;
     let invalid = problem["invalid"].as_array().expect("invalid list");
-    let mut values: Vec<&str> = invalid.iter().map(|i| i["value"].as_str().expect("value")).collect();
+    let mut values: Vec<&str> = invalid
+        .iter()
+        .map(|i| i["value"].as_str().expect("value"))
+        .collect();
     values.sort_unstable();
     let mut expected = vec!["bad!", "a b", "-lead", long.as_str()];
     expected.sort_unstable();
     assert_eq!(values, expected, "{problem}");
     for item in invalid {
-        assert!(!item["reason"].as_str().unwrap_or_default().is_empty(), "{item}");
+        assert!(
+            !item["reason"].as_str().unwrap_or_default().is_empty(),
+            "{item}"
+        );
     }
 }
 
@@ -134,7 +152,10 @@ async fn array_cids_are_trimmed_and_repeats_collapse_keeping_the_first() {
     let reply = app
         .admin()
         .await
-        .set_action(&new_key(), &action_body("Trans-Begin", json!([" C7 ", "C8", "C7", "\tC9"])))
+        .set_action(
+            &new_key(),
+            &action_body("Trans-Begin", json!([" C7 ", "C8", "C7", "\tC9"])),
+        )
         .await;
 
     let job = reply.expect(201)["job"].clone();
@@ -149,10 +170,18 @@ async fn malformed_json_or_wrong_types_are_rejected_as_invalid_body() {
     let replies = [
         post_raw(&admin, "{\"cluster\": \"sandbox\",").await,
         post_raw(&admin, "not json at all").await,
-        admin.set_action(&new_key(), &action_body("Trans-Begin", json!(42))).await,
-        admin.set_action(&new_key(), &action_body("Trans-Begin", json!([1, 2]))).await,
-        admin.set_action(&new_key(), &json!({"cluster": "sandbox", "cids": ["C1"]})).await,
-        admin.set_action(&new_key(), &json!(["sandbox", "Trans-Begin"])).await,
+        admin
+            .set_action(&new_key(), &action_body("Trans-Begin", json!(42)))
+            .await,
+        admin
+            .set_action(&new_key(), &action_body("Trans-Begin", json!([1, 2])))
+            .await,
+        admin
+            .set_action(&new_key(), &json!({"cluster": "sandbox", "cids": ["C1"]}))
+            .await,
+        admin
+            .set_action(&new_key(), &json!(["sandbox", "Trans-Begin"]))
+            .await,
     ];
 
     for reply in &replies {

@@ -26,10 +26,16 @@ async fn set_action(
     current.require(|role| role.can_execute())?;
     let JsonBody(request) = body?;
     let IdempotencyKeyHeader(key) = key?;
-    let answer = state.execution.execute(&current.user, &key, request).await?;
+    let answer = state
+        .execution
+        .execute(&current.user, &key, request)
+        .await?;
     let status = StatusCode::from_u16(answer.status).map_err(|e| Error::Internal(e.into()))?;
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     if answer.replayed {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
     }

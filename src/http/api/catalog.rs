@@ -13,7 +13,12 @@ pub fn router() -> Router<AppState> {
 }
 
 async fn catalog(State(state): State<AppState>, _current: CurrentUser) -> Json<Value> {
-    let clusters: Vec<_> = state.execution.clusters().iter().map(|c| c.view()).collect();
+    let clusters: Vec<_> = state
+        .execution
+        .clusters()
+        .iter()
+        .map(|c| c.view())
+        .collect();
     let actions: Vec<_> = state.execution.catalog().iter().map(|a| a.view()).collect();
     Json(json!({ "clusters": clusters, "actions": actions }))
 }

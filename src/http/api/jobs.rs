@@ -21,7 +21,9 @@ pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/jobs", get(list)).route("/api/v1/jobs/{job_id}", get(show))
+    Router::new()
+        .route("/api/v1/jobs", get(list))
+        .route("/api/v1/jobs/{job_id}", get(show))
 }
 
 /// The query parameters of a job listing, as sent.
@@ -47,7 +49,10 @@ pub struct JobsPage {
 }
 
 fn non_empty(v: &Option<String>) -> Option<String> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 fn parse_time(name: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>> {
@@ -65,7 +70,11 @@ impl JobsQuery {
     /// listing is always restricted to their own jobs.
     pub fn parse_for(&self, viewer: &User) -> Result<JobsPage> {
         let status = non_empty(&self.status)
-            .map(|s| JobStatus::parse(&s).ok_or_else(|| Error::InvalidQuery(format!("status: {s:?} is not a job status"))))
+            .map(|s| {
+                JobStatus::parse(&s).ok_or_else(|| {
+                    Error::InvalidQuery(format!("status: {s:?} is not a job status"))
+                })
+            })
             .transpose()?;
         let limit = match non_empty(&self.limit) {
             None => DEFAULT_LIMIT,
@@ -73,10 +82,18 @@ impl JobsQuery {
                 .parse::<u32>()
                 .ok()
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
-                .ok_or_else(|| Error::InvalidQuery(format!("limit: {s:?} is not a number from 1 to {MAX_LIMIT}")))?,
+                .ok_or_else(|| {
+                    Error::InvalidQuery(format!(
+                        "limit: {s:?} is not a number from 1 to {MAX_LIMIT}"
+                    ))
+                })?,
         };
         let cursor = non_empty(&self.cursor)
-            .map(|c| decode_cursor(&c).ok_or_else(|| Error::InvalidQuery("cursor: not a cursor this server issued".into())))
+            .map(|c| {
+                decode_cursor(&c).ok_or_else(|| {
+                    Error::InvalidQuery("cursor: not a cursor this server issued".into())
+                })
+            })
             .transpose()?;
         let mut filter = JobFilter {
             user: non_empty(&self.user),
@@ -93,7 +110,11 @@ impl JobsQuery {
             }
             filter.user = Some(viewer.username.clone());
         }
-        Ok(JobsPage { filter, cursor, limit })
+        Ok(JobsPage {
+            filter,
+            cursor,
+            limit,
+        })
     }
 }
 
@@ -104,7 +125,9 @@ pub fn encode_cursor(c: &JobCursor) -> String {
 }
 
 pub fn decode_cursor(s: &str) -> Option<JobCursor> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .ok()?;
     let raw = String::from_utf8(raw).ok()?;
     let (millis, id) = raw.split_once('.')?;
     Some(JobCursor {
@@ -114,24 +137,43 @@ pub fn decode_cursor(s: &str) -> Option<JobCursor> {
 }
 
 /// One page of jobs and the cursor of the next (if there is one).
-pub async fn fetch_page(state: &AppState, page: &JobsPage) -> Result<(Vec<crate::domain::job::Job>, Option<String>)> {
-    let mut jobs = state.db.list_jobs(&page.filter, page.cursor, page.limit + 1).await?;
+pub async fn fetch_page(
+    state: &AppState,
+    page: &JobsPage,
+) -> Result<(Vec<crate::domain::job::Job>, Option<String>)> {
+    let mut jobs = state
+        .db
+        .list_jobs(&page.filter, page.cursor, page.limit + 1)
+        .await?;
     let next = if jobs.len() > page.limit as usize {
         jobs.truncate(page.limit as usize);
-        jobs.last().map(|j| encode_cursor(&JobCursor { created_at: j.created_at, job_id: j.job_id.as_uuid() }))
+        jobs.last().map(|j| {
+            encode_cursor(&JobCursor {
+                created_at: j.created_at,
+                job_id: j.job_id.as_uuid(),
+            })
+        })
     } else {
         None
     };
     Ok((jobs, next))
 }
 
-async fn list(State(state): State<AppState>, current: CurrentUser, QueryParams(query): QueryParams<JobsQuery>) -> Result<Json<Value>> {
+async fn list(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    QueryParams(query): QueryParams<JobsQuery>,
+) -> Result<Json<Value>> {
     let page = query.parse_for(&current.user)?;
     let (jobs, next_cursor) = fetch_page(&state, &page).await?;
     Ok(Json(json!({ "jobs": jobs, "next_cursor": next_cursor })))
 }
 
-async fn show(State(state): State<AppState>, current: CurrentUser, Path(job_id): Path<String>) -> Result<Json<Value>> {
+async fn show(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(job_id): Path<String>,
+) -> Result<Json<Value>> {
     let job_id = JobId::parse(&job_id).ok_or(Error::NotFound)?;
     let stored = state.db.get_job(job_id).await?.ok_or(Error::NotFound)?;
     if !current.user.role.sees_all_jobs() && stored.job.user != current.user.username {
@@ -147,7 +189,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {
-        let c = JobCursor { created_at: DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(), job_id: uuid::Uuid::now_v7() };
+        let c = JobCursor {
+            created_at: DateTime::from_timestamp_millis(1_700_000_000_123).unwrap(),
+            job_id: uuid::Uuid::now_v7(),
+        };
         assert_eq!(decode_cursor(&encode_cursor(&c)), Some(c));
         assert_eq!(decode_cursor("not-a-cursor"), None);
         assert_eq!(decode_cursor(""), None);

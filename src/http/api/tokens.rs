@@ -29,16 +29,28 @@ async fn create(
     current: CurrentUser,
     JsonBody(body): JsonBody<NewTokenBody>,
 ) -> Result<(StatusCode, Json<Value>)> {
-    let (info, token) = accounts::create_api_token(&state.db, &current.user.username, &body.name).await?;
+    let (info, token) =
+        accounts::create_api_token(&state.db, &current.user.username, &body.name).await?;
     tracing::info!(username = %current.user.username, token_id = %info.id, "API token created");
-    Ok((StatusCode::CREATED, Json(json!({ "id": info.id, "name": info.name, "created_at": info.created_at, "token": token }))))
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            json!({ "id": info.id, "name": info.name, "created_at": info.created_at, "token": token }),
+        ),
+    ))
 }
 
 async fn list(State(state): State<AppState>, current: CurrentUser) -> Result<Json<Value>> {
-    Ok(Json(json!({ "tokens": state.db.list_tokens(&current.user.username).await? })))
+    Ok(Json(
+        json!({ "tokens": state.db.list_tokens(&current.user.username).await? }),
+    ))
 }
 
-async fn revoke(State(state): State<AppState>, current: CurrentUser, Path(id): Path<String>) -> Result<StatusCode> {
+async fn revoke(
+    State(state): State<AppState>,
+    current: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
     let id = uuid::Uuid::parse_str(&id).map_err(|_| Error::NotFound)?;
     if state.db.delete_token(&current.user.username, id).await? {
         Ok(StatusCode::NO_CONTENT)

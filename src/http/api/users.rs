@@ -48,7 +48,8 @@ async fn create(
     current.require_admin()?;
     let JsonBody(body) = body?;
     let role = parse_role(&body.role)?;
-    let (user, _) = accounts::create_user(&state.db, &body.username, Some(&body.password), role).await?;
+    let (user, _) =
+        accounts::create_user(&state.db, &body.username, Some(&body.password), role).await?;
     tracing::info!(by = %current.user.username, username = %user.username, role = role.as_str(), "user created");
     Ok((StatusCode::CREATED, Json(json!({ "user": user }))))
 }
@@ -70,7 +71,9 @@ async fn update(
     current.require_admin()?;
     let JsonBody(body) = body?;
     let role = body.role.as_deref().map(parse_role).transpose()?;
-    if username == current.user.username && (body.disabled == Some(true) || role.is_some_and(|r| r != Role::Admin)) {
+    if username == current.user.username
+        && (body.disabled == Some(true) || role.is_some_and(|r| r != Role::Admin))
+    {
         return Err(Error::Unprocessable {
             code: "self_lockout",
             detail: "you cannot disable yourself or give up your own admin role".into(),
@@ -78,13 +81,24 @@ async fn update(
     }
     let password_hash = match body.password.as_deref() {
         Some(p) => {
-            check_password_policy(p).map_err(|detail| Error::Unprocessable { code: "invalid_password", detail })?;
+            check_password_policy(p).map_err(|detail| Error::Unprocessable {
+                code: "invalid_password",
+                detail,
+            })?;
             Some(accounts::hash_password(p).await?)
         }
         None => None,
     };
-    let changes = UserChanges { role, disabled: body.disabled, password_hash };
-    let user = state.db.update_user(&username, &changes).await?.ok_or(Error::NotFound)?;
+    let changes = UserChanges {
+        role,
+        disabled: body.disabled,
+        password_hash,
+    };
+    let user = state
+        .db
+        .update_user(&username, &changes)
+        .await?
+        .ok_or(Error::NotFound)?;
     tracing::info!(by = %current.user.username, username = %user.username, "user changed");
     Ok(Json(json!({ "user": user })))
 }
