@@ -71,6 +71,7 @@ impl App {
             clusters,
             cid_policy,
             upstream,
+            config.duplicate_guard_window,
         ));
         let resolved = execution.sweep().await?;
         if resolved > 0 {

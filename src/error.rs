@@ -38,6 +38,14 @@ pub enum Error {
     InvalidIdempotencyKey(String),
     #[error("a request with this Idempotency-Key is still running")]
     RequestInProgress { job_id: JobId },
+    #[error("the same action on the same customer IDs ran recently (job {job_id} by {user}); send confirm_duplicate to run it again")]
+    RecentDuplicate {
+        job_id: JobId,
+        user: String,
+        created_at: chrono::DateTime<chrono::Utc>,
+    },
+    #[error("customer IDs {} are in a job still running (job {job_id})", .busy.join(", "))]
+    CidsBusy { job_id: JobId, busy: Vec<String> },
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
     #[error("unknown cluster {0:?}")]
@@ -98,7 +106,10 @@ impl Error {
                 StatusCode::BAD_REQUEST
             }
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            RequestInProgress { .. } | Conflict { .. } => StatusCode::CONFLICT,
+            RequestInProgress { .. }
+            | RecentDuplicate { .. }
+            | CidsBusy { .. }
+            | Conflict { .. } => StatusCode::CONFLICT,
             IdempotencyKeyReused
             | UnknownCluster(_)
             | UnknownAction(_)
@@ -129,6 +140,8 @@ impl Error {
             MissingIdempotencyKey => "missing_idempotency_key",
             InvalidIdempotencyKey(_) => "invalid_idempotency_key",
             RequestInProgress { .. } => "request_in_progress",
+            RecentDuplicate { .. } => "recent_duplicate",
+            CidsBusy { .. } => "cids_busy",
             IdempotencyKeyReused => "idempotency_key_reused",
             UnknownCluster(_) => "unknown_cluster",
             UnknownAction(_) => "unknown_action",
@@ -155,6 +168,22 @@ impl Error {
         match self {
             Error::RequestInProgress { job_id } => {
                 body.insert("job_id".into(), json!(job_id));
+            }
+            Error::RecentDuplicate {
+                job_id,
+                user,
+                created_at,
+            } => {
+                body.insert("job_id".into(), json!(job_id));
+                body.insert("user".into(), json!(user));
+                body.insert(
+                    "created_at".into(),
+                    json!(crate::domain::job::format_time(created_at)),
+                );
+            }
+            Error::CidsBusy { job_id, busy } => {
+                body.insert("job_id".into(), json!(job_id));
+                body.insert("busy".into(), json!(busy));
             }
             Error::InvalidCids(invalid) => {
                 body.insert("invalid".into(), json!(invalid));

@@ -28,12 +28,14 @@ pub const INTERRUPTED_ERROR: &str = "interrupted: outcome unknown, check the clu
 pub const STALE_GRACE: Duration = Duration::from_secs(5);
 
 /// The body of `POST /api/v1/actions`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 pub struct SetActionRequest {
     pub cluster: String,
     pub action: String,
     pub cids: CidsInput,
+    /// Only for a cluster without a server-side token; never stored or logged.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub token: Option<Secret>,
     #[serde(default)]
     pub confirm_duplicate: Option<bool>,
@@ -72,6 +74,8 @@ pub struct ExecutionService {
     clusters: ClusterRegistry,
     cid_policy: CidPolicy,
     upstream: UpstreamClient,
+    /// Window of the recent-duplicate guard; zero turns it off.
+    duplicate_guard_window: Duration,
     /// In-flight executions, so shutdown can let them finish.
     tasks: TaskTracker,
 }
@@ -83,6 +87,7 @@ impl ExecutionService {
         clusters: ClusterRegistry,
         cid_policy: CidPolicy,
         upstream: UpstreamClient,
+        duplicate_guard_window: Duration,
     ) -> Self {
         Self {
             db,
@@ -90,6 +95,7 @@ impl ExecutionService {
             clusters,
             cid_policy,
             upstream,
+            duplicate_guard_window,
             tasks: TaskTracker::new(),
         }
     }
@@ -131,12 +137,13 @@ impl ExecutionService {
         );
 
         if let Some(existing) = self.db.job_by_key(&user.username, key.as_str()).await? {
-            return answer_existing(existing, &fingerprint);
+            return self.answer_existing(existing, &fingerprint).await;
         }
         let valid = self.validate(&request, &raw_cids, reason)?;
 
         let created_at = now_millis();
         let job_id = JobId::new_at(created_at);
+        let confirm_duplicate = request.confirm_duplicate.unwrap_or(false);
         let cid_strings: Vec<String> = valid
             .cids
             .as_slice()
@@ -160,9 +167,31 @@ impl ExecutionService {
             cids: &cid_strings,
             reason: valid.reason.as_deref(),
             created_at,
+            confirm_duplicate,
+            duplicate_guard_since: (!confirm_duplicate && !self.duplicate_guard_window.is_zero())
+                .then(|| {
+                    created_at
+                        - chrono::Duration::from_std(self.duplicate_guard_window)
+                            .unwrap_or_default()
+                }),
         };
-        if let Claim::Existing(existing) = self.db.claim_job(&new_job).await? {
-            return answer_existing(*existing, &fingerprint);
+        match self.db.claim_job(&new_job).await? {
+            Claim::Claimed => {}
+            Claim::Existing(existing) => {
+                return self.answer_existing(*existing, &fingerprint).await
+            }
+            Claim::RecentDuplicate {
+                job_id,
+                user,
+                created_at,
+            } => {
+                return Err(Error::RecentDuplicate {
+                    job_id,
+                    user,
+                    created_at,
+                })
+            }
+            Claim::CidsBusy { job_id, busy } => return Err(Error::CidsBusy { job_id, busy }),
         }
         let pending = Job {
             job_id,
@@ -181,6 +210,9 @@ impl ExecutionService {
             duration_ms: None,
             duplicate_of: None,
             reason: valid.reason.clone(),
+            confirm_duplicate,
+            replay_count: 0,
+            last_replay_at: None,
         };
         // The call runs in its own task: a client that goes away must not
         // cancel a request the cluster may already be applying.
@@ -385,24 +417,29 @@ fn job_body(job: &Job) -> Result<String> {
 }
 
 /// The answer for a key already used: key reuse with another payload, still
-/// running, or a replay of the original answer.
-fn answer_existing(
-    existing: StoredJob,
-    fingerprint: &RequestFingerprint,
-) -> Result<SetActionResponse> {
-    if existing.payload_hash != fingerprint.payload_hash {
-        return Err(Error::IdempotencyKeyReused);
+/// running, or a replay of the original answer (counted on the job).
+impl ExecutionService {
+    async fn answer_existing(
+        &self,
+        existing: StoredJob,
+        fingerprint: &RequestFingerprint,
+    ) -> Result<SetActionResponse> {
+        if existing.payload_hash != fingerprint.payload_hash {
+            return Err(Error::IdempotencyKeyReused);
+        }
+        let Some((status, body)) = existing.response else {
+            return Err(Error::RequestInProgress {
+                job_id: existing.job.job_id,
+            });
+        };
+        let job_id = existing.job.job_id;
+        tracing::info!(job_id = %job_id, "[SET_ACTION] REPLAY: job_id={}", job_id);
+        metrics::counter!("tms_set_action_replays_total").increment(1);
+        self.db.record_replay(job_id, now_millis()).await?;
+        Ok(SetActionResponse {
+            status,
+            body,
+            replayed: true,
+        })
     }
-    let Some((status, body)) = existing.response else {
-        return Err(Error::RequestInProgress {
-            job_id: existing.job.job_id,
-        });
-    };
-    tracing::info!(job_id = %existing.job.job_id, "[SET_ACTION] REPLAY: job_id={}", existing.job.job_id);
-    metrics::counter!("tms_set_action_replays_total").increment(1);
-    Ok(SetActionResponse {
-        status,
-        body,
-        replayed: true,
-    })
 }

@@ -63,12 +63,17 @@ CREATE TABLE jobs (
     duplicate_of     BLOB REFERENCES jobs (job_id),
     response_status  INTEGER,
     response_body    TEXT,
+    confirm_duplicate BOOLEAN NOT NULL DEFAULT FALSE,
+    replay_count     INTEGER NOT NULL DEFAULT 0,
+    last_replay_at   TEXT,
     -- The claim: one job per user and key, decided by the database.
     UNIQUE (user_name, idempotency_key)
 );
 CREATE INDEX jobs_by_time ON jobs (created_at, job_id);
 CREATE INDEX jobs_by_user_time ON jobs (user_name, created_at, job_id);
 CREATE INDEX jobs_pending ON jobs (created_at) WHERE status = 'pending';
+-- The recent-duplicate guard looks up the same intent (cluster, action, CID set).
+CREATE INDEX jobs_by_intent ON jobs (intent_hash, created_at);
 
 -- One row per CID of a job, so "jobs touching CID X" is an index look-up.
 CREATE TABLE job_cids (
@@ -78,3 +83,14 @@ CREATE TABLE job_cids (
     PRIMARY KEY (cid, job_id)
 );
 CREATE INDEX job_cids_by_job ON job_cids (job_id);
+
+-- The per-customer lock: one row per CID of a pending job, released when the
+-- job is finalised. The primary key makes a second run on a busy CID fail in
+-- the database, whichever instance tries it.
+CREATE TABLE busy_cids (
+    cluster TEXT NOT NULL,
+    cid     TEXT NOT NULL,
+    job_id  BLOB NOT NULL REFERENCES jobs (job_id),
+    PRIMARY KEY (cluster, cid)
+);
+CREATE INDEX busy_cids_by_job ON busy_cids (job_id);

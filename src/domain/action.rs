@@ -47,7 +47,7 @@ pub const DEFAULT_ACTION_PATH: &str = "/api/v1/customers/actions";
 pub const DEFAULT_MAX_CIDS: usize = 500;
 
 /// What `GET /api/v1/catalog` shows of an action.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ActionView {
     pub name: String,
     pub code: i64,

@@ -17,7 +17,7 @@ pub struct Cluster {
 }
 
 /// What `GET /api/v1/catalog` shows of a cluster (never the URL or token).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct ClusterView {
     pub name: String,
     pub label: String,

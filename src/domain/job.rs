@@ -6,7 +6,7 @@ use serde::{Serialize, Serializer};
 use uuid::Uuid;
 
 /// A job's id: a UUIDv7 for jobs this product creates (time-ordered).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
 pub struct JobId(Uuid);
 
@@ -41,7 +41,8 @@ impl std::fmt::Display for JobId {
 }
 
 /// Where a job stands. Only `pending` may change, and only once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Pending,
     Succeeded,
@@ -85,12 +86,6 @@ impl JobStatus {
     }
 }
 
-impl Serialize for JobStatus {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
 /// Timestamps on the wire: RFC 3339, UTC, milliseconds, `Z`.
 pub fn format_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -118,7 +113,7 @@ pub fn truncate_millis(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// A job as the API returns it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Job {
     pub job_id: JobId,
     pub user: String,
@@ -138,6 +133,10 @@ pub struct Job {
     pub duration_ms: Option<i64>,
     pub duplicate_of: Option<JobId>,
     pub reason: Option<String>,
+    pub confirm_duplicate: bool,
+    pub replay_count: i64,
+    #[serde(serialize_with = "serialize_opt_time")]
+    pub last_replay_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use serde::{Serialize, Serializer};
 use super::job::format_time;
 
 /// What a user may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, including user management.
     Admin,
@@ -40,12 +41,6 @@ impl Role {
 
     pub fn sees_all_jobs(self) -> bool {
         matches!(self, Self::Admin | Self::Auditor)
-    }
-}
-
-impl Serialize for Role {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
     }
 }
 
@@ -88,7 +83,7 @@ pub fn check_password_policy(password: &str) -> Result<(), String> {
 }
 
 /// A user as the API shows it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub username: String,
     pub role: Role,

@@ -20,6 +20,7 @@ use crate::store::Db;
 pub mod api;
 pub mod auth;
 pub mod extract;
+pub mod openapi;
 pub mod ops;
 
 /// Request bodies above this are refused with `413`.
@@ -46,6 +47,7 @@ pub fn router(state: AppState, sandbox: Option<Router>) -> Router {
     let mut app = Router::new()
         .merge(api::router())
         .merge(ops::router())
+        .merge(openapi::router())
         .fallback(|| async { Error::NotFound })
         .with_state(state);
     if let Some(sandbox) = sandbox {

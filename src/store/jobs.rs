@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 const JOB_COLUMNS: &str = "job_id, user_name, cluster, action, action_code, cids, cid_count, status, \
      upstream_status, response_summary, error, created_at, finished_at, duration_ms, duplicate_of, reason, \
-     payload_hash, response_status, response_body";
+     payload_hash, response_status, response_body, confirm_duplicate, replay_count, last_replay_at";
 
 #[derive(sqlx::FromRow)]
 struct JobRow {
@@ -33,6 +33,9 @@ struct JobRow {
     payload_hash: String,
     response_status: Option<i64>,
     response_body: Option<String>,
+    confirm_duplicate: bool,
+    replay_count: i64,
+    last_replay_at: Option<DateTime<Utc>>,
 }
 
 /// A job with what the store keeps to answer replays.
@@ -79,6 +82,9 @@ impl TryFrom<JobRow> for StoredJob {
                 duration_ms: r.duration_ms,
                 duplicate_of: r.duplicate_of.map(JobId::from_uuid),
                 reason: r.reason,
+                confirm_duplicate: r.confirm_duplicate,
+                replay_count: r.replay_count,
+                last_replay_at: r.last_replay_at,
             },
             payload_hash: r.payload_hash,
             response,
@@ -100,6 +106,10 @@ pub struct NewJob<'a> {
     pub cids: &'a [String],
     pub reason: Option<&'a str>,
     pub created_at: DateTime<Utc>,
+    pub confirm_duplicate: bool,
+    /// Refuse when a `pending` or `succeeded` job of the same intent was
+    /// created since this time (`None`: the guard is off or lifted).
+    pub duplicate_guard_since: Option<DateTime<Utc>>,
 }
 
 /// The result of claiming `(user, key)`.
@@ -109,6 +119,21 @@ pub enum Claim {
     Claimed,
     /// The key was taken: here is the job that holds it.
     Existing(Box<StoredJob>),
+    /// The same intent ran recently (the recent-duplicate guard).
+    RecentDuplicate {
+        job_id: JobId,
+        user: String,
+        created_at: DateTime<Utc>,
+    },
+    /// Some CIDs are in a `pending` job of the same cluster.
+    CidsBusy { job_id: JobId, busy: Vec<String> },
+}
+
+/// What the claim transaction decided before committing or rolling back.
+enum ClaimStep {
+    Commit,
+    Existing(Box<JobRow>),
+    Refuse(Claim),
 }
 
 /// The final state of a job.
@@ -148,22 +173,37 @@ pub struct JobCursor {
 
 impl Db {
     /// Inserts the job as `pending` under `(user, key)` in one transaction,
-    /// or returns the job already holding that key. The unique constraint
-    /// decides; there is no in-memory lock.
+    /// or returns the job already holding that key. In the same transaction,
+    /// for a new key: the recent-duplicate guard, then the per-customer lock.
+    /// The database decides every one of these (unique constraints, and on
+    /// PostgreSQL an advisory lock per intent); there is no in-memory lock.
     #[tracing::instrument(skip_all, fields(job_id = %new.job_id))]
     pub async fn claim_job(&self, new: &NewJob<'_>) -> Result<Claim> {
         let insert = "INSERT INTO jobs (job_id, user_name, idempotency_key, payload_hash, intent_hash, cluster, \
-             action, action_code, cids, cid_count, reason, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12) \
+             action, action_code, cids, cid_count, reason, status, created_at, confirm_duplicate) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13) \
              ON CONFLICT (user_name, idempotency_key) DO NOTHING";
         let cids_json = serde_json::to_string(new.cids).map_err(anyhow::Error::from)?;
-        let (cid_sql, cid_args) = job_cids_insert(new.job_id.as_uuid(), new.cids);
+        let job_uuid = new.job_id.as_uuid();
+        let (busy_sql, busy_args) = busy_cids_insert(new.cluster, job_uuid, new.cids);
+        let (cid_sql, cid_args) = job_cids_insert(job_uuid, new.cids);
         let existing_sql =
             format!("SELECT {JOB_COLUMNS} FROM jobs WHERE user_name = $1 AND idempotency_key = $2");
-        let existing: Option<JobRow> = with_pool!(self, pool => {
+        let recent_sql = "SELECT job_id, user_name, created_at FROM jobs WHERE intent_hash = $1 AND created_at >= $2 \
+             AND status IN ('pending', 'succeeded') AND job_id <> $3 ORDER BY created_at DESC LIMIT 1";
+        let step = with_pool!(self, pool => {
             let mut tx = write_tx!(pool)?;
-            let done = sqlx::query(insert)
-                .bind(new.job_id.as_uuid())
+            if let Db::Postgres(_) = self {
+                // Two requests of the same intent under different keys must not
+                // both pass the guard: serialise them (SQLite's write lock
+                // already does).
+                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                    .bind(new.intent_hash)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let inserted = sqlx::query(insert)
+                .bind(job_uuid)
                 .bind(new.user)
                 .bind(new.key)
                 .bind(new.payload_hash)
@@ -175,21 +215,65 @@ impl Db {
                 .bind(new.cids.len() as i64)
                 .bind(new.reason)
                 .bind(new.created_at)
+                .bind(new.confirm_duplicate)
                 .execute(&mut *tx)
-                .await?;
-            let existing = if done.rows_affected() == 1 {
-                bind_args!(sqlx::query(&cid_sql), &cid_args).execute(&mut *tx).await?;
-                None
+                .await?
+                .rows_affected();
+            let step = if inserted == 0 {
+                let row: Option<JobRow> =
+                    sqlx::query_as(&existing_sql).bind(new.user).bind(new.key).fetch_optional(&mut *tx).await?;
+                match row {
+                    Some(row) => ClaimStep::Existing(Box::new(row)),
+                    None => return Err(Error::Internal(anyhow::anyhow!("the job holding this key vanished"))),
+                }
+            } else if let Some(recent) = match new.duplicate_guard_since {
+                Some(since) => sqlx::query_as::<_, (Uuid, String, DateTime<Utc>)>(recent_sql)
+                    .bind(new.intent_hash)
+                    .bind(since)
+                    .bind(job_uuid)
+                    .fetch_optional(&mut *tx)
+                    .await?,
+                None => None,
+            } {
+                let (job_id, user, created_at) = recent;
+                ClaimStep::Refuse(Claim::RecentDuplicate { job_id: JobId::from_uuid(job_id), user, created_at })
             } else {
-                sqlx::query_as(&existing_sql).bind(new.user).bind(new.key).fetch_optional(&mut *tx).await?
+                let locked = bind_args!(sqlx::query(&busy_sql), &busy_args).execute(&mut *tx).await?.rows_affected();
+                if locked < new.cids.len() as u64 {
+                    let (lookup_sql, lookup_args) = busy_cids_lookup(new.cluster, job_uuid, new.cids);
+                    let rows: Vec<(String, Uuid)> =
+                        bind_args!(sqlx::query_as(&lookup_sql), &lookup_args).fetch_all(&mut *tx).await?;
+                    let job_id = rows.first().map(|r| JobId::from_uuid(r.1)).unwrap_or(new.job_id);
+                    let busy = rows.into_iter().map(|r| r.0).collect();
+                    ClaimStep::Refuse(Claim::CidsBusy { job_id, busy })
+                } else {
+                    bind_args!(sqlx::query(&cid_sql), &cid_args).execute(&mut *tx).await?;
+                    ClaimStep::Commit
+                }
             };
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(existing)
+            match step {
+                ClaimStep::Refuse(_) => tx.rollback().await?,
+                _ => tx.commit().await?,
+            }
+            Ok::<_, sqlx::Error>(step)
         })?;
-        match existing {
-            None => Ok(Claim::Claimed),
-            Some(row) => Ok(Claim::Existing(Box::new(StoredJob::try_from(row)?))),
+        match step {
+            ClaimStep::Commit => Ok(Claim::Claimed),
+            ClaimStep::Existing(row) => Ok(Claim::Existing(Box::new(StoredJob::try_from(*row)?))),
+            ClaimStep::Refuse(claim) => Ok(claim),
         }
+    }
+
+    /// Counts a replayed request on the job it was answered from.
+    #[tracing::instrument(skip_all, fields(job_id = %job_id))]
+    pub async fn record_replay(&self, job_id: JobId, at: DateTime<Utc>) -> Result<()> {
+        let sql = "UPDATE jobs SET replay_count = replay_count + 1, last_replay_at = $2 WHERE job_id = $1";
+        with_pool!(self, pool => {
+            let mut tx = write_tx!(pool)?;
+            sqlx::query(sql).bind(job_id.as_uuid()).bind(at).execute(&mut *tx).await?;
+            tx.commit().await
+        })?;
+        Ok(())
     }
 
     /// The job a user's key names, if any.
@@ -229,6 +313,7 @@ impl Db {
                 .bind(&f.response_body)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query("DELETE FROM busy_cids WHERE job_id = $1").bind(job_id.as_uuid()).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(done.rows_affected())
         })?;
@@ -313,19 +398,59 @@ fn filtered_jobs_sql(filter: &JobFilter) -> (String, Vec<Arg>) {
     (sql, args)
 }
 
+/// Takes the per-customer lock on each CID; conflicting rows are skipped,
+/// so fewer rows than CIDs means some were busy.
+fn busy_cids_insert(cluster: &str, job_id: Uuid, cids: &[String]) -> (String, Vec<Arg>) {
+    let mut args = vec![Arg::Text(cluster.to_owned()), Arg::Uuid(job_id)];
+    let rows: Vec<String> = cids
+        .iter()
+        .map(|cid| {
+            args.push(Arg::Text(cid.clone()));
+            format!("($1, ${}, $2)", args.len())
+        })
+        .collect();
+    let sql = format!(
+        "INSERT INTO busy_cids (cluster, cid, job_id) VALUES {} ON CONFLICT DO NOTHING",
+        rows.join(", ")
+    );
+    (sql, args)
+}
+
+/// The CIDs of the request held by another pending job, with that job.
+fn busy_cids_lookup(cluster: &str, job_id: Uuid, cids: &[String]) -> (String, Vec<Arg>) {
+    let mut args = vec![Arg::Text(cluster.to_owned()), Arg::Uuid(job_id)];
+    let params: Vec<String> = cids
+        .iter()
+        .map(|cid| {
+            args.push(Arg::Text(cid.clone()));
+            format!("${}", args.len())
+        })
+        .collect();
+    let sql = format!(
+        "SELECT cid, job_id FROM busy_cids WHERE cluster = $1 AND job_id <> $2 AND cid IN ({}) ORDER BY job_id, cid",
+        params.join(", ")
+    );
+    (sql, args)
+}
+
 /// One multi-row insert of a job's CIDs with their positions.
 fn job_cids_insert(job_id: Uuid, cids: &[String]) -> (String, Vec<Arg>) {
-    let mut sql = String::from("INSERT INTO job_cids (cid, job_id, position) VALUES ");
-    let mut args = Vec::with_capacity(cids.len() * 3);
-    for (i, cid) in cids.iter().enumerate() {
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        let n = args.len();
-        sql.push_str(&format!("(${}, ${}, ${})", n + 1, n + 2, n + 3));
-        args.push(Arg::Text(cid.clone()));
-        args.push(Arg::Uuid(job_id));
-        args.push(Arg::Int(i as i64));
-    }
-    (sql, args)
+    let mut args = Vec::with_capacity(cids.len() * 2 + 1);
+    args.push(Arg::Uuid(job_id));
+    let rows: Vec<String> = cids
+        .iter()
+        .enumerate()
+        .map(|(position, cid)| {
+            args.push(Arg::Text(cid.clone()));
+            args.push(Arg::Int(position as i64));
+            format!("(${}, $1, ${})", args.len() - 1, args.len())
+        })
+        .collect();
+    (
+        format!(
+            "INSERT INTO job_cids (cid, job_id, position) VALUES {}",
+            rows.join(", ")
+        ),
+        args,
+    )
 }

@@ -9,7 +9,7 @@ use crate::domain::job::format_time;
 use crate::error::Result;
 
 /// What the owner may see of a token (never the token).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenInfo {
     pub id: Uuid,
     pub name: String,

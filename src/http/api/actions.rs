@@ -9,15 +9,34 @@ use axum::Router;
 
 use crate::error::{Error, Result};
 use crate::execution::SetActionRequest;
+use crate::http::api::jobs::JobEnvelope;
 use crate::http::auth::CurrentUser;
 use crate::http::extract::{IdempotencyKeyHeader, JsonBody};
+use crate::http::openapi::Problem;
 use crate::http::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/actions", post(set_action))
 }
 
-async fn set_action(
+/// Runs an action once per `Idempotency-Key`; the same key replays the
+/// first answer with `Idempotent-Replayed: true`.
+#[utoipa::path(post, path = "/api/v1/actions", tag = "actions", request_body = SetActionRequest,
+    params(("Idempotency-Key" = String, Header,
+        description = "1-255 visible ASCII characters: a fresh UUID per confirmed click, re-sent on retries")),
+    responses(
+        (status = 201, description = "Executed; the cluster said success", body = JobEnvelope),
+        (status = 502, description = "Executed; the cluster failed, was unreachable, or the outcome is unknown", body = JobEnvelope),
+        (status = 504, description = "Executed; no answer in time", body = JobEnvelope),
+        (status = 400, description = "invalid_body, missing_idempotency_key, invalid_idempotency_key", body = Problem),
+        (status = 401, description = "unauthenticated", body = Problem),
+        (status = 403, description = "forbidden, csrf_failed", body = Problem),
+        (status = 409, description = "request_in_progress, recent_duplicate, cids_busy", body = Problem),
+        (status = 413, description = "payload_too_large", body = Problem),
+        (status = 422, description = "unknown_cluster, unknown_action, no_cids, too_many_cids, invalid_cids, \
+            token_required, reason_required, idempotency_key_reused", body = Problem),
+    ))]
+pub async fn set_action(
     State(state): State<AppState>,
     current: CurrentUser,
     key: Result<IdempotencyKeyHeader>,

@@ -3,22 +3,35 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use crate::domain::action::ActionView;
+use crate::domain::cluster::ClusterView;
 use crate::http::auth::CurrentUser;
+use crate::http::openapi::Problem;
 use crate::http::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/catalog", get(catalog))
 }
 
-async fn catalog(State(state): State<AppState>, _current: CurrentUser) -> Json<Value> {
-    let clusters: Vec<_> = state
+/// What a user can pick.
+#[derive(Serialize, ToSchema)]
+pub struct Catalog {
+    pub clusters: Vec<ClusterView>,
+    pub actions: Vec<ActionView>,
+}
+
+#[utoipa::path(get, path = "/api/v1/catalog", tag = "catalog",
+    responses((status = 200, body = Catalog), (status = 401, body = Problem)))]
+pub async fn catalog(State(state): State<AppState>, _current: CurrentUser) -> Json<Catalog> {
+    let clusters = state
         .execution
         .clusters()
         .iter()
         .map(|c| c.view())
         .collect();
-    let actions: Vec<_> = state.execution.catalog().iter().map(|a| a.view()).collect();
-    Json(json!({ "clusters": clusters, "actions": actions }))
+    let actions = state.execution.catalog().iter().map(|a| a.view()).collect();
+    Json(Catalog { clusters, actions })
 }

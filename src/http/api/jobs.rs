@@ -6,14 +6,15 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::job::{JobId, JobStatus};
+use crate::domain::job::{Job, JobId, JobStatus};
 use crate::domain::user::User;
 use crate::error::{Error, Result};
 use crate::http::auth::CurrentUser;
 use crate::http::extract::QueryParams;
+use crate::http::openapi::Problem;
 use crate::http::AppState;
 use crate::store::jobs::{JobCursor, JobFilter};
 
@@ -27,17 +28,39 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The query parameters of a job listing, as sent.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct JobsQuery {
+    /// Only this user's jobs (operators may name only themselves).
     pub user: Option<String>,
     pub action: Option<String>,
     pub cluster: Option<String>,
+    /// pending, succeeded, failed, timed_out or unknown.
     pub status: Option<String>,
+    /// Jobs touching this customer ID.
     pub cid: Option<String>,
+    /// RFC 3339, inclusive.
     pub since: Option<String>,
+    /// RFC 3339, exclusive.
     pub until: Option<String>,
+    /// 1 to 500, default 50.
     pub limit: Option<String>,
+    /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+/// `{"job": Job}`.
+#[derive(Serialize, ToSchema)]
+pub struct JobEnvelope {
+    pub job: Job,
+}
+
+/// One page of jobs, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<Job>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 /// A listing request after parsing and the visibility rule.
@@ -137,15 +160,12 @@ pub fn decode_cursor(s: &str) -> Option<JobCursor> {
 }
 
 /// One page of jobs and the cursor of the next (if there is one).
-pub async fn fetch_page(
-    state: &AppState,
-    page: &JobsPage,
-) -> Result<(Vec<crate::domain::job::Job>, Option<String>)> {
+pub async fn fetch_page(state: &AppState, page: &JobsPage) -> Result<JobList> {
     let mut jobs = state
         .db
         .list_jobs(&page.filter, page.cursor, page.limit + 1)
         .await?;
-    let next = if jobs.len() > page.limit as usize {
+    let next_cursor = if jobs.len() > page.limit as usize {
         jobs.truncate(page.limit as usize);
         jobs.last().map(|j| {
             encode_cursor(&JobCursor {
@@ -156,31 +176,43 @@ pub async fn fetch_page(
     } else {
         None
     };
-    Ok((jobs, next))
+    Ok(JobList { jobs, next_cursor })
 }
 
-async fn list(
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobsQuery),
+    responses(
+        (status = 200, body = JobList),
+        (status = 400, description = "invalid_query", body = Problem),
+        (status = 401, body = Problem),
+        (status = 403, description = "an operator asked for another user's jobs", body = Problem),
+    ))]
+pub async fn list(
     State(state): State<AppState>,
     current: CurrentUser,
     QueryParams(query): QueryParams<JobsQuery>,
-) -> Result<Json<Value>> {
+) -> Result<Json<JobList>> {
     let page = query.parse_for(&current.user)?;
-    let (jobs, next_cursor) = fetch_page(&state, &page).await?;
-    Ok(Json(json!({ "jobs": jobs, "next_cursor": next_cursor })))
+    Ok(Json(fetch_page(&state, &page).await?))
 }
 
-async fn show(
+#[utoipa::path(get, path = "/api/v1/jobs/{job_id}", tag = "jobs", params(("job_id" = String, Path)),
+    responses(
+        (status = 200, body = JobEnvelope),
+        (status = 401, body = Problem),
+        (status = 404, description = "not_found (also another user's job, for an operator)", body = Problem),
+    ))]
+pub async fn show(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(job_id): Path<String>,
-) -> Result<Json<Value>> {
+) -> Result<Json<JobEnvelope>> {
     let job_id = JobId::parse(&job_id).ok_or(Error::NotFound)?;
     let stored = state.db.get_job(job_id).await?.ok_or(Error::NotFound)?;
     if !current.user.role.sees_all_jobs() && stored.job.user != current.user.username {
         // Existence of other users' jobs is not revealed.
         return Err(Error::NotFound);
     }
-    Ok(Json(json!({ "job": stored.job })))
+    Ok(Json(JobEnvelope { job: stored.job }))
 }
 
 #[cfg(test)]

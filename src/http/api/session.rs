@@ -6,13 +6,15 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use axum_extra::extract::CookieJar;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::accounts;
+use crate::domain::user::User;
 use crate::error::Result;
 use crate::http::auth::{removal_cookie, session_cookie, session_id, AuthMethod, CurrentUser};
 use crate::http::extract::JsonBody;
+use crate::http::openapi::Problem;
 use crate::http::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -21,16 +23,36 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/me", get(me))
 }
 
-#[derive(Deserialize)]
-struct LoginBody {
-    username: String,
-    password: String,
+/// Credentials of a local account.
+#[derive(Deserialize, ToSchema)]
+pub struct LoginBody {
+    pub username: String,
+    pub password: String,
+}
+
+/// A started session: the user and the token to send as `X-CSRF-Token`.
+#[derive(Serialize, ToSchema)]
+pub struct SessionStarted {
+    pub user: User,
+    pub csrf_token: String,
+}
+
+/// `{"user": User}`.
+#[derive(Serialize, ToSchema)]
+pub struct UserEnvelope {
+    pub user: User,
 }
 
 /// Checks the credentials and starts a new session; any session the browser
 /// held before is ended, so a planted session id is never promoted.
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = LoginBody,
+    responses(
+        (status = 200, description = "Logged in; the session cookie is set", body = SessionStarted),
+        (status = 401, description = "invalid_credentials", body = Problem),
+        (status = 429, description = "rate_limited", body = Problem),
+    ))]
 #[tracing::instrument(skip_all, fields(username = %body.username))]
-async fn login(
+pub async fn login(
     State(state): State<AppState>,
     jar: CookieJar,
     JsonBody(body): JsonBody<LoginBody>,
@@ -45,11 +67,16 @@ async fn login(
     let jar = jar.add(session_cookie(session.id, state.settings.secure_cookies));
     Ok((
         jar,
-        Json(json!({ "user": user, "csrf_token": session.csrf_token })),
+        Json(SessionStarted {
+            user,
+            csrf_token: session.csrf_token,
+        }),
     ))
 }
 
-async fn logout(
+#[utoipa::path(delete, path = "/api/v1/session", tag = "session",
+    responses((status = 204, description = "Logged out"), (status = 401, body = Problem)))]
+pub async fn logout(
     State(state): State<AppState>,
     current: CurrentUser,
     jar: CookieJar,
@@ -63,6 +90,8 @@ async fn logout(
     ))
 }
 
-async fn me(current: CurrentUser) -> Json<serde_json::Value> {
-    Json(json!({ "user": current.user }))
+#[utoipa::path(get, path = "/api/v1/me", tag = "session",
+    responses((status = 200, body = UserEnvelope), (status = 401, body = Problem)))]
+pub async fn me(current: CurrentUser) -> Json<UserEnvelope> {
+    Json(UserEnvelope { user: current.user })
 }

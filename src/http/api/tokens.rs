@@ -4,14 +4,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::accounts;
 use crate::error::{Error, Result};
 use crate::http::auth::CurrentUser;
 use crate::http::extract::JsonBody;
+use crate::http::openapi::Problem;
 use crate::http::AppState;
+use crate::store::tokens::TokenInfo;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -19,34 +21,61 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/tokens/{id}", delete(revoke))
 }
 
-#[derive(Deserialize)]
-struct NewTokenBody {
-    name: String,
+/// A name to recognise the token by.
+#[derive(Deserialize, ToSchema)]
+pub struct NewTokenBody {
+    pub name: String,
 }
 
-async fn create(
+/// A created token; `token` is shown this once.
+#[derive(Serialize, ToSchema)]
+pub struct NewToken {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub created_at: String,
+    pub token: String,
+}
+
+/// The caller's tokens, without their secrets.
+#[derive(Serialize, ToSchema)]
+pub struct TokenList {
+    pub tokens: Vec<TokenInfo>,
+}
+
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewTokenBody,
+    responses(
+        (status = 201, body = NewToken),
+        (status = 401, body = Problem),
+        (status = 422, description = "invalid_token_name", body = Problem),
+    ))]
+pub async fn create(
     State(state): State<AppState>,
     current: CurrentUser,
     JsonBody(body): JsonBody<NewTokenBody>,
-) -> Result<(StatusCode, Json<Value>)> {
+) -> Result<(StatusCode, Json<NewToken>)> {
     let (info, token) =
         accounts::create_api_token(&state.db, &current.user.username, &body.name).await?;
     tracing::info!(username = %current.user.username, token_id = %info.id, "API token created");
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            json!({ "id": info.id, "name": info.name, "created_at": info.created_at, "token": token }),
-        ),
-    ))
+    let created = NewToken {
+        id: info.id,
+        name: info.name,
+        created_at: info.created_at,
+        token,
+    };
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
-async fn list(State(state): State<AppState>, current: CurrentUser) -> Result<Json<Value>> {
-    Ok(Json(
-        json!({ "tokens": state.db.list_tokens(&current.user.username).await? }),
-    ))
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
+    responses((status = 200, body = TokenList), (status = 401, body = Problem)))]
+pub async fn list(State(state): State<AppState>, current: CurrentUser) -> Result<Json<TokenList>> {
+    Ok(Json(TokenList {
+        tokens: state.db.list_tokens(&current.user.username).await?,
+    }))
 }
 
-async fn revoke(
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
+    responses((status = 204, description = "Revoked"), (status = 401, body = Problem), (status = 404, body = Problem)))]
+pub async fn revoke(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(id): Path<String>,

@@ -4,14 +4,16 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, patch};
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::accounts;
-use crate::domain::user::{check_password_policy, Role};
+use crate::domain::user::{check_password_policy, Role, User};
 use crate::error::{Error, Result};
+use crate::http::api::session::UserEnvelope;
 use crate::http::auth::CurrentUser;
 use crate::http::extract::JsonBody;
+use crate::http::openapi::Problem;
 use crate::http::AppState;
 use crate::store::users::UserChanges;
 
@@ -28,52 +30,81 @@ fn parse_role(s: &str) -> Result<Role> {
     })
 }
 
-async fn list(State(state): State<AppState>, current: CurrentUser) -> Result<Json<Value>> {
+/// Every user.
+#[derive(Serialize, ToSchema)]
+pub struct UserList {
+    pub users: Vec<User>,
+}
+
+/// A new local user.
+#[derive(Deserialize, ToSchema)]
+pub struct NewUserBody {
+    pub username: String,
+    pub password: String,
+    /// admin, operator or auditor.
+    pub role: String,
+}
+
+/// Changes to a user; absent members stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserChangesBody {
+    pub role: Option<String>,
+    pub disabled: Option<bool>,
+    pub password: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "users",
+    responses((status = 200, body = UserList), (status = 401, body = Problem), (status = 403, body = Problem)))]
+pub async fn list(State(state): State<AppState>, current: CurrentUser) -> Result<Json<UserList>> {
     current.require_admin()?;
-    Ok(Json(json!({ "users": state.db.list_users().await? })))
+    Ok(Json(UserList {
+        users: state.db.list_users().await?,
+    }))
 }
 
-#[derive(Deserialize)]
-struct NewUserBody {
-    username: String,
-    password: String,
-    role: String,
-}
-
-async fn create(
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUserBody,
+    responses(
+        (status = 201, body = UserEnvelope),
+        (status = 400, body = Problem),
+        (status = 403, body = Problem),
+        (status = 409, description = "user_exists", body = Problem),
+        (status = 422, description = "invalid_username, invalid_password, invalid_role", body = Problem),
+    ))]
+pub async fn create(
     State(state): State<AppState>,
     current: CurrentUser,
     body: Result<JsonBody<NewUserBody>>,
-) -> Result<(StatusCode, Json<Value>)> {
+) -> Result<(StatusCode, Json<UserEnvelope>)> {
     current.require_admin()?;
     let JsonBody(body) = body?;
     let role = parse_role(&body.role)?;
     let (user, _) =
         accounts::create_user(&state.db, &body.username, Some(&body.password), role).await?;
     tracing::info!(by = %current.user.username, username = %user.username, role = role.as_str(), "user created");
-    Ok((StatusCode::CREATED, Json(json!({ "user": user }))))
+    Ok((StatusCode::CREATED, Json(UserEnvelope { user })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UserChangesBody {
-    role: Option<String>,
-    disabled: Option<bool>,
-    password: Option<String>,
-}
-
-async fn update(
+#[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "users", request_body = UserChangesBody,
+    params(("username" = String, Path)),
+    responses(
+        (status = 200, body = UserEnvelope),
+        (status = 400, body = Problem),
+        (status = 403, body = Problem),
+        (status = 404, body = Problem),
+        (status = 422, description = "invalid_role, invalid_password, self_lockout", body = Problem),
+    ))]
+pub async fn update(
     State(state): State<AppState>,
     current: CurrentUser,
     Path(username): Path<String>,
     body: Result<JsonBody<UserChangesBody>>,
-) -> Result<Json<Value>> {
+) -> Result<Json<UserEnvelope>> {
     current.require_admin()?;
     let JsonBody(body) = body?;
     let role = body.role.as_deref().map(parse_role).transpose()?;
-    if username == current.user.username
-        && (body.disabled == Some(true) || role.is_some_and(|r| r != Role::Admin))
-    {
+    let demotes_self = role.is_some_and(|r| r != Role::Admin);
+    if username == current.user.username && (body.disabled == Some(true) || demotes_self) {
         return Err(Error::Unprocessable {
             code: "self_lockout",
             detail: "you cannot disable yourself or give up your own admin role".into(),
@@ -100,5 +131,5 @@ async fn update(
         .await?
         .ok_or(Error::NotFound)?;
     tracing::info!(by = %current.user.username, username = %user.username, "user changed");
-    Ok(Json(json!({ "user": user })))
+    Ok(Json(UserEnvelope { user }))
 }
