@@ -20,8 +20,6 @@ cargo clippy --all-targets --locked -- -D warnings
 log "tests"
 if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --locked --no-fail-fast --failure-output final
-    # nextest does not run doctests
-    cargo test --locked --doc
 else
     cargo test --locked --no-fail-fast
 fi
