@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh clone on a fresh machine: installs what
-# the suite needs, checks formatting and lints, then runs every test.
+# the suite needs, checks formatting and lints, then runs every test, the
+# integration suite once on SQLite and once on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,15 +12,70 @@ if ! command -v cargo >/dev/null; then
     exit 2
 fi
 
+apt_install() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "missing $*; install them (as root: apt-get install $*)" >&2
+        exit 2
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# PostgreSQL: the server on 127.0.0.1:5432 when it answers, otherwise a
+# throw-away server in a temporary folder, from Debian's packages.
+PG_TEMP=""
+cleanup() {
+    if [ -n "$PG_TEMP" ]; then
+        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_TEMP/data" -m immediate stop >/dev/null 2>&1 || true
+        rm -rf "$PG_TEMP"
+    fi
+}
+trap cleanup EXIT
+
+pg_answers() {
+    command -v psql >/dev/null && psql "$1" -Atqc 'SELECT 1' >/dev/null 2>&1
+}
+
+if [ -z "${TMS_TEST_POSTGRES_URL:-}" ]; then
+    if pg_answers "postgres://postgres@127.0.0.1:5432/postgres"; then
+        export TMS_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/postgres"
+    else
+        log "no PostgreSQL on 127.0.0.1:5432: starting a throw-away server"
+        if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+            apt_install postgresql
+        fi
+        PG_BIN=$(dirname "$(ls -d /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")
+        PG_TEMP=$(mktemp -d /tmp/tms-pg.XXXXXX)
+        chown postgres "$PG_TEMP"
+        runuser -u postgres -- "$PG_BIN/initdb" -D "$PG_TEMP/data" -A trust -U postgres >/dev/null
+        port=55432
+        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_TEMP/data" -l "$PG_TEMP/log" -w \
+            -o "-c listen_addresses=127.0.0.1 -p $port -k $PG_TEMP -c max_connections=300 -c fsync=off" start >/dev/null
+        export TMS_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$port/postgres"
+    fi
+fi
+if ! command -v pg_dump >/dev/null; then
+    apt_install postgresql-client
+fi
+log "PostgreSQL for the tests: $TMS_TEST_POSTGRES_URL"
+
 log "formatting"
 cargo fmt --all -- --check
 
 log "lints"
 cargo clippy --all-targets --locked -- -D warnings
 
-log "tests"
-if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --locked --no-fail-fast --failure-output final
-else
-    cargo test --locked --no-fail-fast
+if ! cargo nextest --version >/dev/null 2>&1; then
+    log "installing cargo-nextest"
+    cargo install --locked cargo-nextest
 fi
+
+log "tests on SQLite (unit, property and integration)"
+TMS_TEST_STORE=sqlite cargo nextest run --locked --no-fail-fast --failure-output final
+
+log "integration tests on PostgreSQL"
+TMS_TEST_STORE=postgres cargo nextest run --locked --no-fail-fast --failure-output final -E 'binary(api)'
+
+# Databases of tests that were killed before their clean-up.
+psql "$TMS_TEST_POSTGRES_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'tms_test_%'" 2>/dev/null |
+    while read -r db; do psql "$TMS_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done

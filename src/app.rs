@@ -45,7 +45,7 @@ impl App {
         let cid_policy = config.cid_policy()?;
         let pool = PoolSettings {
             max_connections: config.max_connections,
-            ..PoolSettings::default()
+            acquire_timeout: config.pool_acquire_timeout,
         };
         let db = Db::open(&config.database_url, &pool).await?;
         let listener = TcpListener::bind(&config.bind)

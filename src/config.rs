@@ -66,6 +66,8 @@ pub struct Config {
     pub sweep_interval: Duration,
     pub cid_pattern: String,
     pub max_connections: u32,
+    /// How long a request waits for a store connection before `503`.
+    pub pool_acquire_timeout: Duration,
     pub session_ttl: Duration,
 }
 
@@ -85,6 +87,7 @@ impl Default for Config {
             sweep_interval: Duration::from_secs(10),
             cid_pattern: DEFAULT_CID_PATTERN.into(),
             max_connections: 16,
+            pool_acquire_timeout: Duration::from_secs(5),
             session_ttl: Duration::from_secs(12 * 3600),
         }
     }
@@ -109,6 +112,7 @@ impl std::fmt::Debug for Config {
             .field("sweep_interval", &self.sweep_interval)
             .field("cid_pattern", &self.cid_pattern)
             .field("max_connections", &self.max_connections)
+            .field("pool_acquire_timeout", &self.pool_acquire_timeout)
             .finish()
     }
 }
@@ -142,6 +146,7 @@ struct FileConfig {
     sweep_interval: Option<String>,
     cid_pattern: Option<String>,
     max_connections: Option<u32>,
+    pool_acquire_timeout: Option<String>,
     session_ttl: Option<String>,
     #[serde(default)]
     clusters: Vec<ClusterConfig>,
@@ -222,6 +227,9 @@ impl Config {
         if let Some(v) = f.max_connections {
             c.max_connections = v;
         }
+        if let Some(v) = f.pool_acquire_timeout {
+            c.pool_acquire_timeout = parse_duration("pool_acquire_timeout", &v)?;
+        }
         if let Some(v) = f.session_ttl {
             c.session_ttl = parse_duration("session_ttl", &v)?;
         }
@@ -286,6 +294,11 @@ impl Config {
         }
         if self.max_connections == 0 {
             return Err(ConfigError("max_connections: must be at least 1".into()));
+        }
+        if self.pool_acquire_timeout.is_zero() {
+            return Err(ConfigError(
+                "pool_acquire_timeout: must be more than 0 s".into(),
+            ));
         }
         if self.session_ttl < Duration::from_secs(60) {
             return Err(ConfigError("session_ttl: must be at least 1 min".into()));

@@ -4,19 +4,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{action_body, free_port, new_key, ServerProcess, ADMIN_PASSWORD};
+use crate::helpers::{action_body, free_port, new_key, ServerProcess, TestStore, ADMIN_PASSWORD};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_left_pending_by_a_killed_server_becomes_unknown_after_restart_and_replays_502() {
     // Arrange: a SLOW1 action in flight on a server we then SIGKILL.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("tms.db");
+    let store = TestStore::new().await;
     let port = free_port();
     let env = [
         ("TMS_ADMIN_PASSWORD", ADMIN_PASSWORD),
         ("TMS_UPSTREAM_TIMEOUT", "3s"),
     ];
-    let mut first = ServerProcess::start(dir.path(), &db, port, "first.log", &env).await;
+    let mut first = ServerProcess::start(&store, port, "first.log", &env).await;
     let admin = first.login("admin", ADMIN_PASSWORD).await;
     let key = new_key();
     let body = action_body("Trans-Begin", json!(["SLOW1"]));
@@ -42,7 +41,7 @@ async fn a_job_left_pending_by_a_killed_server_becomes_unknown_after_restart_and
         ("TMS_ADMIN_PASSWORD", ADMIN_PASSWORD),
         ("TMS_UPSTREAM_TIMEOUT", "1s"),
     ];
-    let second = ServerProcess::start(dir.path(), &db, port, "second.log", &env).await;
+    let second = ServerProcess::start(&store, port, "second.log", &env).await;
     let admin = second.login("admin", ADMIN_PASSWORD).await;
     let deadline = Instant::now() + Duration::from_secs(15);
     let job = loop {

@@ -3,9 +3,10 @@
 
 use std::fs::File;
 use std::ops::Deref;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, COOKIE, SET_COOKIE};
@@ -13,6 +14,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tms_dashboard::app::App;
 use tms_dashboard::config::Config;
+
+pub use crate::store::TestStore;
 
 pub const ADMIN_PASSWORD: &str = "admin-pass-123";
 
@@ -300,6 +303,14 @@ pub struct Session {
 }
 
 impl Session {
+    /// The same session sent to another instance (behind a load balancer).
+    pub fn via(&self, endpoint: &Endpoint) -> Session {
+        Session {
+            endpoint: endpoint.clone(),
+            ..self.clone()
+        }
+    }
+
     /// The same session, but its unsafe requests lack `X-CSRF-Token`.
     pub fn without_csrf(&self) -> Session {
         Session {
@@ -389,11 +400,13 @@ impl Session {
     }
 }
 
-/// The application running in this process, with its own database.
+/// The application running in this process, on a store of its own or one
+/// it shares with another instance.
 pub struct TestApp {
     endpoint: Endpoint,
     server: tokio::task::JoinHandle<()>,
-    _dir: tempfile::TempDir,
+    /// Kept so the store lives (and is dropped) with the app.
+    _store: Arc<TestStore>,
 }
 
 impl Deref for TestApp {
@@ -414,15 +427,19 @@ impl TestApp {
         TestApp::spawn_with(|_| {}).await
     }
 
-    /// Spawns the app with the test defaults, then `configure` applied.
+    /// Spawns the app on a fresh store with the test defaults, then
+    /// `configure` applied.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+        TestApp::spawn_on(Arc::new(TestStore::new().await), configure).await
+    }
+
+    /// Spawns another instance on `store`, as behind a load balancer.
     // Field by field: `Config` may gain private fields, which forbid `..Default::default()`.
     #[allow(clippy::field_reassign_with_default)]
-    pub async fn spawn_with(configure: impl FnOnce(&mut Config)) -> TestApp {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db_path = dir.path().join("tms.db");
+    pub async fn spawn_on(store: Arc<TestStore>, configure: impl FnOnce(&mut Config)) -> TestApp {
         let mut config = Config::default();
         config.bind = "127.0.0.1:0".into();
-        config.database_url = format!("sqlite://{}", db_path.display());
+        config.database_url = store.url.clone();
         config.admin_password = Some(ADMIN_PASSWORD.into());
         config.upstream_timeout = Duration::from_secs(2);
         configure(&mut config);
@@ -437,8 +454,58 @@ impl TestApp {
         TestApp {
             endpoint: Endpoint::new(format!("http://127.0.0.1:{port}")),
             server,
-            _dir: dir,
+            _store: store,
         }
+    }
+}
+
+/// The simulated cluster on a port of its own, shared by several instances.
+pub struct SandboxServer {
+    pub base_url: String,
+    endpoint: Endpoint,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SandboxServer {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl SandboxServer {
+    pub async fn start() -> SandboxServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base_url = format!("http://{}", listener.local_addr().expect("local_addr"));
+        let router =
+            tms_dashboard::sandbox::router(tms_dashboard::sandbox::SandboxOptions::default());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        SandboxServer {
+            endpoint: Endpoint::new(base_url.clone()),
+            base_url,
+            server,
+        }
+    }
+
+    /// Authorised action requests it received.
+    pub async fn requests(&self) -> u64 {
+        let stats = self.endpoint.get("/api/v1/_stats").await.expect(200);
+        stats["requests_total"].as_u64().expect("requests_total")
+    }
+
+    /// Configures an instance to use this sandbox as its only cluster,
+    /// `shared`, whose token the user types.
+    pub fn configure(&self, config: &mut Config) {
+        config.sandbox = false;
+        config.clusters = vec![tms_dashboard::config::ClusterConfig {
+            name: "shared".into(),
+            label: Some("Shared sandbox".into()),
+            base_url: self.base_url.clone(),
+            token_env: None,
+        }];
     }
 }
 
@@ -476,18 +543,18 @@ impl ServerProcess {
     /// applied on top (`TMS_ADMIN_PASSWORD` only if `env` gives it), and
     /// waits until `/readyz` answers 200.
     pub async fn start(
-        dir: &Path,
-        db: &Path,
+        store: &TestStore,
         port: u16,
         log_name: &str,
         env: &[(&str, &str)],
     ) -> ServerProcess {
+        let dir = store.dir();
         let log_path = dir.join(log_name);
         let log = File::create(&log_path).expect("log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_tms-dashboard"));
         command
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-            .args(["--database-url", &format!("sqlite://{}", db.display())])
+            .args(["--database-url", &store.url])
             .current_dir(dir)
             .env_remove("TMS_ADMIN_PASSWORD")
             .env_remove("TMS_CONFIG")

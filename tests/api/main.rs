@@ -1,13 +1,17 @@
 //! The black-box suite: the real server over real HTTP, one capability per file.
 
 mod helpers;
+mod store;
 
 mod actions;
 mod crash;
 mod idempotency;
 mod jobs;
+mod multi_instance;
 mod ops;
 mod outcomes;
+mod proxy;
+mod readiness;
 mod roles;
 mod secrets;
 mod session;

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{action_body, free_port, new_key, ServerProcess};
+use crate::helpers::{action_body, free_port, new_key, ServerProcess, TestStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_password_or_token_reaches_the_database_file_or_the_logs() {
@@ -14,10 +14,9 @@ async fn no_password_or_token_reaches_the_database_file_or_the_logs() {
     let operator_password = "Operat0r-Secret-Pa55word-9z";
     let wrong_password = "Wr0ng-Secret-Pa55word-3k";
     let typed_token = "typed-upstream-token-5x";
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("tms.db");
+    let store = TestStore::new().await;
     let env = [("TMS_ADMIN_PASSWORD", admin_password)];
-    let mut server = ServerProcess::start(dir.path(), &db, free_port(), "server.log", &env).await;
+    let mut server = ServerProcess::start(&store, free_port(), "server.log", &env).await;
 
     // Act: log in, make a user and a token, run actions in every outcome.
     server
@@ -52,12 +51,7 @@ async fn no_password_or_token_reaches_the_database_file_or_the_logs() {
         "the log".to_owned(),
         std::fs::read(&server.log_path).expect("log"),
     )];
-    for suffix in ["", "-wal", "-journal"] {
-        let path = format!("{}{suffix}", db.display());
-        if let Ok(bytes) = std::fs::read(&path) {
-            haystacks.push((path, bytes));
-        }
-    }
+    haystacks.push(("the store".to_owned(), store.dump()));
     assert!(haystacks.len() >= 2, "the database file is missing");
     for secret in [
         admin_password,
@@ -77,11 +71,10 @@ async fn no_password_or_token_reaches_the_database_file_or_the_logs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_generated_admin_password_is_printed_once_and_logs_in() {
     // Arrange
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("tms.db");
+    let store = TestStore::new().await;
 
     // Act
-    let server = ServerProcess::start(dir.path(), &db, free_port(), "server.log", &[]).await;
+    let server = ServerProcess::start(&store, free_port(), "server.log", &[]).await;
 
     // Assert
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -113,10 +106,9 @@ async fn a_generated_admin_password_is_printed_once_and_logs_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_shuts_the_server_down_with_exit_code_zero() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("tms.db");
+    let store = TestStore::new().await;
     let env = [("TMS_ADMIN_PASSWORD", "whatever-pass-123")];
-    let mut server = ServerProcess::start(dir.path(), &db, free_port(), "server.log", &env).await;
+    let mut server = ServerProcess::start(&store, free_port(), "server.log", &env).await;
 
     let exit = server.terminate().await;
 
