@@ -112,6 +112,7 @@ impl App {
     /// Serves until Ctrl-C or SIGTERM, then lets in-flight Set Actions
     /// finish (up to the upstream timeout) before returning.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let sealer = tokio::spawn(seal_forever(self.db.clone()));
         let sweeper = tokio::spawn(sweep_forever(
             Arc::clone(&self.execution),
             self.db.clone(),
@@ -137,6 +138,11 @@ impl App {
         }
         self.execution.drain(grace).await;
         sweeper.abort();
+        sealer.abort();
+        // Seal what finished during the drain, so a clean stop leaves no gap.
+        if let Err(e) = crate::seal::seal_pending(&self.db).await {
+            tracing::error!(error = %e, "sealing at shutdown failed");
+        }
         self.db.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -157,6 +163,18 @@ async fn sweep_forever(execution: Arc<ExecutionService>, db: Db, every: Duration
             .await
         {
             tracing::error!(error = %e, "expired-session clean-up failed");
+        }
+    }
+}
+
+/// Seals finalised jobs into the audit chain, about once a second.
+async fn seal_forever(db: Db) {
+    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = crate::seal::seal_pending(&db).await {
+            tracing::error!(error = %e, "sealing failed");
         }
     }
 }

@@ -85,7 +85,13 @@ fn summarize_invalid(invalid: &[InvalidCid]) -> String {
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            // A lost or unreachable store: the client may retry later.
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => {
                 tracing::error!(error = %e, "store unavailable");
                 Error::Unavailable
             }

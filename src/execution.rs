@@ -14,11 +14,11 @@ use crate::domain::cid::{CidList, CidListError, CidPolicy, CidsInput, RawCids};
 use crate::domain::cluster::{Cluster, ClusterRegistry};
 use crate::domain::fingerprint::RequestFingerprint;
 use crate::domain::idempotency::IdempotencyKey;
-use crate::domain::job::{now_millis, Job, JobId, JobStatus};
+use crate::domain::job::{now_millis, Job, JobId, JobStatus, Phases};
 use crate::domain::secret::Secret;
 use crate::domain::user::User;
 use crate::error::{Error, Result};
-use crate::store::jobs::{Claim, Finalisation, NewJob, StoredJob};
+use crate::store::jobs::{Claim, NewJob, StoredJob};
 use crate::store::Db;
 use crate::upstream::{Outcome, UpstreamClient};
 
@@ -213,6 +213,11 @@ impl ExecutionService {
             confirm_duplicate,
             replay_count: 0,
             last_replay_at: None,
+            phases: Phases {
+                claimed_at: Some(created_at),
+                ..Phases::default()
+            },
+            audit_hash: None,
         };
         // The call runs in its own task: a client that goes away must not
         // cancel a request the cluster may already be applying.
@@ -290,6 +295,9 @@ impl ExecutionService {
         let finished_at = now_millis();
         job.finished_at = Some(finished_at);
         job.duration_ms = Some((finished_at - job.created_at).num_milliseconds().max(0));
+        job.phases.sent_at = Some(call.sent_at);
+        job.phases.answered_at = call.answered_at;
+        job.phases.finalized_at = Some(finished_at);
         match call.outcome {
             Outcome::Succeeded {
                 upstream_status,
@@ -337,17 +345,7 @@ impl ExecutionService {
     async fn finalise(&self, job: &Job) -> Result<SetActionResponse> {
         let status = job.status.http_status();
         let body = job_body(job)?;
-        let finalisation = Finalisation {
-            status: job.status,
-            upstream_status: job.upstream_status,
-            response_summary: job.response_summary.clone(),
-            error: job.error.clone(),
-            finished_at: job.finished_at.unwrap_or_else(now_millis),
-            duration_ms: job.duration_ms.unwrap_or(0),
-            response_status: status,
-            response_body: body.clone(),
-        };
-        if self.db.finalize_job(job.job_id, &finalisation).await? {
+        if self.db.finalize_job(job, status, &body).await? {
             return Ok(SetActionResponse {
                 status,
                 body,
@@ -380,18 +378,14 @@ impl ExecutionService {
             job.error = Some(INTERRUPTED_ERROR.into());
             job.finished_at = Some(now);
             job.duration_ms = Some((now - job.created_at).num_milliseconds().max(0));
+            // Whether the request was sent and answered is exactly what is unknown.
+            job.phases.finalized_at = Some(now);
             let body = job_body(&job)?;
-            let finalisation = Finalisation {
-                status: JobStatus::Unknown,
-                upstream_status: None,
-                response_summary: None,
-                error: job.error.clone(),
-                finished_at: now,
-                duration_ms: job.duration_ms.unwrap_or(0),
-                response_status: JobStatus::Unknown.http_status(),
-                response_body: body,
-            };
-            if self.db.finalize_job(job.job_id, &finalisation).await? {
+            if self
+                .db
+                .finalize_job(&job, JobStatus::Unknown.http_status(), &body)
+                .await?
+            {
                 resolved += 1;
                 tracing::warn!(job_id = %job.job_id, "[SET_ACTION] UNKNOWN: job_id={}, error={}", job.job_id, INTERRUPTED_ERROR);
                 metrics::counter!("tms_jobs_swept_total").increment(1);

@@ -11,6 +11,7 @@ pub mod error;
 pub mod execution;
 pub mod http;
 pub mod sandbox;
+pub mod seal;
 pub mod store;
 pub mod telemetry;
 pub mod upstream;

@@ -3,12 +3,13 @@
 
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::domain::action::{Action, UpstreamMethod};
 use crate::domain::cid::CidList;
 use crate::domain::cluster::Cluster;
-use crate::domain::job::JobId;
+use crate::domain::job::{now_millis, JobId};
 use crate::domain::secret::Secret;
 
 /// Reads of the upstream body stop here.
@@ -33,11 +34,14 @@ pub enum Outcome {
     },
 }
 
-/// The call's outcome and how long the cluster took.
+/// The call's outcome, how long the cluster took, and when the request left
+/// and its answer arrived (no answer: `None`).
 #[derive(Clone, Debug)]
 pub struct CallResult {
     pub outcome: Outcome,
     pub elapsed: Duration,
+    pub sent_at: DateTime<Utc>,
+    pub answered_at: Option<DateTime<Utc>>,
 }
 
 /// Calls clusters; holds one connection pool for all of them.
@@ -92,8 +96,11 @@ impl UpstreamClient {
             .bearer_auth(token.expose())
             .header("Idempotency-Key", job_id.to_string())
             .json(&body);
+        let mut answered_at = None;
+        let sent_at = now_millis();
         let exchange = async {
             let response = request.send().await.map_err(|e| describe_send_error(&e))?;
+            answered_at = Some(now_millis());
             let status = response.status().as_u16();
             let location = response
                 .headers()
@@ -117,9 +124,14 @@ impl UpstreamClient {
             },
             Ok(Ok((status, location, body))) => classify(status, location.as_deref(), body),
         };
+        if matches!(outcome, Outcome::TimedOut { .. }) {
+            answered_at = None;
+        }
         CallResult {
             outcome,
             elapsed: started.elapsed(),
+            sent_at,
+            answered_at,
         }
     }
 }

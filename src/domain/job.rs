@@ -137,6 +137,26 @@ pub struct Job {
     pub replay_count: i64,
     #[serde(serialize_with = "serialize_opt_time")]
     pub last_replay_at: Option<DateTime<Utc>>,
+    pub phases: Phases,
+    /// Links the job to the previously sealed one; null until sealed.
+    pub audit_hash: Option<String>,
+}
+
+/// When a job passed each phase of its run; phases not reached are null.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Phases {
+    /// The claim transaction: the job's creation.
+    #[serde(serialize_with = "serialize_opt_time")]
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// The request left for the cluster.
+    #[serde(serialize_with = "serialize_opt_time")]
+    pub sent_at: Option<DateTime<Utc>>,
+    /// The cluster's answer arrived (null on timeouts and connection errors).
+    #[serde(serialize_with = "serialize_opt_time")]
+    pub answered_at: Option<DateTime<Utc>>,
+    /// The outcome was recorded.
+    #[serde(serialize_with = "serialize_opt_time")]
+    pub finalized_at: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

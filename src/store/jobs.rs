@@ -5,12 +5,13 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{bind_args, with_pool, write_tx, Arg, Db};
-use crate::domain::job::{Job, JobId, JobStatus};
+use crate::domain::job::{Job, JobId, JobStatus, Phases};
 use crate::error::{Error, Result};
 
 const JOB_COLUMNS: &str = "job_id, user_name, cluster, action, action_code, cids, cid_count, status, \
      upstream_status, response_summary, error, created_at, finished_at, duration_ms, duplicate_of, reason, \
-     payload_hash, response_status, response_body, confirm_duplicate, replay_count, last_replay_at";
+     payload_hash, response_status, response_body, confirm_duplicate, replay_count, last_replay_at, \
+     sent_at, answered_at, finalized_at, audit_hash";
 
 #[derive(sqlx::FromRow)]
 struct JobRow {
@@ -36,6 +37,10 @@ struct JobRow {
     confirm_duplicate: bool,
     replay_count: i64,
     last_replay_at: Option<DateTime<Utc>>,
+    sent_at: Option<DateTime<Utc>>,
+    answered_at: Option<DateTime<Utc>>,
+    finalized_at: Option<DateTime<Utc>>,
+    audit_hash: Option<String>,
 }
 
 /// A job with what the store keeps to answer replays.
@@ -85,6 +90,13 @@ impl TryFrom<JobRow> for StoredJob {
                 confirm_duplicate: r.confirm_duplicate,
                 replay_count: r.replay_count,
                 last_replay_at: r.last_replay_at,
+                phases: Phases {
+                    claimed_at: Some(r.created_at),
+                    sent_at: r.sent_at,
+                    answered_at: r.answered_at,
+                    finalized_at: r.finalized_at,
+                },
+                audit_hash: r.audit_hash,
             },
             payload_hash: r.payload_hash,
             response,
@@ -134,20 +146,6 @@ enum ClaimStep {
     Commit,
     Existing(Box<JobRow>),
     Refuse(Claim),
-}
-
-/// The final state of a job.
-#[derive(Clone, Debug)]
-pub struct Finalisation {
-    pub status: JobStatus,
-    pub upstream_status: Option<i64>,
-    pub response_summary: Option<String>,
-    pub error: Option<String>,
-    pub finished_at: DateTime<Utc>,
-    pub duration_ms: i64,
-    /// What the request that ran the job answers, kept for replays.
-    pub response_status: u16,
-    pub response_body: String,
 }
 
 /// Filters of the audit; every one optional.
@@ -292,28 +290,38 @@ impl Db {
         row.map(StoredJob::try_from).transpose()
     }
 
-    /// Records the outcome of a `pending` job. False when the job was no
-    /// longer pending (the sweep got there first): a job is finalised once.
-    #[tracing::instrument(skip_all, fields(job_id = %job_id, status = f.status.as_str()))]
-    pub async fn finalize_job(&self, job_id: JobId, f: &Finalisation) -> Result<bool> {
+    /// Records the final state of a `pending` job and the answer its request
+    /// got (kept for replays), and releases its CIDs. False when the job was
+    /// no longer pending (the sweep got there first): a job is finalised once.
+    #[tracing::instrument(skip_all, fields(job_id = %job.job_id, status = job.status.as_str()))]
+    pub async fn finalize_job(
+        &self,
+        job: &Job,
+        response_status: u16,
+        response_body: &str,
+    ) -> Result<bool> {
         let sql = "UPDATE jobs SET status = $2, upstream_status = $3, response_summary = $4, error = $5, \
-             finished_at = $6, duration_ms = $7, response_status = $8, response_body = $9 \
+             finished_at = $6, duration_ms = $7, response_status = $8, response_body = $9, \
+             sent_at = $10, answered_at = $11, finalized_at = $12 \
              WHERE job_id = $1 AND status = 'pending'";
         let done = with_pool!(self, pool => {
             let mut tx = write_tx!(pool)?;
             let done = sqlx::query(sql)
-                .bind(job_id.as_uuid())
-                .bind(f.status.as_str())
-                .bind(f.upstream_status)
-                .bind(f.response_summary.as_deref())
-                .bind(f.error.as_deref())
-                .bind(f.finished_at)
-                .bind(f.duration_ms)
-                .bind(i64::from(f.response_status))
-                .bind(&f.response_body)
+                .bind(job.job_id.as_uuid())
+                .bind(job.status.as_str())
+                .bind(job.upstream_status)
+                .bind(job.response_summary.as_deref())
+                .bind(job.error.as_deref())
+                .bind(job.finished_at)
+                .bind(job.duration_ms)
+                .bind(i64::from(response_status))
+                .bind(response_body)
+                .bind(job.phases.sent_at)
+                .bind(job.phases.answered_at)
+                .bind(job.phases.finalized_at)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM busy_cids WHERE job_id = $1").bind(job_id.as_uuid()).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM busy_cids WHERE job_id = $1").bind(job.job_id.as_uuid()).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(done.rows_affected())
         })?;
@@ -453,4 +461,64 @@ fn job_cids_insert(job_id: Uuid, cids: &[String]) -> (String, Vec<Arg>) {
         ),
         args,
     )
+}
+
+impl Db {
+    /// Seals up to `limit` finalised jobs in finalisation order, in one
+    /// transaction that only one sealer at a time can hold (SQLite's write
+    /// lock; an advisory lock on PostgreSQL). Returns how many were sealed.
+    #[tracing::instrument(skip_all)]
+    pub async fn seal_batch(&self, limit: u32, hash: impl Fn(&str, &Job) -> String) -> Result<u64> {
+        let last_sql = "SELECT audit_seq, audit_hash FROM jobs WHERE audit_seq IS NOT NULL ORDER BY audit_seq DESC LIMIT 1";
+        let batch_sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE audit_hash IS NULL AND status <> 'pending' \
+             ORDER BY finalized_at, job_id LIMIT $1"
+        );
+        let seal_sql = "UPDATE jobs SET audit_seq = $2, audit_hash = $3 WHERE job_id = $1 AND audit_hash IS NULL";
+        let sealed = with_pool!(self, pool => {
+            let mut tx = write_tx!(pool)?;
+            if let Db::Postgres(_) = self {
+                sqlx::query("SELECT pg_advisory_xact_lock(7277001)").execute(&mut *tx).await?;
+            }
+            let last: Option<(i64, String)> = sqlx::query_as(last_sql).fetch_optional(&mut *tx).await?;
+            let (mut seq, mut previous) = last.unwrap_or((0, crate::seal::GENESIS.to_owned()));
+            let rows: Vec<JobRow> = sqlx::query_as(&batch_sql).bind(i64::from(limit)).fetch_all(&mut *tx).await?;
+            let mut sealed = 0u64;
+            for row in rows {
+                let stored = StoredJob::try_from(row)?;
+                seq += 1;
+                let audit_hash = hash(&previous, &stored.job);
+                sqlx::query(seal_sql)
+                    .bind(stored.job.job_id.as_uuid())
+                    .bind(seq)
+                    .bind(&audit_hash)
+                    .execute(&mut *tx)
+                    .await?;
+                previous = audit_hash;
+                sealed += 1;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(sealed)
+        })?;
+        Ok(sealed)
+    }
+
+    /// Sealed jobs in chain order after `seq`, with their sequence numbers.
+    #[tracing::instrument(skip_all)]
+    pub async fn sealed_jobs_after(&self, seq: i64, limit: u32) -> Result<Vec<(i64, Job)>> {
+        let sql = format!(
+            "SELECT audit_seq, {JOB_COLUMNS} FROM jobs WHERE audit_seq > $1 ORDER BY audit_seq LIMIT $2"
+        );
+        let rows: Vec<SealedRow> = with_pool!(self, pool => sqlx::query_as(&sql).bind(seq).bind(i64::from(limit)).fetch_all(pool).await)?;
+        rows.into_iter()
+            .map(|r| StoredJob::try_from(r.job).map(|s| (r.audit_seq, s.job)))
+            .collect()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SealedRow {
+    audit_seq: i64,
+    #[sqlx(flatten)]
+    job: JobRow,
 }

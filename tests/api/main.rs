@@ -5,6 +5,7 @@ mod store;
 
 mod actions;
 mod crash;
+mod guard_rails;
 mod idempotency;
 mod jobs;
 mod multi_instance;

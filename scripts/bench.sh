@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The benchmark: builds optimised binaries and prints the README's table.
+# Arguments go to the benchmark: --seconds N --clients N --postgres-url URL --skip-postgres
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec cargo bench --bench tms -- "$@"

@@ -1,0 +1,125 @@
+//! Guard rails beyond the old dashboard: visible replays, the timeline of
+//! each job, and the tamper-evident seal.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::helpers::{action_body, new_key, Session, TestApp};
+
+fn time(job: &Value, phase: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    job["phases"][phase]
+        .as_str()
+        .map(|t| t.parse().unwrap_or_else(|e| panic!("{phase}: {t}: {e}")))
+}
+
+/// Polls a job until `done` holds for it.
+async fn wait_for_job(session: &Session, job_id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let job = session
+            .get(&format!("/api/v1/jobs/{job_id}"))
+            .await
+            .expect(200)["job"]
+            .clone();
+        if done(&job) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "condition never held: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn replays_are_counted_on_the_job_while_the_replayed_body_stays_the_original() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let key = new_key();
+    let body = action_body("Trans-Begin", json!(["R1"]));
+    let first = admin.set_action(&key, &body).await;
+
+    let second = admin.set_action(&key, &body).await;
+    let third = admin.set_action(&key, &body).await;
+
+    assert_eq!(first.text(), second.text());
+    assert_eq!(first.text(), third.text());
+    assert_eq!(first.json()["job"]["replay_count"], 0);
+    let job_id = first.json()["job"]["job_id"]
+        .as_str()
+        .expect("job_id")
+        .to_owned();
+    let job = admin
+        .get(&format!("/api/v1/jobs/{job_id}"))
+        .await
+        .expect(200)["job"]
+        .clone();
+    assert_eq!(job["replay_count"], 2, "{job}");
+    assert!(job["last_replay_at"].is_string(), "{job}");
+}
+
+#[tokio::test]
+async fn each_phase_of_a_job_is_recorded_in_order() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+
+    let job = admin
+        .set_action(
+            &new_key(),
+            &action_body("Trans-Begin", json!(["DELAY50-P1"])),
+        )
+        .await
+        .expect(201)["job"]
+        .clone();
+
+    let claimed = time(&job, "claimed_at").expect("claimed_at");
+    let sent = time(&job, "sent_at").expect("sent_at");
+    let answered = time(&job, "answered_at").expect("answered_at");
+    let finalized = time(&job, "finalized_at").expect("finalized_at");
+    assert!(
+        claimed <= sent && sent <= answered && answered <= finalized,
+        "{job}"
+    );
+    assert!((answered - sent).num_milliseconds() >= 50, "{job}");
+}
+
+#[tokio::test]
+async fn a_timed_out_job_was_sent_but_never_answered() {
+    let app = TestApp::spawn_with(|c| c.upstream_timeout = Duration::from_millis(500)).await;
+    let admin = app.admin().await;
+
+    let reply = admin
+        .set_action(&new_key(), &action_body("Trans-Begin", json!(["SLOW-P2"])))
+        .await;
+
+    let job = reply.expect(504)["job"].clone();
+    assert!(time(&job, "sent_at").is_some(), "{job}");
+    assert!(time(&job, "answered_at").is_none(), "{job}");
+    assert!(time(&job, "finalized_at").is_some(), "{job}");
+}
+
+#[tokio::test]
+async fn finalised_jobs_are_sealed_into_one_chain() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let mut ids = Vec::new();
+    for cid in ["S1", "FAIL-S2", "REJECT-S3", "S4"] {
+        let reply = admin
+            .set_action(&new_key(), &action_body("Suspend", json!([cid])))
+            .await;
+        ids.push(
+            reply.json()["job"]["job_id"]
+                .as_str()
+                .expect("job_id")
+                .to_owned(),
+        );
+    }
+
+    let mut hashes = std::collections::HashSet::new();
+    for id in &ids {
+        let job = wait_for_job(&admin, id, |j| j["audit_hash"].is_string()).await;
+        let hash = job["audit_hash"].as_str().expect("hash").to_owned();
+        assert_eq!(hash.len(), 64, "{job}");
+        hashes.insert(hash);
+    }
+    assert_eq!(hashes.len(), ids.len(), "every job has its own link");
+}
