@@ -5,6 +5,7 @@ mod store;
 
 mod actions;
 mod crash;
+mod faults;
 mod guard_rails;
 mod idempotency;
 mod jobs;
