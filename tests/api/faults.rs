@@ -77,7 +77,9 @@ async fn misbehave(mut stream: TcpStream, fault: Fault) {
                 .await;
             let _ = stream.flush().await;
             tokio::time::sleep(Duration::from_millis(50)).await;
-            let _ = stream.set_linger(Some(Duration::ZERO)); // close with RST
+            // A zero linger closes with RST at once; it never blocks.
+            #[allow(deprecated)]
+            let _ = stream.set_linger(Some(Duration::ZERO));
         }
         Fault::TenMebibyteBody => {
             let size = 10 * 1024 * 1024;
