@@ -4,6 +4,7 @@ mod helpers;
 mod store;
 
 mod actions;
+mod authorization;
 mod crash;
 mod faults;
 mod guard_rails;
