@@ -6,6 +6,7 @@ mod store;
 mod actions;
 mod authorization;
 mod crash;
+mod crash_under_load;
 mod faults;
 mod guard_rails;
 mod idempotency;
