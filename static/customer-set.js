@@ -171,7 +171,7 @@ function init(form) {
     duplicate = null;
   });
 
-  function setBusy(busy, label = "Running…") {
+  function setBusy(busy, label = "Waiting for the cluster's answer…") {
     button.disabled = busy;
     button.setAttribute("aria-busy", String(busy));
     button.textContent = busy ? "Running…" : "Set Action";
@@ -275,18 +275,18 @@ function init(form) {
         return;
       case 502:
         if (job?.status === "unknown") {
-          show("failure", "Outcome unknown", [job.error ?? "The outcome was not recorded.", ...again], job.job_id);
+          show("failure", "Outcome unknown", [sentence(job.error ?? "the outcome was not recorded"), ...again], job.job_id);
         } else {
           show("failure", "Failed", [
             `${body.action} on ${cidsText(body.cids.length)} in ${body.cluster} failed.`,
-            job?.error ?? "The cluster refused it.",
+            sentence(job?.error ?? "the cluster refused it"),
             ...again,
           ], job?.job_id);
         }
         return;
       case 504:
         show("timeout", "Timed out", [
-          job?.error ?? `The cluster did not answer within ${upstreamSeconds} s.`,
+          sentence(job?.error ?? `the cluster did not answer within ${upstreamSeconds} s`),
           "The cluster may still have applied it: check there before running it again.",
           ...again,
         ], job?.job_id);
@@ -426,6 +426,14 @@ function init(form) {
   onAction();
   button.disabled = false;
   form.dataset.ready = "true";
+}
+
+/** A message from the server as a sentence: capital first, full stop last. */
+function sentence(text) {
+  const t = String(text).trim();
+  if (t === "") return t;
+  const first = t[0].toUpperCase() + t.slice(1);
+  return /[.!?]$/.test(first) ? first : `${first}.`;
 }
 
 async function readJson(response) {

@@ -3,11 +3,13 @@
 mod helpers;
 
 mod actions;
+mod browser;
 mod crash;
 mod idempotency;
 mod jobs;
 mod ops;
 mod outcomes;
+mod pages;
 mod roles;
 mod secrets;
 mod session;
