@@ -11,6 +11,17 @@ if ! command -v cargo >/dev/null; then
     exit 2
 fi
 
+log "browser for the console's end-to-end tests"
+# Debian's Chromium and its WebDriver; the browser tests fail without them.
+if ! { command -v chromium && command -v chromedriver; } >/dev/null; then
+    if [ "$(id -u)" -eq 0 ]; then
+        apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
+    else
+        echo "chromium and chromedriver are missing: run as root, or install Debian's chromium and chromium-driver" >&2
+        exit 2
+    fi
+fi
+
 log "formatting"
 cargo fmt --all -- --check
 
