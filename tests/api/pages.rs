@@ -868,3 +868,119 @@ async fn the_console_fits_a_phone() {
     assert_eq!(browser.js(fits).await, json!(true), "job page");
     browser.close().await;
 }
+
+/// `name=value` of a `Set-Cookie` header of `reply` for `name`.
+fn set_cookie(reply: &crate::helpers::Reply, name: &str) -> Option<String> {
+    reply
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn logging_in_through_the_form_needs_its_token_and_rotates_the_session() {
+    // Arrange: a browser that already holds a session.
+    let app = TestApp::spawn().await;
+    let old = app.admin().await;
+    let form = format!(
+        "username=admin&password={}&next=%2Fjobs&login_token=T0KEN",
+        crate::helpers::enc(ADMIN_PASSWORD)
+    );
+    let post = |cookie: &str| {
+        old.request(reqwest::Method::POST, "/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", cookie.to_owned())
+            .body(form.clone())
+    };
+
+    // Act: without the login cookie the form is refused (login CSRF) ...
+    let refused = crate::helpers::send(post("tms_other=1")).await;
+    // ... with it, the login starts a new session.
+    let accepted = crate::helpers::send(post("tms_login=T0KEN")).await;
+
+    // Assert
+    assert_eq!(refused.status, 403);
+    assert!(refused.text().contains("login form had expired"));
+    assert_eq!(accepted.status, 303);
+    assert_eq!(accepted.header("location").as_deref(), Some("/jobs"));
+    let new_cookie = set_cookie(&accepted, "tms_session").expect("a new session cookie");
+    old.get("/api/v1/me").await.assert_status(401);
+    let me = crate::helpers::send(
+        app.anonymous()
+            .request(reqwest::Method::GET, "/api/v1/me")
+            .header("cookie", new_cookie),
+    )
+    .await;
+    assert_eq!(me.expect(200)["user"]["username"], "admin");
+}
+
+#[tokio::test]
+async fn html_forms_without_the_sessions_csrf_token_are_refused() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let csrf = admin.csrf_token.clone().expect("csrf");
+    let form = |path: &str, body: String| {
+        admin
+            .without_csrf()
+            .request(reqwest::Method::POST, path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    };
+
+    // Act
+    let forged = crate::helpers::send(form("/account/tokens", "name=x".into())).await;
+    let wrong = crate::helpers::send(form(
+        "/admin/users",
+        "csrf_token=nope&username=mallory&role=admin&password=mallory-pw-123".into(),
+    ))
+    .await;
+    let logout = crate::helpers::send(form("/logout", String::new())).await;
+    let genuine = crate::helpers::send(form(
+        "/account/tokens",
+        format!("csrf_token={csrf}&name=ok"),
+    ))
+    .await;
+
+    // Assert
+    assert_eq!(forged.status, 403);
+    assert_eq!(wrong.status, 403);
+    assert_eq!(logout.status, 403, "no other site may log a user out");
+    assert_eq!(genuine.status, 201);
+    let tokens = admin.get("/api/v1/tokens").await.expect(200);
+    assert_eq!(tokens["tokens"].as_array().unwrap().len(), 1);
+    let users = admin.get("/api/v1/users").await.expect(200);
+    assert_eq!(
+        users["users"].as_array().unwrap().len(),
+        1,
+        "mallory was not created"
+    );
+}
+
+#[tokio::test]
+async fn a_browser_gets_a_page_for_an_unknown_path_and_the_api_a_problem() {
+    // Arrange
+    let app = TestApp::spawn().await;
+
+    // Act
+    let page = crate::helpers::send(
+        app.anonymous()
+            .request(reqwest::Method::GET, "/no-such-page")
+            .header("accept", "text/html,application/xhtml+xml"),
+    )
+    .await;
+    let api = app.get("/api/v1/no-such-thing").await;
+
+    // Assert
+    assert_eq!(page.status, 404);
+    assert!(page
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(page.text().contains("Not Found"));
+    api.expect_problem(404, "not_found");
+}
