@@ -984,3 +984,53 @@ async fn a_browser_gets_a_page_for_an_unknown_path_and_the_api_a_problem() {
     assert!(page.text().contains("Not Found"));
     api.expect_problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn the_token_field_shows_only_for_a_cluster_without_a_server_side_token() {
+    // Arrange: the sandbox (server-side token) and a cluster whose users type one.
+    let app = TestApp::spawn_with(|c| {
+        c.sandbox = true;
+        c.clusters = vec![tms_dashboard::config::ClusterConfig {
+            name: "eu-manual".into(),
+            label: Some("EU, own token".into()),
+            base_url: "http://127.0.0.1:9".into(),
+            token_env: None,
+        }];
+    })
+    .await;
+    let admin = app.admin().await;
+    let browser = Browser::desktop(&app.address, "token-field").await;
+    browser.login("admin", ADMIN_PASSWORD).await;
+    browser.fill_customer_set("Suspend", "C1").await;
+    let token = browser.find("#token").await;
+    assert!(!token.is_displayed().await.unwrap());
+
+    // Act
+    browser
+        .find("#cluster")
+        .await
+        .select_by_value("eu-manual")
+        .await
+        .expect("select");
+    assert!(token.is_displayed().await.unwrap());
+    browser.screenshot("shown").await;
+    browser.click("#set-action").await;
+
+    // Assert: no token, no confirmation, nothing sent.
+    let (kind, text) = browser.result().await;
+    assert_eq!(kind, "notice", "{text}");
+    assert!(text.contains("needs your token"), "{text}");
+    let open = browser
+        .js("return document.getElementById('confirm-dialog').open;")
+        .await;
+    assert_eq!(open, json!(false));
+    browser
+        .find("#cluster")
+        .await
+        .select_by_value("sandbox")
+        .await
+        .expect("select");
+    assert!(!token.is_displayed().await.unwrap());
+    assert!(settled_jobs(&admin).await.is_empty());
+    browser.close().await;
+}
