@@ -1034,3 +1034,40 @@ async fn the_token_field_shows_only_for_a_cluster_without_a_server_side_token() 
     assert!(settled_jobs(&admin).await.is_empty());
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_export_streams_every_matching_job_as_csv_or_ndjson_within_the_callers_view() {
+    // Arrange: more jobs than the 500 the stream reads from the store at a time.
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let operator = app.create_user("operator").await;
+    run_jobs(&admin, "Trans-Begin", "X", 503).await;
+    run_jobs(&operator, "Resume", "Y", 2).await;
+
+    // Act
+    let ndjson = admin.get("/api/v1/jobs/export?format=ndjson").await;
+    let mine = operator.get("/api/v1/jobs/export?format=csv").await;
+    let theirs = operator.get("/api/v1/jobs/export?user=admin").await;
+    let bad = admin.get("/api/v1/jobs/export?format=xml").await;
+
+    // Assert
+    ndjson.assert_status(200);
+    assert_eq!(
+        ndjson.header("content-type").as_deref(),
+        Some("application/x-ndjson")
+    );
+    let lines: Vec<serde_json::Value> = ndjson
+        .text()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one job per line"))
+        .collect();
+    assert_eq!(lines.len(), 505);
+    crate::helpers::assert_job(&lines[0]);
+    let ids: std::collections::HashSet<_> = lines.iter().map(|j| j["job_id"].clone()).collect();
+    assert_eq!(ids.len(), 505, "every job once");
+    let csv = mine.text();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.lines().skip(1).all(|l| l.contains(",Resume,")), "{csv}");
+    theirs.expect_problem(403, "forbidden");
+    bad.expect_problem(400, "invalid_query");
+}
