@@ -59,6 +59,12 @@ if ! command -v pg_dump >/dev/null; then
 fi
 log "PostgreSQL for the tests: $TMS_TEST_POSTGRES_URL"
 
+log "browser for the console's end-to-end tests"
+# Debian's Chromium and its WebDriver; the browser tests fail without them.
+if ! { command -v chromium && command -v chromedriver; } >/dev/null; then
+    apt_install chromium chromium-driver
+fi
+
 log "formatting"
 cargo fmt --all -- --check
 

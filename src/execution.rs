@@ -108,6 +108,16 @@ impl ExecutionService {
         &self.clusters
     }
 
+    /// The configured CID pattern (the Customer Set page checks CIDs live with it).
+    pub fn cid_policy(&self) -> &CidPolicy {
+        &self.cid_policy
+    }
+
+    /// How long a cluster may take before its job is `timed_out`.
+    pub fn upstream_timeout(&self) -> Duration {
+        self.upstream.timeout()
+    }
+
     /// Executes the request under `key`, or answers from the job that
     /// already holds the key. The checks run in the order of the contract.
     #[tracing::instrument(skip_all, fields(user = %user.username))]

@@ -101,6 +101,11 @@ impl CidPolicy {
         })
     }
 
+    /// The pattern as configured.
+    pub fn pattern(&self) -> &str {
+        self.pattern.as_str()
+    }
+
     pub fn parse_one(&self, value: &str) -> Result<Cid, InvalidCid> {
         let reason = if value.is_empty() {
             "empty"

@@ -1,5 +1,5 @@
-//! The HTTP surface: the JSON API, operations endpoints and the sandbox,
-//! assembled into one router over one shared state.
+//! The HTTP surface: the JSON API, the web console, operations endpoints and
+//! the sandbox, assembled into one router over one shared state.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::error::{Error, InternalErrorReport};
+use crate::error::InternalErrorReport;
 use crate::execution::ExecutionService;
 use crate::store::Db;
 
@@ -22,6 +22,7 @@ pub mod auth;
 pub mod extract;
 pub mod openapi;
 pub mod ops;
+pub mod pages;
 
 /// Request bodies above this are refused with `413`.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -48,7 +49,8 @@ pub fn router(state: AppState, sandbox: Option<Router>) -> Router {
         .merge(api::router())
         .merge(ops::router())
         .merge(openapi::router())
-        .fallback(|| async { Error::NotFound })
+        .merge(pages::router())
+        .fallback(pages::fallback)
         .with_state(state);
     if let Some(sandbox) = sandbox {
         app = app.nest("/sandbox", sandbox);
@@ -62,6 +64,18 @@ pub fn router(state: AppState, sandbox: Option<Router>) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("cache-control"),
             HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("content-security-policy"),
+            HeaderValue::from_static(pages::CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("x-frame-options"),
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("referrer-policy"),
+            HeaderValue::from_static("same-origin"),
         ))
         .layer(TraceLayer::new_for_http())
 }

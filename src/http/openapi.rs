@@ -49,7 +49,7 @@ impl Modify for Security {
         api::session::login, api::session::logout, api::session::me,
         api::catalog::catalog,
         api::actions::set_action,
-        api::jobs::list, api::jobs::show,
+        api::jobs::list, api::jobs::show, api::export::export,
         api::users::list, api::users::create, api::users::update,
         api::tokens::create, api::tokens::list, api::tokens::revoke,
     ),

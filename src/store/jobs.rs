@@ -371,7 +371,7 @@ impl Db {
 
 /// `SELECT ... WHERE <filters>` with its bind values, shared by every
 /// listing of jobs.
-fn filtered_jobs_sql(filter: &JobFilter) -> (String, Vec<Arg>) {
+pub(super) fn filtered_jobs_sql(filter: &JobFilter) -> (String, Vec<Arg>) {
     let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1");
     let mut args = Vec::new();
     let mut push = |sql: &mut String, clause: &str, arg: Arg| {

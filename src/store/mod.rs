@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 pub mod jobs;
 pub mod sessions;
+pub mod stats;
 pub mod tokens;
 pub mod users;
 

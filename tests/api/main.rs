@@ -5,6 +5,7 @@ mod store;
 
 mod actions;
 mod authorization;
+mod browser;
 mod crash;
 mod crash_under_load;
 mod faults;
@@ -14,6 +15,7 @@ mod jobs;
 mod multi_instance;
 mod ops;
 mod outcomes;
+mod pages;
 mod proxy;
 mod readiness;
 mod roles;

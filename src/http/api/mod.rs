@@ -6,6 +6,7 @@ use super::AppState;
 
 pub mod actions;
 pub mod catalog;
+pub mod export;
 pub mod jobs;
 pub mod session;
 pub mod tokens;
@@ -17,6 +18,7 @@ pub fn router() -> Router<AppState> {
         .merge(catalog::router())
         .merge(actions::router())
         .merge(jobs::router())
+        .merge(export::router())
         .merge(users::router())
         .merge(tokens::router())
 }

@@ -23,7 +23,47 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/users/{username}", patch(update))
 }
 
-fn parse_role(s: &str) -> Result<Role> {
+/// Applies an admin's changes to a user, with the rules every surface shares:
+/// nobody disables themselves or gives up their own admin role, and a new
+/// password follows the policy. Used by the API and the Users page.
+pub async fn change_user(
+    state: &AppState,
+    admin: &User,
+    username: &str,
+    role: Option<Role>,
+    disabled: Option<bool>,
+    password: Option<&str>,
+) -> Result<User> {
+    let demotes_self = role.is_some_and(|r| r != Role::Admin);
+    if username == admin.username && (disabled == Some(true) || demotes_self) {
+        return Err(Error::Unprocessable {
+            code: "self_lockout",
+            detail: "you cannot disable yourself or give up your own admin role".into(),
+        });
+    }
+    let password_hash = match password {
+        Some(p) => {
+            check_password_policy(p).map_err(|detail| Error::Unprocessable {
+                code: "invalid_password",
+                detail,
+            })?;
+            Some(accounts::hash_password(p).await?)
+        }
+        None => None,
+    };
+    let changes = UserChanges {
+        role,
+        disabled,
+        password_hash,
+    };
+    state
+        .db
+        .update_user(username, &changes)
+        .await?
+        .ok_or(Error::NotFound)
+}
+
+pub fn parse_role(s: &str) -> Result<Role> {
     Role::parse(s).ok_or_else(|| Error::Unprocessable {
         code: "invalid_role",
         detail: format!("role {s:?} is not admin, operator or auditor"),
@@ -103,33 +143,15 @@ pub async fn update(
     current.require_admin()?;
     let JsonBody(body) = body?;
     let role = body.role.as_deref().map(parse_role).transpose()?;
-    let demotes_self = role.is_some_and(|r| r != Role::Admin);
-    if username == current.user.username && (body.disabled == Some(true) || demotes_self) {
-        return Err(Error::Unprocessable {
-            code: "self_lockout",
-            detail: "you cannot disable yourself or give up your own admin role".into(),
-        });
-    }
-    let password_hash = match body.password.as_deref() {
-        Some(p) => {
-            check_password_policy(p).map_err(|detail| Error::Unprocessable {
-                code: "invalid_password",
-                detail,
-            })?;
-            Some(accounts::hash_password(p).await?)
-        }
-        None => None,
-    };
-    let changes = UserChanges {
+    let user = change_user(
+        &state,
+        &current.user,
+        &username,
         role,
-        disabled: body.disabled,
-        password_hash,
-    };
-    let user = state
-        .db
-        .update_user(&username, &changes)
-        .await?
-        .ok_or(Error::NotFound)?;
+        body.disabled,
+        body.password.as_deref(),
+    )
+    .await?;
     tracing::info!(by = %current.user.username, username = %user.username, "user changed");
     Ok(Json(UserEnvelope { user }))
 }

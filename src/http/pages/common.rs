@@ -1,0 +1,315 @@
+//! What every page shares: the logged-in user (or a redirect to the login
+//! page), the layout's data, CSRF checks of HTML forms, errors as pages, and
+//! small formatting helpers.
+
+use askama::Template;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum_extra::extract::CookieJar;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+
+use super::assets;
+use crate::accounts;
+use crate::domain::user::{Role, User};
+use crate::error::{Error, InternalErrorReport};
+use crate::http::auth::session_id;
+use crate::http::AppState;
+
+/// A page's result: the page, or an error page.
+pub type PageResult<T = Response> = Result<T, PageError>;
+
+/// The user of a page, from the session cookie. Without a valid session the
+/// page answers `303 See Other` to `/login?next=<this path>`.
+#[derive(Clone, Debug)]
+pub struct PageUser {
+    pub user: User,
+    pub csrf_token: String,
+}
+
+impl PageUser {
+    /// Refuses a form whose hidden `csrf_token` is not this session's.
+    pub fn check_csrf(&self, sent: &str) -> PageResult<()> {
+        if accounts::constant_time_eq(sent, &self.csrf_token) {
+            Ok(())
+        } else {
+            Err(PageError(Error::CsrfFailed))
+        }
+    }
+
+    /// Refuses the page unless the user's role passes `allowed`.
+    pub fn require(&self, allowed: impl Fn(Role) -> bool) -> PageResult<()> {
+        if allowed(self.user.role) {
+            Ok(())
+        } else {
+            Err(PageError(Error::Forbidden(
+                "your role may not open this page",
+            )))
+        }
+    }
+
+    /// The layout's data for a page of this user; `active` names the nav item.
+    pub fn chrome(&self, active: &'static str) -> Chrome {
+        Chrome {
+            user: Some(self.user.clone()),
+            csrf_token: self.csrf_token.clone(),
+            active,
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for PageUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Some(id) = session_id(&jar) else {
+            return Err(login_redirect(&parts.uri));
+        };
+        match accounts::session_user(&state.db, &id).await {
+            Ok((user, csrf_token)) => Ok(PageUser { user, csrf_token }),
+            Err(Error::Unauthenticated) => Err(login_redirect(&parts.uri)),
+            Err(e) => Err(PageError(e).into_response()),
+        }
+    }
+}
+
+/// `303` to the login page, which comes back here afterwards.
+pub fn login_redirect(uri: &axum::http::Uri) -> Response {
+    let here = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    Redirect::to(&format!("/login?next={}", enc(here))).into_response()
+}
+
+/// A return path that stays on this site: it starts with exactly one `/`
+/// and holds no backslash, white space or control character (browsers turn
+/// `/\host` and `/<TAB>/host` into `//host`). Anything else becomes `/`.
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && n.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            n.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+/// Percent-encodes a query parameter value.
+pub fn enc(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The layout's data: who is logged in, their CSRF token, the active nav item.
+#[derive(Clone, Debug)]
+pub struct Chrome {
+    pub user: Option<User>,
+    pub csrf_token: String,
+    pub active: &'static str,
+}
+
+impl Chrome {
+    /// The layout of a page nobody is logged in to.
+    pub fn anonymous() -> Self {
+        Chrome {
+            user: None,
+            csrf_token: String::new(),
+            active: "",
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| u.role == Role::Admin)
+    }
+
+    /// The URL of an embedded asset, with its version for caching.
+    pub fn asset(&self, name: &str) -> String {
+        assets::url(name)
+    }
+
+    /// `aria-current="page"` belongs on the nav item of this page.
+    pub fn current(&self, item: &str) -> bool {
+        self.active == item
+    }
+}
+
+/// Renders a template into an HTML response.
+pub fn render<T: Template>(template: &T) -> PageResult<Response> {
+    render_with(StatusCode::OK, template)
+}
+
+/// Renders a template with a status other than 200 (a form shown again with
+/// its error).
+pub fn render_with<T: Template>(status: StatusCode, template: &T) -> PageResult<Response> {
+    let html = template.render().map_err(|e| {
+        PageError(Error::Internal(anyhow::anyhow!(
+            "Failed to render a page: {e}"
+        )))
+    })?;
+    Ok((status, Html(html)).into_response())
+}
+
+/// `303 See Other`: the "Get" of Post/Redirect/Get.
+pub fn see_other(location: &str) -> Response {
+    Redirect::to(location).into_response()
+}
+
+/// An error shown as a page.
+#[derive(Debug)]
+pub struct PageError(pub Error);
+
+impl From<Error> for PageError {
+    fn from(e: Error) -> Self {
+        PageError(e)
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    chrome: Chrome,
+    status: u16,
+    title: String,
+    message: String,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let status = self.0.status();
+        let message = match &self.0 {
+            Error::NotFound => "There is nothing here, or nothing you may see.".to_owned(),
+            Error::CsrfFailed => {
+                "This form is out of date or came from another site. Go back, reload the page and try again."
+                    .to_owned()
+            }
+            Error::Forbidden(_) => "Your role may not open this page.".to_owned(),
+            Error::Unavailable => {
+                "The store is not answering right now. Try again in a moment.".to_owned()
+            }
+            Error::Internal(_) => {
+                "Something went wrong on our side. It has been logged; try again in a moment."
+                    .to_owned()
+            }
+            other => other.to_string(),
+        };
+        let page = ErrorPage {
+            chrome: Chrome::anonymous(),
+            status: status.as_u16(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            message,
+        };
+        let mut response = match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (status, "error").into_response(),
+        };
+        if let Error::Internal(e) = &self.0 {
+            response
+                .extensions_mut()
+                .insert(InternalErrorReport(format!("{e:#}")));
+        }
+        if let Error::RateLimited { retry_after_s } = &self.0 {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}
+
+/// A URL-encoded HTML form body; a malformed one is a `400` page.
+pub struct FormBody<T>(pub T);
+
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for FormBody<T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, PageError> {
+        axum::Form::<T>::from_request(req, state)
+            .await
+            .map(|f| FormBody(f.0))
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    PageError(Error::PayloadTooLarge)
+                } else {
+                    PageError(Error::InvalidBody(format!(
+                        "the form could not be read: {}",
+                        e.body_text()
+                    )))
+                }
+            })
+    }
+}
+
+/// A time as pages show it: `2026-11-29 10:00:00 UTC`.
+pub fn show_time(t: &DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
+/// A duration as pages show it: `17 ms`, `1.2 s`, `2 min 5 s`.
+pub fn show_duration(ms: Option<i64>) -> String {
+    match ms {
+        None => "—".to_owned(),
+        Some(ms) if ms < 1000 => format!("{ms} ms"),
+        Some(ms) if ms < 60_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        Some(ms) => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
+    }
+}
+
+/// Minutes to wait, rounded up, for a throttling message.
+pub fn minutes(seconds: u64) -> u64 {
+    seconds.div_ceil(60).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_paths_stay_on_this_site() {
+        assert_eq!(
+            safe_next(Some("/jobs?status=failed")),
+            "/jobs?status=failed"
+        );
+        assert_eq!(safe_next(Some("/")), "/");
+        for bad in [
+            "//evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "evil",
+            "",
+            "/é",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?} was accepted");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(enc("/jobs?a=1&b=2"), "%2Fjobs%3Fa%3D1%26b%3D2");
+        assert_eq!(enc("C-1_2.3~"), "C-1_2.3~");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(show_duration(None), "—");
+        assert_eq!(show_duration(Some(17)), "17 ms");
+        assert_eq!(show_duration(Some(1300)), "1.3 s");
+        assert_eq!(show_duration(Some(125_000)), "2 min 5 s");
+        assert_eq!(minutes(1), 1);
+        assert_eq!(minutes(900), 15);
+        assert_eq!(minutes(61), 2);
+    }
+}

@@ -1,0 +1,64 @@
+//! `/`: Customer Set. The form is rendered from the catalog on the server;
+//! `static/customer-set.js` counts the CIDs live, asks for confirmation and
+//! sends the one request per confirmed click (SPEC §5).
+
+use std::time::Duration;
+
+use askama::Template;
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+
+use super::common::{render, Chrome, PageResult, PageUser};
+use crate::domain::action::ActionView;
+use crate::domain::cid::DEFAULT_CID_PATTERN;
+use crate::domain::cluster::ClusterView;
+use crate::http::AppState;
+
+/// How much longer than the server's upstream timeout the page waits for an
+/// answer: the server always answers first, unless the network is lost.
+pub const CLIENT_TIMEOUT_MARGIN: Duration = Duration::from_secs(15);
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/", get(show))
+}
+
+#[derive(Template)]
+#[template(path = "customer_set.html")]
+struct CustomerSetPage {
+    chrome: Chrome,
+    can_execute: bool,
+    role: &'static str,
+    clusters: Vec<ClusterView>,
+    actions: Vec<ActionView>,
+    cid_pattern: String,
+    default_pattern: bool,
+    upstream_timeout_ms: u128,
+    client_timeout_ms: u128,
+    first_needs_token: bool,
+}
+
+#[tracing::instrument(skip_all, fields(user = %page_user.user.username))]
+async fn show(State(state): State<AppState>, page_user: PageUser) -> PageResult {
+    let clusters: Vec<ClusterView> = state
+        .execution
+        .clusters()
+        .iter()
+        .map(|c| c.view())
+        .collect();
+    let actions = state.execution.catalog().iter().map(|a| a.view()).collect();
+    let cid_pattern = state.execution.cid_policy().pattern().to_owned();
+    let upstream = state.execution.upstream_timeout();
+    render(&CustomerSetPage {
+        chrome: page_user.chrome("set"),
+        can_execute: page_user.user.role.can_execute(),
+        role: page_user.user.role.as_str(),
+        first_needs_token: clusters.first().is_some_and(|c| c.needs_token),
+        clusters,
+        actions,
+        default_pattern: cid_pattern == DEFAULT_CID_PATTERN,
+        cid_pattern,
+        upstream_timeout_ms: upstream.as_millis(),
+        client_timeout_ms: (upstream + CLIENT_TIMEOUT_MARGIN).as_millis(),
+    })
+}

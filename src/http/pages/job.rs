@@ -1,0 +1,108 @@
+//! `/jobs/{job_id}`: everything about one job — the CIDs, the request sent
+//! upstream with its secret redacted, the answer, the error and the timings.
+//! An operator gets the same 404 for another user's job as for no job.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::Router;
+
+use super::common::{render, show_duration, show_time, Chrome, PageError, PageResult, PageUser};
+use crate::domain::job::{format_time, Job, JobId};
+use crate::error::Error;
+use crate::http::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/jobs/{job_id}", get(show))
+}
+
+/// The upstream request as it was sent (the token is never shown).
+pub struct SentRequest {
+    pub method: String,
+    pub path: String,
+    pub cluster: String,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+/// A time with its machine-readable form.
+pub struct Shown {
+    pub text: String,
+    pub iso: String,
+}
+
+fn shown(t: &chrono::DateTime<chrono::Utc>) -> Shown {
+    Shown {
+        text: show_time(t),
+        iso: format_time(t),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "job.html")]
+struct JobPage {
+    chrome: Chrome,
+    job: Job,
+    id: String,
+    status: &'static str,
+    created: Shown,
+    finished: Option<Shown>,
+    last_replay: Option<Shown>,
+    duration: String,
+    request: SentRequest,
+    duplicate_of: Option<String>,
+}
+
+#[tracing::instrument(skip_all, fields(user = %page_user.user.username))]
+async fn show(
+    State(state): State<AppState>,
+    page_user: PageUser,
+    Path(job_id): Path<String>,
+) -> PageResult {
+    let job_id = JobId::parse(&job_id).ok_or(PageError(Error::NotFound))?;
+    let stored = state
+        .db
+        .get_job(job_id)
+        .await?
+        .ok_or(PageError(Error::NotFound))?;
+    let job = stored.job;
+    if !page_user.user.role.sees_all_jobs() && job.user != page_user.user.username {
+        return Err(PageError(Error::NotFound));
+    }
+    let action = state.execution.catalog().get(&job.action);
+    let cluster = state.execution.clusters().get(&job.cluster);
+    let body = serde_json::json!({
+        "action": job.action,
+        "action_code": job.action_code,
+        "cids": job.cids,
+    });
+    let request = SentRequest {
+        method: action.map_or("POST", |a| a.method.as_str()).to_owned(),
+        path: action.map_or_else(
+            || "(this action is no longer configured)".to_owned(),
+            |a| a.path.clone(),
+        ),
+        cluster: match cluster {
+            Some(c) => format!("{} ({})", c.label, c.name),
+            None => format!("{} (no longer configured)", job.cluster),
+        },
+        headers: vec![
+            ("Authorization".into(), "Bearer [redacted]".into()),
+            ("Idempotency-Key".into(), job.job_id.to_string()),
+            ("Content-Type".into(), "application/json".into()),
+        ],
+        body: serde_json::to_string_pretty(&body).unwrap_or_default(),
+    };
+    render(&JobPage {
+        chrome: page_user.chrome("jobs"),
+        id: job.job_id.to_string(),
+        status: job.status.as_str(),
+        created: shown(&job.created_at),
+        finished: job.finished_at.as_ref().map(shown),
+        last_replay: job.last_replay_at.as_ref().map(shown),
+        duration: show_duration(job.duration_ms),
+        duplicate_of: job.duplicate_of.map(|d| d.to_string()),
+        request,
+        job,
+    })
+}

@@ -1,0 +1,282 @@
+//! `/admin/users` (admin): list, create, change role, disable or enable,
+//! reset a password. The rules are the API's (`api::users::change_user`).
+//! Successful changes follow Post/Redirect/Get; a generated password is
+//! shown once in the answer to the POST itself.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use axum_extra::extract::CookieJar;
+use serde::Deserialize;
+
+use super::common::{
+    enc, render_with, see_other, show_time, Chrome, FormBody, PageError, PageResult, PageUser,
+};
+use crate::accounts;
+use crate::domain::user::{Role, User};
+use crate::error::Error;
+use crate::http::api::users::{change_user, parse_role};
+use crate::http::auth::session_cookie;
+use crate::http::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin/users", get(show).post(create))
+        .route("/admin/users/{username}/role", post(set_role))
+        .route("/admin/users/{username}/disabled", post(set_disabled))
+        .route("/admin/users/{username}/password", post(reset_password))
+}
+
+/// A row of the table.
+pub struct UserRow {
+    pub username: String,
+    pub role: &'static str,
+    pub disabled: bool,
+    pub created: String,
+    pub is_me: bool,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersPage {
+    chrome: Chrome,
+    rows: Vec<UserRow>,
+    roles: [&'static str; 3],
+    notice: Option<String>,
+    error: Option<String>,
+    generated: Option<(String, String)>,
+}
+
+#[derive(Deserialize)]
+struct Done {
+    done: Option<String>,
+    user: Option<String>,
+}
+
+async fn page(
+    state: &AppState,
+    admin: &PageUser,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+    generated: Option<(String, String)>,
+) -> PageResult {
+    let users: Vec<User> = state.db.list_users().await?;
+    let rows = users
+        .into_iter()
+        .map(|u| UserRow {
+            is_me: u.username == admin.user.username,
+            role: u.role.as_str(),
+            disabled: u.disabled,
+            created: show_time(&u.created_at),
+            username: u.username,
+        })
+        .collect();
+    render_with(
+        status,
+        &UsersPage {
+            chrome: admin.chrome("users"),
+            rows,
+            roles: ["operator", "auditor", "admin"],
+            notice,
+            error,
+            generated,
+        },
+    )
+}
+
+async fn show(
+    State(state): State<AppState>,
+    admin: PageUser,
+    Query(done): Query<Done>,
+) -> PageResult {
+    admin.require(|r| r == Role::Admin)?;
+    let who = done.user.unwrap_or_default();
+    let notice = match done.done.as_deref() {
+        Some("created") => Some(format!("User {who} was created.")),
+        Some("role") => Some(format!("The role of {who} was changed.")),
+        Some("disabled") => Some(format!("{who} was disabled and logged out.")),
+        Some("enabled") => Some(format!("{who} was enabled.")),
+        Some("password") => Some(format!(
+            "The password of {who} was reset; their sessions were logged out."
+        )),
+        _ => None,
+    };
+    page(&state, &admin, StatusCode::OK, notice, None, None).await
+}
+
+/// A refused change, shown on the page with its reason.
+async fn refused(state: &AppState, admin: &PageUser, e: Error) -> PageResult {
+    let status = e.status();
+    match e {
+        Error::Unprocessable { detail, .. } | Error::Conflict { detail, .. } => {
+            let error = Some(format!("Not done: {detail}."));
+            page(state, admin, status, None, error, None).await
+        }
+        Error::NotFound => {
+            let error = Some("Not done: there is no such user.".into());
+            page(state, admin, status, None, error, None).await
+        }
+        other => Err(PageError(other)),
+    }
+}
+
+#[derive(Deserialize)]
+struct NewUserForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    password: String,
+}
+
+#[tracing::instrument(skip_all, fields(by = %admin.user.username))]
+async fn create(
+    State(state): State<AppState>,
+    admin: PageUser,
+    FormBody(f): FormBody<NewUserForm>,
+) -> PageResult {
+    admin.require(|r| r == Role::Admin)?;
+    admin.check_csrf(&f.csrf_token)?;
+    let role = match parse_role(&f.role) {
+        Ok(role) => role,
+        Err(e) => return refused(&state, &admin, e).await,
+    };
+    let password = (!f.password.is_empty()).then_some(f.password.as_str());
+    match accounts::create_user(&state.db, f.username.trim(), password, role).await {
+        Ok((user, generated)) => {
+            tracing::info!(username = %user.username, role = role.as_str(), "user created (console)");
+            match generated {
+                Some(password) => {
+                    let notice = format!("User {} was created.", user.username);
+                    page(
+                        &state,
+                        &admin,
+                        StatusCode::CREATED,
+                        Some(notice),
+                        None,
+                        Some((user.username, password)),
+                    )
+                    .await
+                }
+                None => Ok(see_other(&format!(
+                    "/admin/users?done=created&user={}",
+                    enc(&user.username)
+                ))),
+            }
+        }
+        Err(e) => refused(&state, &admin, e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct RoleForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    role: String,
+}
+
+async fn set_role(
+    State(state): State<AppState>,
+    admin: PageUser,
+    Path(username): Path<String>,
+    FormBody(f): FormBody<RoleForm>,
+) -> PageResult {
+    admin.require(|r| r == Role::Admin)?;
+    admin.check_csrf(&f.csrf_token)?;
+    let role = match parse_role(&f.role) {
+        Ok(role) => role,
+        Err(e) => return refused(&state, &admin, e).await,
+    };
+    match change_user(&state, &admin.user, &username, Some(role), None, None).await {
+        Ok(user) => {
+            tracing::info!(by = %admin.user.username, username = %user.username, role = role.as_str(), "role changed (console)");
+            Ok(see_other(&format!(
+                "/admin/users?done=role&user={}",
+                enc(&user.username)
+            )))
+        }
+        Err(e) => refused(&state, &admin, e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct DisabledForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    disabled: String,
+}
+
+async fn set_disabled(
+    State(state): State<AppState>,
+    admin: PageUser,
+    Path(username): Path<String>,
+    FormBody(f): FormBody<DisabledForm>,
+) -> PageResult {
+    admin.require(|r| r == Role::Admin)?;
+    admin.check_csrf(&f.csrf_token)?;
+    let disabled = f.disabled == "true";
+    match change_user(&state, &admin.user, &username, None, Some(disabled), None).await {
+        Ok(user) => {
+            tracing::info!(by = %admin.user.username, username = %user.username, disabled, "user disabled flag changed (console)");
+            let done = if disabled { "disabled" } else { "enabled" };
+            Ok(see_other(&format!(
+                "/admin/users?done={done}&user={}",
+                enc(&user.username)
+            )))
+        }
+        Err(e) => refused(&state, &admin, e).await,
+    }
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    password: String,
+}
+
+async fn reset_password(
+    State(state): State<AppState>,
+    admin: PageUser,
+    jar: CookieJar,
+    Path(username): Path<String>,
+    FormBody(f): FormBody<PasswordForm>,
+) -> PageResult {
+    admin.require(|r| r == Role::Admin)?;
+    admin.check_csrf(&f.csrf_token)?;
+    match change_user(
+        &state,
+        &admin.user,
+        &username,
+        None,
+        None,
+        Some(&f.password),
+    )
+    .await
+    {
+        Ok(user) => {
+            tracing::info!(by = %admin.user.username, username = %user.username, "password reset (console)");
+            let location = format!("/admin/users?done=password&user={}", enc(&user.username));
+            if user.username == admin.user.username {
+                // The reset ended every session of the admin, this one too.
+                let session =
+                    accounts::start_session(&state.db, &user.username, state.settings.session_ttl)
+                        .await?;
+                let jar = jar.add(session_cookie(session.id, state.settings.secure_cookies));
+                return Ok((jar, see_other(&location)).into_response());
+            }
+            Ok(see_other(&location))
+        }
+        Err(e) => refused(&state, &admin, e).await,
+    }
+}
