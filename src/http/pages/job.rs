@@ -38,6 +38,67 @@ fn shown(t: &chrono::DateTime<chrono::Utc>) -> Shown {
     }
 }
 
+/// One stretch of the job's run on the timeline.
+pub struct Segment {
+    pub label: &'static str,
+    pub class: &'static str,
+    pub ms: i64,
+    /// Position and width in the SVG's 0–1000 coordinate space.
+    pub x: i64,
+    pub width: i64,
+}
+
+/// The phases as a horizontal bar: time in the console, time at the
+/// cluster, time recording the outcome; phases not reached are left out.
+pub struct Timeline {
+    pub phases: Vec<(&'static str, Option<Shown>)>,
+    pub segments: Vec<Segment>,
+    pub total_ms: i64,
+    /// The cluster's share of the whole run, when it answered.
+    pub upstream_percent: Option<i64>,
+}
+
+fn timeline(job: &Job) -> Timeline {
+    let p = &job.phases;
+    let points = [p.claimed_at, p.sent_at, p.answered_at, p.finalized_at];
+    let stretches = [
+        ("in the console", "seg-console", points[0], points[1]),
+        ("at the cluster", "seg-cluster", points[1], points[2]),
+        ("recording the outcome", "seg-record", points[2], points[3]),
+    ];
+    let total_ms = match (points[0], points[3]) {
+        (Some(a), Some(b)) => (b - a).num_milliseconds().max(0),
+        _ => 0,
+    };
+    let mut x = 0;
+    let mut segments = Vec::new();
+    for (label, class, from, to) in stretches {
+        if let (Some(from), Some(to)) = (from, to) {
+            let ms = (to - from).num_milliseconds().max(0);
+            let width = if total_ms > 0 { (ms * 1000 / total_ms).max(2) } else { 0 };
+            segments.push(Segment { label, class, ms, x, width });
+            x += width;
+        }
+    }
+    let upstream_percent = match (points[1], points[2]) {
+        (Some(sent), Some(answered)) if total_ms > 0 => {
+            Some((answered - sent).num_milliseconds().max(0) * 100 / total_ms)
+        }
+        _ => None,
+    };
+    Timeline {
+        phases: vec![
+            ("Claimed", p.claimed_at.as_ref().map(shown)),
+            ("Sent to the cluster", p.sent_at.as_ref().map(shown)),
+            ("Cluster answered", p.answered_at.as_ref().map(shown)),
+            ("Finalised", p.finalized_at.as_ref().map(shown)),
+        ],
+        segments,
+        total_ms,
+        upstream_percent,
+    }
+}
+
 #[derive(Template)]
 #[template(path = "job.html")]
 struct JobPage {
@@ -51,6 +112,7 @@ struct JobPage {
     duration: String,
     request: SentRequest,
     duplicate_of: Option<String>,
+    timeline: Timeline,
 }
 
 #[tracing::instrument(skip_all, fields(user = %page_user.user.username))]
@@ -102,6 +164,7 @@ async fn show(
         last_replay: job.last_replay_at.as_ref().map(shown),
         duration: show_duration(job.duration_ms),
         duplicate_of: job.duplicate_of.map(|d| d.to_string()),
+        timeline: timeline(&job),
         request,
         job,
     })
