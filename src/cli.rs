@@ -383,7 +383,7 @@ async fn run_store_command(
                 since,
                 until,
                 limit: Some(limit.to_string()),
-                cursor: None,
+                ..JobsQuery::default()
             };
             // The command line reads the whole audit, as an auditor would.
             let viewer = crate::domain::user::User {

@@ -160,6 +160,10 @@ pub struct JobFilter {
     pub since: Option<DateTime<Utc>>,
     /// Exclusive.
     pub until: Option<DateTime<Utc>>,
+    /// Jobs that answered repeated requests (`true`) or none (`false`).
+    pub retried: Option<bool>,
+    /// Jobs whose reason contains this text, ignoring case.
+    pub reason: Option<String>,
 }
 
 /// A position in the newest-first order: the last job of a page.
@@ -402,6 +406,23 @@ pub(super) fn filtered_jobs_sql(filter: &JobFilter) -> (String, Vec<Arg>) {
     }
     if let Some(v) = filter.until {
         push(&mut sql, " AND created_at < $?", Arg::Time(v));
+    }
+    match filter.retried {
+        Some(true) => sql.push_str(" AND replay_count > 0"),
+        Some(false) => sql.push_str(" AND replay_count = 0"),
+        None => {}
+    }
+    if let Some(v) = &filter.reason {
+        let escaped = v
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        push(
+            &mut sql,
+            " AND LOWER(reason) LIKE $? ESCAPE '\\'",
+            Arg::Text(format!("%{escaped}%")),
+        );
     }
     (sql, args)
 }

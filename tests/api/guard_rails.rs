@@ -123,3 +123,33 @@ async fn finalised_jobs_are_sealed_into_one_chain() {
     }
     assert_eq!(hashes.len(), ids.len(), "every job has its own link");
 }
+
+#[tokio::test]
+async fn the_audit_finds_retried_jobs_and_jobs_by_reason() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let key = new_key();
+    let mut ticket = action_body("Suspend", json!(["Q1"]));
+    ticket["reason"] = json!("Ticket OPS-4711_b: customer asked");
+    admin.set_action(&key, &ticket).await.expect(201);
+    admin.set_action(&key, &ticket).await.expect(201); // a double click
+    admin
+        .set_action(&new_key(), &action_body("Suspend", json!(["Q2"])))
+        .await
+        .expect(201);
+
+    let retried = admin.jobs("retried=true").await;
+    let not_retried = admin.jobs("retried=false").await;
+    let by_reason = admin.jobs("reason=ops-4711_B").await;
+    let wildcard = admin.jobs("reason=OPS-4711%25").await;
+
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0]["cids"], json!(["Q1"]));
+    assert_eq!(not_retried.len(), 1);
+    assert_eq!(by_reason.len(), 1, "case is ignored");
+    assert!(wildcard.is_empty(), "% is matched literally");
+    admin
+        .get("/api/v1/jobs?retried=maybe")
+        .await
+        .expect_problem(400, "invalid_query");
+}

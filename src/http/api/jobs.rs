@@ -47,6 +47,11 @@ pub struct JobsQuery {
     pub limit: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+    /// `true`: only jobs that answered repeated requests (double clicks,
+    /// retries); `false`: only jobs that did not.
+    pub retried: Option<String>,
+    /// Jobs whose reason (ticket) contains this text, ignoring case.
+    pub reason: Option<String>,
 }
 
 /// `{"job": Job}`.
@@ -126,6 +131,16 @@ impl JobsQuery {
             cid: non_empty(&self.cid),
             since: parse_time("since", &self.since)?,
             until: parse_time("until", &self.until)?,
+            retried: non_empty(&self.retried)
+                .map(|v| match v.as_str() {
+                    "true" | "yes" | "1" => Ok(true),
+                    "false" | "no" | "0" => Ok(false),
+                    _ => Err(Error::InvalidQuery(format!(
+                        "retried: {v:?} is not true or false"
+                    ))),
+                })
+                .transpose()?,
+            reason: non_empty(&self.reason),
         };
         if !viewer.role.sees_all_jobs() {
             if filter.user.as_deref().is_some_and(|u| u != viewer.username) {

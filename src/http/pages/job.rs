@@ -75,8 +75,18 @@ fn timeline(job: &Job) -> Timeline {
     for (label, class, from, to) in stretches {
         if let (Some(from), Some(to)) = (from, to) {
             let ms = (to - from).num_milliseconds().max(0);
-            let width = if total_ms > 0 { (ms * 1000 / total_ms).max(2) } else { 0 };
-            segments.push(Segment { label, class, ms, x, width });
+            let width = if total_ms > 0 {
+                (ms * 1000 / total_ms).max(2)
+            } else {
+                0
+            };
+            segments.push(Segment {
+                label,
+                class,
+                ms,
+                x,
+                width,
+            });
             x += width;
         }
     }

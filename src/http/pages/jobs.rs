@@ -39,6 +39,8 @@ pub struct AuditQuery {
     /// Last day shown, inclusive (`YYYY-MM-DD`, UTC).
     pub until: Option<String>,
     pub limit: Option<String>,
+    pub retried: Option<String>,
+    pub reason: Option<String>,
     pub cursor: Option<String>,
     /// Comma-separated cursors of the pages before this one (the first page has none).
     pub prev: Option<String>,
@@ -72,6 +74,8 @@ pub struct Filters {
     pub since: String,
     pub until: String,
     pub limit: String,
+    pub retried: String,
+    pub reason: String,
 }
 
 impl Filters {
@@ -85,6 +89,8 @@ impl Filters {
             ("since", &self.since),
             ("until", &self.until),
             ("limit", &self.limit),
+            ("retried", &self.retried),
+            ("reason", &self.reason),
         ]
         .into_iter()
         .filter(|(_, v)| !v.is_empty())
@@ -118,6 +124,8 @@ pub struct JobRowView {
     pub status: &'static str,
     pub duration: String,
     pub replay_count: i64,
+    pub reason: Option<String>,
+    pub duplicate_of: Option<String>,
 }
 
 impl JobRowView {
@@ -135,6 +143,8 @@ impl JobRowView {
             status: job.status.as_str(),
             duration: show_duration(job.duration_ms),
             replay_count: job.replay_count,
+            reason: job.reason.clone(),
+            duplicate_of: job.duplicate_of.map(|d| d.to_string()),
         }
     }
 }
@@ -178,6 +188,8 @@ async fn show(
         since: value(&q.since),
         until: value(&q.until),
         limit: value(&q.limit),
+        retried: value(&q.retried),
+        reason: value(&q.reason),
     };
     let since_day = parse_day("since", &filters.since)?;
     let until_day = parse_day("until", &filters.until)?;
@@ -200,6 +212,8 @@ async fn show(
         until: until.as_ref().map(format_time),
         limit: Some(filters.limit.clone()),
         cursor: Some(cursor.clone()),
+        retried: Some(filters.retried.clone()),
+        reason: Some(filters.reason.clone()),
     };
     let page = api_query.parse_for(viewer)?;
     let list = fetch_page(&state, &page).await?;
