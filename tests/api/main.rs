@@ -16,6 +16,7 @@ mod multi_instance;
 mod ops;
 mod outcomes;
 mod pages;
+mod pressure;
 mod proxy;
 mod readiness;
 mod roles;
