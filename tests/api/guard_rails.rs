@@ -153,3 +153,53 @@ async fn the_audit_finds_retried_jobs_and_jobs_by_reason() {
         .await
         .expect_problem(400, "invalid_query");
 }
+
+#[tokio::test]
+async fn an_action_that_requires_a_reason_refuses_none_or_a_short_one_and_stores_it_trimmed() {
+    let app = TestApp::spawn_with(|c| {
+        c.actions = Some(vec![tms_dashboard::config::ActionConfig {
+            name: "Purge-Cache".into(),
+            code: 6,
+            description: None,
+            max_cids: None,
+            reason_required: Some(true),
+            method: None,
+            path: None,
+        }]);
+    })
+    .await;
+    let admin = app.admin().await;
+    let body = |reason: Value| {
+        let mut b = action_body("Purge-Cache", json!(["Z1"]));
+        if !reason.is_null() {
+            b["reason"] = reason;
+        }
+        b
+    };
+
+    for bad in [
+        Value::Null,
+        json!(""),
+        json!("  ab  "),
+        json!("x".repeat(501)),
+    ] {
+        admin
+            .set_action(&new_key(), &body(bad))
+            .await
+            .expect_problem(422, "reason_required");
+    }
+    let job = admin
+        .set_action(&new_key(), &body(json!("  INC-42 purge after migration  ")))
+        .await
+        .expect(201)["job"]
+        .clone();
+
+    assert_eq!(job["reason"], "INC-42 purge after migration");
+    assert_eq!(
+        admin.jobs("").await.len(),
+        1,
+        "refused requests stored nothing"
+    );
+    let catalog = admin.get("/api/v1/catalog").await.expect(200);
+    assert_eq!(catalog["actions"][0]["reason_required"], true);
+}
