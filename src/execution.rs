@@ -213,6 +213,8 @@ impl ExecutionService {
             confirm_duplicate,
             replay_count: 0,
             last_replay_at: None,
+            imported: false,
+            legacy_id: None,
         };
         // The call runs in its own task: a client that goes away must not
         // cancel a request the cluster may already be applying.

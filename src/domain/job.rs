@@ -137,6 +137,10 @@ pub struct Job {
     pub replay_count: i64,
     #[serde(serialize_with = "serialize_opt_time")]
     pub last_replay_at: Option<DateTime<Utc>>,
+    /// Brought in from the old dashboard by `import legacy`.
+    pub imported: bool,
+    /// The old dashboard's id, when it was not a UUID and a new one was given.
+    pub legacy_id: Option<String>,
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 
 const JOB_COLUMNS: &str = "job_id, user_name, cluster, action, action_code, cids, cid_count, status, \
      upstream_status, response_summary, error, created_at, finished_at, duration_ms, duplicate_of, reason, \
-     payload_hash, response_status, response_body, confirm_duplicate, replay_count, last_replay_at";
+     payload_hash, response_status, response_body, confirm_duplicate, replay_count, last_replay_at, imported, legacy_id";
 
 #[derive(sqlx::FromRow)]
 struct JobRow {
@@ -36,6 +36,8 @@ struct JobRow {
     confirm_duplicate: bool,
     replay_count: i64,
     last_replay_at: Option<DateTime<Utc>>,
+    imported: bool,
+    legacy_id: Option<String>,
 }
 
 /// A job with what the store keeps to answer replays.
@@ -85,6 +87,8 @@ impl TryFrom<JobRow> for StoredJob {
                 confirm_duplicate: r.confirm_duplicate,
                 replay_count: r.replay_count,
                 last_replay_at: r.last_replay_at,
+                imported: r.imported,
+                legacy_id: r.legacy_id,
             },
             payload_hash: r.payload_hash,
             response,
@@ -434,7 +438,7 @@ fn busy_cids_lookup(cluster: &str, job_id: Uuid, cids: &[String]) -> (String, Ve
 }
 
 /// One multi-row insert of a job's CIDs with their positions.
-fn job_cids_insert(job_id: Uuid, cids: &[String]) -> (String, Vec<Arg>) {
+pub(super) fn job_cids_insert(job_id: Uuid, cids: &[String]) -> (String, Vec<Arg>) {
     let mut args = Vec::with_capacity(cids.len() * 2 + 1);
     args.push(Arg::Uuid(job_id));
     let rows: Vec<String> = cids

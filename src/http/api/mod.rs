@@ -5,6 +5,7 @@ use axum::Router;
 use super::AppState;
 
 pub mod actions;
+pub mod audit;
 pub mod catalog;
 pub mod jobs;
 pub mod session;
@@ -19,4 +20,5 @@ pub fn router() -> Router<AppState> {
         .merge(jobs::router())
         .merge(users::router())
         .merge(tokens::router())
+        .merge(audit::router())
 }
