@@ -56,8 +56,9 @@ pub async fn dedupe(
     batch: usize,
     mut on_event: impl FnMut(DedupeEvent<'_>),
 ) -> Result<DedupeSummary> {
+    // Resolved groups too, so the summary can count what was marked before.
     let params = DuplicateParams {
-        include_marked: false,
+        include_marked: true,
         ..params.clone()
     };
     let batch = batch.max(1);

@@ -16,7 +16,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use futures::TryStreamExt;
 use serde_json::Value;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Connection, SqliteConnection};
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
 
 use crate::domain::action::ActionCatalog;
 use crate::domain::cid::{split_text, CidsInput, RawCids};
@@ -121,7 +121,9 @@ pub async fn import_legacy(
     let connect = SqliteConnectOptions::new()
         .filename(path)
         .read_only(true)
-        .create_if_missing(false);
+        .create_if_missing(false)
+        // The read stays open while batches are written: not a slow query.
+        .disable_statement_logging();
     let mut conn = SqliteConnection::connect_with(&connect)
         .await
         .with_context(|| format!("Failed to open {} as an SQLite file", path.display()))?;

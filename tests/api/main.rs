@@ -4,9 +4,11 @@ mod helpers;
 mod store;
 
 mod actions;
+mod audit;
 mod crash;
 mod idempotency;
 mod jobs;
+mod legacy;
 mod multi_instance;
 mod ops;
 mod outcomes;
