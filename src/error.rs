@@ -85,7 +85,13 @@ fn summarize_invalid(invalid: &[InvalidCid]) -> String {
 impl From<sqlx::Error> for Error {
     fn from(e: sqlx::Error) -> Self {
         match e {
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+            // A store that accepts the connection and then hangs up fails the
+            // handshake (`Protocol`, `Tls`): unreachable, like a refused one.
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::Io(_)
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::Tls(_) => {
                 tracing::error!(error = %e, "store unavailable");
                 Error::Unavailable
             }
