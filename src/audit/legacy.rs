@@ -65,6 +65,9 @@ pub struct ImportOptions {
     pub clusters: Vec<(String, String)>,
     /// Fills in an action's code or name when the row has only the other.
     pub catalog: ActionCatalog,
+    /// Users to take as present without asking the store (a dry run on an
+    /// empty store: the real run creates `admin` before importing).
+    pub assume_users: Vec<String>,
 }
 
 /// What happened, as it happens.
@@ -175,7 +178,7 @@ pub async fn import_legacy(
     let mut importer = Importer {
         db,
         options,
-        known_users: HashSet::new(),
+        known_users: options.assume_users.iter().cloned().collect(),
         summary: ImportSummary::default(),
     };
     let mut batch: Vec<(String, ImportedJob)> = Vec::with_capacity(batch_size);

@@ -396,9 +396,11 @@ pub async fn run_import(config: &Config, command: ImportCommand) -> anyhow::Resu
         store,
     } = command;
     let db = open_store(config, &store).await?;
+    let mut assume_users = Vec::new();
     if dry_run {
         if db.count_users().await? == 0 {
-            println!("note: the store has no user yet; the import will first create the admin account, as serve does");
+            println!("the store has no user yet: the import will first create the admin account, as serve does");
+            assume_users.push("admin".to_owned());
         }
     } else {
         // Imported users are disabled: a store that had no user gets its
@@ -418,6 +420,7 @@ pub async fn run_import(config: &Config, command: ImportCommand) -> anyhow::Resu
             .map(|c| (c.name.clone(), c.base_url.clone()))
             .collect(),
         catalog: config.catalog()?,
+        assume_users,
     };
     let mut bar = ProgressBar::hidden();
     let verb = if dry_run { "would create" } else { "created" };
