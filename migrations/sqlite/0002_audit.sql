@@ -9,3 +9,6 @@ CREATE UNIQUE INDEX jobs_by_legacy_id ON jobs (legacy_id);
 
 -- The duplicate audit reads jobs in this order, one pass, no sort.
 CREATE INDEX jobs_duplicate_scan ON jobs (user_name, cluster, action, intent_hash, created_at, job_id);
+
+-- Retention keeps a job that a kept job is marked against: found by this index.
+CREATE INDEX jobs_by_duplicate_of ON jobs (duplicate_of) WHERE duplicate_of IS NOT NULL;

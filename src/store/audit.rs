@@ -1,5 +1,6 @@
 //! The audit's queries: the ordered scan the duplicate audit reads page by
-//! page, the marking of duplicates, and the insert of imported jobs.
+//! page, the marking of duplicates, the insert of imported jobs, and the
+//! retention purge (the only statement that deletes jobs).
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -214,5 +215,40 @@ impl Db {
             Ok::<_, sqlx::Error>(inserted)
         })?;
         Ok(inserted)
+    }
+    /// Deletes up to `batch` finished jobs created before `cutoff`, with
+    /// their CID rows, in one transaction; returns how many. A `pending` job
+    /// stays, and so does a job that a kept job is marked a duplicate of.
+    /// Marks between two old jobs deleted in different batches are cleared
+    /// first, so no reference is left dangling.
+    #[tracing::instrument(skip_all)]
+    pub async fn purge_jobs_before(&self, cutoff: DateTime<Utc>, batch: u32) -> Result<u64> {
+        let select = "SELECT job_id FROM jobs WHERE created_at < $1 AND status <> 'pending' \
+             AND NOT EXISTS (SELECT 1 FROM jobs AS kept WHERE kept.duplicate_of = jobs.job_id AND kept.created_at >= $1) \
+             ORDER BY created_at, job_id LIMIT $2";
+        let deleted = with_pool!(self, pool => {
+            let mut tx = write_tx!(pool)?;
+            let ids: Vec<Uuid> = sqlx::query_scalar(select)
+                .bind(cutoff)
+                .bind(i64::from(batch))
+                .fetch_all(&mut *tx)
+                .await?;
+            if !ids.is_empty() {
+                let args: Vec<Arg> = ids.iter().map(|id| Arg::Uuid(*id)).collect();
+                let list: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+                let list = list.join(", ");
+                for sql in [
+                    format!("DELETE FROM job_cids WHERE job_id IN ({list})"),
+                    format!("DELETE FROM busy_cids WHERE job_id IN ({list})"),
+                    format!("UPDATE jobs SET duplicate_of = NULL WHERE duplicate_of IN ({list}) AND job_id NOT IN ({list})"),
+                    format!("DELETE FROM jobs WHERE job_id IN ({list})"),
+                ] {
+                    bind_args!(sqlx::query(&sql), &args).execute(&mut *tx).await?;
+                }
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(ids.len() as u64)
+        })?;
+        Ok(deleted)
     }
 }

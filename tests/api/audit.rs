@@ -437,3 +437,105 @@ async fn the_sample_store_exports_all_2001_jobs_in_pages_and_dedupes_to_a_pass()
     check.expect_code(0);
     assert!(check.stdout.contains("PASS"), "{}", check.stdout);
 }
+
+#[tokio::test]
+async fn retention_deletes_only_old_jobs_and_keeps_those_a_kept_job_is_marked_against() {
+    // Arrange: old imported jobs, a pair straddling the 30-day cutoff, a live job.
+    let store = Arc::new(TestStore::new().await);
+    let app = TestApp::spawn_on(store.clone(), |_| {}).await;
+    let admin = app.admin().await;
+    let live = admin
+        .set_action(&new_key(), &action_body("Trans-Begin", json!(["R1"])))
+        .await
+        .expect(201)["job"]["job_id"]
+        .clone();
+    let cutoff = chrono::Utc::now() - chrono::Duration::days(30);
+    let around = |secs: i64| At::Text((cutoff + chrono::Duration::seconds(secs)).to_rfc3339());
+    let eu = "http://tms-eu-1.internal:8443";
+    let rows = [
+        Row::new("alice", "Suspend", r#"["O1"]"#, eu, crate::legacy::at(0)),
+        Row::new(
+            "alice",
+            "Suspend",
+            r#"["O1"]"#,
+            eu,
+            crate::legacy::at(1_000),
+        ),
+        Row::new("alice", "Resume", r#"["O2"]"#, eu, crate::legacy::at(5_000)),
+        Row::new("alice", "Purge-Cache", r#"["S1"]"#, eu, around(-1)),
+        Row::new("alice", "Purge-Cache", r#"["S1"]"#, eu, around(1)),
+    ];
+    let path = store.dir().join("legacy.db");
+    write_legacy_file(&path, &rows).await;
+    let path = path.to_str().unwrap();
+    cli(&store, &["import", "legacy", path])
+        .await
+        .expect_code(0);
+    cli(&store, &["audit", "dedupe", "--apply"])
+        .await
+        .expect_code(0);
+    drop(app);
+
+    // Act: an instance configured with a 30-day retention starts.
+    let app = TestApp::spawn_on(store.clone(), |c| c.retention_days = Some(30)).await;
+
+    // Assert
+    let admin = app.admin().await;
+    let mut kept: Vec<String> = admin
+        .jobs("limit=500")
+        .await
+        .iter()
+        .map(|j| j["job_id"].as_str().unwrap().to_owned())
+        .collect();
+    kept.sort();
+    let mut expected = vec![
+        live.as_str().unwrap().to_owned(),
+        rows[3].job_id.clone(),
+        rows[4].job_id.clone(),
+    ];
+    expected.sort();
+    assert_eq!(kept, expected);
+    assert_eq!(
+        job(&app, &rows[4].job_id).await["duplicate_of"],
+        rows[3].job_id
+    );
+    let report = duplicates(&admin, "include_marked=true").await;
+    assert_eq!(report["count"], 1, "{report}");
+}
+
+#[tokio::test]
+async fn retention_in_batches_of_one_never_leaves_a_dangling_mark() {
+    // Arrange: a marked triple, all older than the cutoff.
+    let (store, _app) = spawn().await;
+    let eu = "http://tms-eu-1.internal:8443";
+    let rows: Vec<Row> = [0, 1_000, 2_000]
+        .map(|ms| Row::new("alice", "Suspend", r#"["T1"]"#, eu, crate::legacy::at(ms)))
+        .to_vec();
+    let path = store.dir().join("legacy.db");
+    write_legacy_file(&path, &rows).await;
+    cli(&store, &["import", "legacy", path.to_str().unwrap()])
+        .await
+        .expect_code(0);
+    cli(&store, &["audit", "dedupe", "--apply"])
+        .await
+        .expect_code(0);
+    let db = tms_dashboard::store::Db::open(&store.url, &Default::default())
+        .await
+        .expect("store");
+
+    // Act: the first job goes in a batch of its own, before its duplicates.
+    let mut deleted = Vec::new();
+    loop {
+        let n = db
+            .purge_jobs_before(chrono::Utc::now(), 1)
+            .await
+            .expect("purge");
+        if n == 0 {
+            break;
+        }
+        deleted.push(n);
+    }
+
+    // Assert
+    assert_eq!(deleted, [1, 1, 1]);
+}
