@@ -273,6 +273,12 @@ mod tests {
         }
     }
 
+    /// The HTTP export hands the stream to a response body as it is.
+    #[allow(dead_code)]
+    fn export_stream_is_an_http_body(db: &Db) -> axum::body::Body {
+        axum::body::Body::from_stream(export_stream(db, JobFilter::default(), ExportFormat::Csv))
+    }
+
     #[test]
     fn formats_parse_by_name() {
         assert_eq!(ExportFormat::parse("CSV"), Some(ExportFormat::Csv));

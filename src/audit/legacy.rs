@@ -317,19 +317,11 @@ pub fn convert(row: &LegacyRow, options: &ImportOptions) -> Result<ImportedJob, 
 
     let old_id = non_empty(&row.job_id).ok_or("job_id is empty")?;
     let user = non_empty(&row.user_id).ok_or("user_id is empty")?;
-    let user = Username::parse(user).map_err(|_| {
-        format!(
-            "user_id {:?} is not a valid username",
-            user.escape_debug().to_string()
-        )
-    })?;
+    let user =
+        Username::parse(user).map_err(|_| format!("user_id {user:?} is not a valid username"))?;
     let created_at = non_empty(&row.created_at).ok_or("created_at is empty")?;
-    let created_at = parse_legacy_time(created_at).ok_or_else(|| {
-        format!(
-            "created_at {:?} is not a time this importer reads",
-            created_at.escape_debug().to_string()
-        )
-    })?;
+    let created_at = parse_legacy_time(created_at)
+        .ok_or_else(|| format!("created_at {created_at:?} is not a time this importer reads"))?;
 
     let cids_text = non_empty(&row.cids)
         .map(str::to_owned)
@@ -386,12 +378,9 @@ fn resolve_action(
 ) -> Result<(String, i64), String> {
     let code = code
         .map(|c| {
-            c.trim().parse::<i64>().map_err(|_| {
-                format!(
-                    "action_code {:?} is not a number",
-                    c.escape_debug().to_string()
-                )
-            })
+            c.trim()
+                .parse::<i64>()
+                .map_err(|_| format!("action_code {c:?} is not a number"))
         })
         .transpose()?;
     match (name, code) {
