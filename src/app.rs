@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use chrono::Utc;
 use tokio::net::TcpListener;
 
 use crate::accounts;
@@ -26,6 +27,7 @@ pub struct App {
     port: u16,
     sweep_interval: Duration,
     upstream_timeout: Duration,
+    retention_days: Option<u32>,
 }
 
 /// The address the server reaches itself on, for the built-in sandbox.
@@ -80,6 +82,9 @@ impl App {
                 "start-up sweep marked interrupted jobs as unknown"
             );
         }
+        if let Some(days) = config.retention_days {
+            crate::audit::retention::apply_retention(&db, days, Utc::now()).await?;
+        }
         let state = AppState {
             db: db.clone(),
             execution: Arc::clone(&execution),
@@ -102,6 +107,7 @@ impl App {
             port: address.port(),
             sweep_interval: config.sweep_interval,
             upstream_timeout: config.upstream_timeout,
+            retention_days: config.retention_days,
         })
     }
 
@@ -117,6 +123,7 @@ impl App {
             Arc::clone(&self.execution),
             self.db.clone(),
             self.sweep_interval,
+            self.retention_days,
         ));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
@@ -149,12 +156,29 @@ impl App {
     }
 }
 
-/// The background sweep: interrupted jobs to `unknown`, expired sessions out.
-async fn sweep_forever(execution: Arc<ExecutionService>, db: Db, every: Duration) {
+/// The background sweep: interrupted jobs to `unknown`, expired sessions out,
+/// and, when configured, hourly retention.
+async fn sweep_forever(
+    execution: Arc<ExecutionService>,
+    db: Db,
+    every: Duration,
+    retention_days: Option<u32>,
+) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_retention = std::time::Instant::now();
     loop {
         ticker.tick().await;
+        if let Some(days) = retention_days {
+            if last_retention.elapsed() >= crate::audit::retention::INTERVAL {
+                last_retention = std::time::Instant::now();
+                if let Err(e) =
+                    crate::audit::retention::apply_retention(&db, days, Utc::now()).await
+                {
+                    tracing::error!(error = %e, "retention failed");
+                }
+            }
+        }
         if let Err(e) = execution.sweep().await {
             tracing::error!(error = %e, "sweep failed");
         }

@@ -18,6 +18,9 @@ use crate::store::users::UserChanges;
 use crate::store::{Db, PoolSettings};
 use crate::telemetry::{init_tracing, LogTarget};
 
+mod audit;
+pub use audit::{AuditCommand, ExportArgs, ImportCommand};
+
 /// TMS Dashboard: run actions on TMS clusters, one confirmed click, one job.
 #[derive(Debug, Parser)]
 #[command(name = "tms-dashboard", version)]
@@ -44,6 +47,12 @@ pub enum Command {
     /// Read the job audit.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Find and mark duplicate jobs.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Bring in jobs recorded elsewhere.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Run the simulated TMS cluster on its own.
     SandboxCluster(SandboxArgs),
 }
@@ -156,6 +165,8 @@ pub enum JobsCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Write every job matching the filters to standard output as CSV or NDJSON, newest first.
+    Export(ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -431,6 +442,9 @@ async fn run_store_command(
                 }
             }
         }
+        Command::Audit(command) => return audit::run_audit(config, command).await,
+        Command::Import(command) => return audit::run_import(config, command).await,
+        Command::Jobs(JobsCommand::Export(args)) => return audit::run_export(config, args).await,
         Command::Serve(_) | Command::SandboxCluster(_) => unreachable!("handled by run"),
     }
     Ok(std::process::ExitCode::SUCCESS)

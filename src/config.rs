@@ -69,6 +69,9 @@ pub struct Config {
     /// How long a request waits for a store connection before `503`.
     pub pool_acquire_timeout: Duration,
     pub session_ttl: Duration,
+    /// Jobs older than this many days are deleted (the only deletion of
+    /// jobs); `None` keeps them forever.
+    pub retention_days: Option<u32>,
 }
 
 impl Default for Config {
@@ -89,6 +92,7 @@ impl Default for Config {
             max_connections: 16,
             pool_acquire_timeout: Duration::from_secs(5),
             session_ttl: Duration::from_secs(12 * 3600),
+            retention_days: None,
         }
     }
 }
@@ -113,6 +117,7 @@ impl std::fmt::Debug for Config {
             .field("cid_pattern", &self.cid_pattern)
             .field("max_connections", &self.max_connections)
             .field("pool_acquire_timeout", &self.pool_acquire_timeout)
+            .field("retention_days", &self.retention_days)
             .finish()
     }
 }
@@ -148,6 +153,7 @@ struct FileConfig {
     max_connections: Option<u32>,
     pool_acquire_timeout: Option<String>,
     session_ttl: Option<String>,
+    retention_days: Option<u32>,
     #[serde(default)]
     clusters: Vec<ClusterConfig>,
     actions: Option<Vec<ActionConfig>>,
@@ -233,6 +239,9 @@ impl Config {
         if let Some(v) = f.session_ttl {
             c.session_ttl = parse_duration("session_ttl", &v)?;
         }
+        if let Some(v) = f.retention_days {
+            c.retention_days = (v > 0).then_some(v);
+        }
         c.sandbox = f.sandbox.unwrap_or(f.clusters.is_empty());
         c.clusters = f.clusters;
         c.actions = f.actions;
@@ -260,6 +269,12 @@ impl Config {
         }
         if let Some(v) = env("TMS_SWEEP_INTERVAL") {
             c.sweep_interval = parse_duration("TMS_SWEEP_INTERVAL", &v)?;
+        }
+        if let Some(v) = env("TMS_RETENTION_DAYS") {
+            let days: u32 = v.trim().parse().map_err(|_| {
+                ConfigError(format!("TMS_RETENTION_DAYS: {v:?} is not a number of days"))
+            })?;
+            c.retention_days = (days > 0).then_some(days);
         }
         c.validate()?;
         Ok(c)
@@ -298,6 +313,11 @@ impl Config {
         if self.pool_acquire_timeout.is_zero() {
             return Err(ConfigError(
                 "pool_acquire_timeout: must be more than 0 s".into(),
+            ));
+        }
+        if self.retention_days.is_some_and(|d| d > 36_500) {
+            return Err(ConfigError(
+                "retention_days: must be at most 36500 (0 keeps jobs forever)".into(),
             ));
         }
         if self.session_ttl < Duration::from_secs(60) {
@@ -497,6 +517,21 @@ mod tests {
         assert!(catalog.get("Trans-Begin").is_none());
         let ping = catalog.get("Ping").unwrap();
         assert!(ping.reason_required && ping.max_cids == 500 && ping.path == DEFAULT_ACTION_PATH);
+    }
+
+    #[test]
+    fn retention_is_off_unless_configured_and_zero_turns_it_off() {
+        assert_eq!(
+            Config::load(None, &env_of(&[])).unwrap().retention_days,
+            None
+        );
+        let f = file("retention_days = 90\n");
+        let c = Config::load(Some(f.path()), &env_of(&[])).unwrap();
+        assert_eq!(c.retention_days, Some(90));
+        let c = Config::load(Some(f.path()), &env_of(&[("TMS_RETENTION_DAYS", "0")])).unwrap();
+        assert_eq!(c.retention_days, None);
+        assert!(Config::load(None, &env_of(&[("TMS_RETENTION_DAYS", "soon")])).is_err());
+        assert!(Config::load(None, &env_of(&[("TMS_RETENTION_DAYS", "99999")])).is_err());
     }
 
     #[test]

@@ -228,6 +228,8 @@ impl ExecutionService {
                 ..Phases::default()
             },
             audit_hash: None,
+            imported: false,
+            legacy_id: None,
         };
         // The call runs in its own task: a client that goes away must not
         // cancel a request the cluster may already be applying.

@@ -161,6 +161,8 @@ mod tests {
             last_replay_at: None,
             phases: Phases::default(),
             audit_hash: None,
+            imported: false,
+            legacy_id: None,
         }
     }
 

@@ -140,6 +140,10 @@ pub struct Job {
     pub phases: Phases,
     /// Links the job to the previously sealed one; null until sealed.
     pub audit_hash: Option<String>,
+    /// Brought in from the old dashboard by `import legacy`.
+    pub imported: bool,
+    /// The old dashboard's id, when it was not a UUID and a new one was given.
+    pub legacy_id: Option<String>,
 }
 
 /// When a job passed each phase of its run; phases not reached are null.

@@ -52,6 +52,7 @@ impl Modify for Security {
         api::jobs::list, api::jobs::show, api::export::export,
         api::users::list, api::users::create, api::users::update,
         api::tokens::create, api::tokens::list, api::tokens::revoke,
+        api::audit::duplicates,
     ),
     components(schemas(Problem)),
     modifiers(&Security),

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 const JOB_COLUMNS: &str = "job_id, user_name, cluster, action, action_code, cids, cid_count, status, \
      upstream_status, response_summary, error, created_at, finished_at, duration_ms, duplicate_of, reason, \
      payload_hash, response_status, response_body, confirm_duplicate, replay_count, last_replay_at, \
-     sent_at, answered_at, finalized_at, audit_hash";
+     sent_at, answered_at, finalized_at, audit_hash, imported, legacy_id";
 
 #[derive(sqlx::FromRow)]
 struct JobRow {
@@ -41,6 +41,8 @@ struct JobRow {
     answered_at: Option<DateTime<Utc>>,
     finalized_at: Option<DateTime<Utc>>,
     audit_hash: Option<String>,
+    imported: bool,
+    legacy_id: Option<String>,
 }
 
 /// A job with what the store keeps to answer replays.
@@ -97,6 +99,8 @@ impl TryFrom<JobRow> for StoredJob {
                     finalized_at: r.finalized_at,
                 },
                 audit_hash: r.audit_hash,
+                imported: r.imported,
+                legacy_id: r.legacy_id,
             },
             payload_hash: r.payload_hash,
             response,
@@ -463,7 +467,7 @@ fn busy_cids_lookup(cluster: &str, job_id: Uuid, cids: &[String]) -> (String, Ve
 }
 
 /// One multi-row insert of a job's CIDs with their positions.
-fn job_cids_insert(job_id: Uuid, cids: &[String]) -> (String, Vec<Arg>) {
+pub(super) fn job_cids_insert(job_id: Uuid, cids: &[String]) -> (String, Vec<Arg>) {
     let mut args = Vec::with_capacity(cids.len() * 2 + 1);
     args.push(Arg::Uuid(job_id));
     let rows: Vec<String> = cids

@@ -4,6 +4,7 @@ mod helpers;
 mod store;
 
 mod actions;
+mod audit;
 mod authorization;
 mod browser;
 mod crash;
@@ -12,6 +13,7 @@ mod faults;
 mod guard_rails;
 mod idempotency;
 mod jobs;
+mod legacy;
 mod multi_instance;
 mod ops;
 mod outcomes;

@@ -5,6 +5,7 @@ use axum::Router;
 use super::AppState;
 
 pub mod actions;
+pub mod audit;
 pub mod catalog;
 pub mod export;
 pub mod jobs;
@@ -21,4 +22,5 @@ pub fn router() -> Router<AppState> {
         .merge(export::router())
         .merge(users::router())
         .merge(tokens::router())
+        .merge(audit::router())
 }

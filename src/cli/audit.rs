@@ -1,0 +1,474 @@
+//! The audit commands: `audit duplicates`, `audit dedupe`, `import legacy`
+//! and `jobs export`. Each parses its flags, calls `crate::audit`, and prints
+//! for a person (tables, a progress bar on a terminal) or for a program
+//! (`--json`, CSV, NDJSON), with exit codes cron and CI can read.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{open_store, StoreArgs};
+use crate::audit::dedupe::{dedupe, DedupeEvent, DEFAULT_BATCH};
+use crate::audit::duplicates::{DuplicateGroup, DuplicateParams, DuplicateScan, Window};
+use crate::audit::export::{export_to_writer, ExportFormat};
+use crate::audit::legacy::{import_legacy, parse_legacy_time, ImportEvent, ImportOptions};
+use crate::config::Config;
+use crate::domain::job::format_time;
+use crate::domain::user::{Role, User};
+use crate::http::api::jobs::JobsQuery;
+use crate::store::jobs::JobFilter;
+use crate::store::Db;
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Report duplicate jobs; exit 0 when there are none (PASS), 1 when there are (FAIL), 2 on error.
+    Duplicates {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// Also list groups already marked by `audit dedupe` (they never fail the check).
+        #[arg(long)]
+        include_marked: bool,
+        /// Print the API's JSON document instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// How many of the most recent jobs to list after the groups.
+        #[arg(long, default_value_t = 10)]
+        recent: u32,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Mark every later job of a duplicate group with duplicate_of = its first job. A dry run unless --apply.
+    Dedupe {
+        #[command(flatten)]
+        scope: ScopeArgs,
+        /// Write the marks (otherwise only list what would be marked).
+        #[arg(long)]
+        apply: bool,
+        /// Marks per transaction.
+        #[arg(long, default_value_t = DEFAULT_BATCH)]
+        batch: usize,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Which jobs the duplicate audit looks at.
+#[derive(Debug, Args)]
+pub struct ScopeArgs {
+    /// Longest gap between two jobs of a group: 2s, 500ms, 1m (gaps equal to it count).
+    #[arg(long, default_value = "2s", value_parser = Window::parse)]
+    pub window: Window,
+    /// Only jobs created at or after this time (RFC 3339 or YYYY-MM-DD[ HH:MM:SS], UTC).
+    #[arg(long, value_parser = parse_cli_time)]
+    pub since: Option<DateTime<Utc>>,
+    /// Only jobs created before this time.
+    #[arg(long, value_parser = parse_cli_time)]
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl ScopeArgs {
+    fn params(&self, include_marked: bool) -> DuplicateParams {
+        DuplicateParams {
+            window: self.window,
+            since: self.since,
+            until: self.until,
+            include_marked,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut text = format!("window {}", self.window);
+        match (self.since, self.until) {
+            (None, None) => text.push_str(", all history"),
+            (since, until) => {
+                if let Some(t) = since {
+                    text.push_str(&format!(", since {}", format_time(&t)));
+                }
+                if let Some(t) = until {
+                    text.push_str(&format!(", until {}", format_time(&t)));
+                }
+            }
+        }
+        text
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import the jobs table of the old Flask dashboard's SQLite file; re-running skips what is already in.
+    Legacy {
+        /// The old dashboard's SQLite file (opened read-only).
+        path: PathBuf,
+        /// Read and check everything, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Rows per transaction.
+        #[arg(long, default_value_t = crate::audit::legacy::DEFAULT_BATCH)]
+        batch: usize,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `jobs export`: the same filters as `jobs list`, every matching job.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// csv or ndjson.
+    #[arg(long, value_parser = parse_format)]
+    pub format: ExportFormat,
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub action: Option<String>,
+    #[arg(long)]
+    pub cluster: Option<String>,
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Jobs touching this customer ID.
+    #[arg(long)]
+    pub cid: Option<String>,
+    /// RFC 3339 time, inclusive.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// RFC 3339 time, exclusive.
+    #[arg(long)]
+    pub until: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+fn parse_format(s: &str) -> Result<ExportFormat, String> {
+    ExportFormat::parse(s).ok_or_else(|| format!("{s:?} is not csv or ndjson"))
+}
+
+/// A time on the command line: RFC 3339, the SQLite forms, or a date.
+fn parse_cli_time(s: &str) -> Result<DateTime<Utc>, String> {
+    let t = s.trim();
+    let t = if t.len() == 10 {
+        format!("{t} 00:00:00")
+    } else {
+        t.to_owned()
+    };
+    parse_legacy_time(&t).ok_or_else(|| format!("{s:?} is not a time like 2025-03-01T08:00:00Z"))
+}
+
+/// A bar on a terminal; nothing when standard output is a pipe or a file.
+fn progress_bar(total: u64, what: &str) -> ProgressBar {
+    if !std::io::stdout().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total);
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {what} ({{eta}} left)");
+    if let Ok(style) = ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// The command line reads the whole audit, as an auditor would.
+fn auditor() -> User {
+    User {
+        username: String::new(),
+        role: Role::Auditor,
+        disabled: false,
+        created_at: Utc::now(),
+    }
+}
+
+pub async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AuditCommand::Duplicates {
+            scope,
+            include_marked,
+            json,
+            recent,
+            store,
+        } => {
+            let db = open_store(config, &store).await?;
+            let params = scope.params(include_marked);
+            let unresolved = if json {
+                print_json_report(&db, &params).await?
+            } else {
+                print_report(&db, &params, &scope, recent).await?
+            };
+            db.close().await;
+            Ok(ExitCode::from(if unresolved > 0 { 1 } else { 0 }))
+        }
+        AuditCommand::Dedupe {
+            scope,
+            apply,
+            batch,
+            store,
+        } => {
+            let db = open_store(config, &store).await?;
+            let params = scope.params(false);
+            let total = db
+                .count_scanned_jobs(DuplicateScan::new(&db, &params).range())
+                .await?;
+            let bar = progress_bar(u64::try_from(total).unwrap_or(0), "jobs scanned");
+            let summary = dedupe(&db, &params, apply, batch, |event| match event {
+                DedupeEvent::Mark(m) if !apply => bar.suspend(|| {
+                    println!(
+                        "would mark {} ({}, {} on {}, {}) as a duplicate of {}",
+                        m.job_id,
+                        m.user,
+                        m.action,
+                        m.cluster,
+                        format_time(&m.created_at),
+                        m.duplicate_of
+                    )
+                }),
+                DedupeEvent::Mark(_) => {}
+                DedupeEvent::Progress(n) => bar.set_position(n),
+            })
+            .await?;
+            bar.finish_and_clear();
+            db.close().await;
+            if apply {
+                println!(
+                    "marked {} job(s) in {} group(s) as duplicates ({}); {} already marked; {} jobs scanned; nothing deleted",
+                    summary.marked,
+                    summary.groups,
+                    scope.describe(),
+                    summary.already_marked,
+                    summary.jobs_scanned
+                );
+            } else {
+                println!(
+                    "dry run: {} job(s) in {} group(s) would be marked ({}); {} already marked; {} jobs scanned; run again with --apply to mark them",
+                    summary.to_mark,
+                    summary.groups,
+                    scope.describe(),
+                    summary.already_marked,
+                    summary.jobs_scanned
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Streams `{"groups": [...], "count": N}`; returns the unresolved groups.
+async fn print_json_report(db: &Db, params: &DuplicateParams) -> anyhow::Result<u64> {
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let mut scan = DuplicateScan::new(db, params);
+    let (mut count, mut unresolved) = (0u64, 0u64);
+    out.write_all(b"{\"groups\":[")?;
+    while let Some(group) = scan.next_group().await? {
+        if count > 0 {
+            out.write_all(b",")?;
+        }
+        serde_json::to_writer(&mut out, &group)?;
+        count += 1;
+        unresolved += u64::from(!group.marked);
+    }
+    writeln!(out, "],\"count\":{count}}}")?;
+    out.flush()?;
+    Ok(unresolved)
+}
+
+const RULE: &str = "-------------------------------------------------------------------------------------------------";
+
+/// The groups as a table, then the most recent jobs, then PASS or FAIL.
+async fn print_report(
+    db: &Db,
+    params: &DuplicateParams,
+    scope: &ScopeArgs,
+    recent: u32,
+) -> anyhow::Result<u64> {
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    writeln!(out, "Duplicate groups ({})", scope.describe())?;
+    writeln!(out, "{RULE}")?;
+    writeln!(
+        out,
+        "{:<16} {:<22} {:<14} {:>5} {:>5}  {:<24}  {:>8}",
+        "USER", "CLUSTER", "ACTION", "CIDS", "JOBS", "FIRST", "SPAN"
+    )?;
+    let mut scan = DuplicateScan::new(db, params);
+    let (mut count, mut unresolved, mut jobs) = (0u64, 0u64, 0u64);
+    while let Some(group) = scan.next_group().await? {
+        write_group(&mut out, &group)?;
+        count += 1;
+        jobs += group.job_ids.len() as u64;
+        unresolved += u64::from(!group.marked);
+    }
+    if count == 0 {
+        writeln!(out, "(none)")?;
+    }
+    writeln!(out)?;
+    if recent > 0 {
+        write_recent(&mut out, db, recent).await?;
+    }
+    if unresolved == 0 {
+        let marked = if count > 0 {
+            format!(" ({count} group(s) already marked)")
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "PASS: no unmarked duplicate jobs among {} jobs scanned ({}){marked}",
+            scan.rows_seen(),
+            scope.describe()
+        )?;
+    } else {
+        writeln!(
+            out,
+            "FAIL: {unresolved} duplicate group(s) not yet marked, {jobs} jobs in {count} group(s) listed, {} jobs scanned ({}); `audit dedupe --apply` marks them",
+            scan.rows_seen(),
+            scope.describe()
+        )?;
+    }
+    out.flush()?;
+    Ok(unresolved)
+}
+
+fn write_group(out: &mut impl Write, g: &DuplicateGroup) -> std::io::Result<()> {
+    let span = (g.last_at - g.first_at).num_milliseconds() as f64 / 1000.0;
+    writeln!(
+        out,
+        "{:<16} {:<22} {:<14} {:>5} {:>5}  {:<24}  {:>7.3}s{}",
+        g.user,
+        g.cluster,
+        g.action,
+        g.cid_count,
+        g.job_ids.len(),
+        format_time(&g.first_at),
+        span,
+        if g.marked { "  (marked)" } else { "" }
+    )?;
+    for (i, m) in g.members.iter().enumerate() {
+        let note = match (i, m.duplicate_of) {
+            (0, _) => "first".to_owned(),
+            (_, Some(of)) => format!("marked duplicate_of {of}"),
+            (_, None) => "duplicate, not marked".to_owned(),
+        };
+        writeln!(
+            out,
+            "    {}  {}  {note}",
+            m.job_id,
+            format_time(&m.created_at)
+        )?;
+    }
+    Ok(())
+}
+
+async fn write_recent(out: &mut impl Write, db: &Db, recent: u32) -> anyhow::Result<()> {
+    let jobs = db.list_jobs(&JobFilter::default(), None, recent).await?;
+    writeln!(out, "Most recent jobs")?;
+    writeln!(out, "{RULE}")?;
+    writeln!(
+        out,
+        "{:<36}  {:<24}  {:<16} {:<14} {:<22} {:>5}  {:<9}  DUPLICATE OF",
+        "JOB ID", "CREATED", "USER", "ACTION", "CLUSTER", "CIDS", "STATUS"
+    )?;
+    for j in &jobs {
+        writeln!(
+            out,
+            "{:<36}  {:<24}  {:<16} {:<14} {:<22} {:>5}  {:<9}  {}",
+            j.job_id.to_string(),
+            format_time(&j.created_at),
+            j.user,
+            j.action,
+            j.cluster,
+            j.cid_count,
+            j.status.as_str(),
+            j.duplicate_of.map(|d| d.to_string()).unwrap_or_default()
+        )?;
+    }
+    if jobs.is_empty() {
+        writeln!(out, "(no jobs)")?;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+pub async fn run_import(config: &Config, command: ImportCommand) -> anyhow::Result<ExitCode> {
+    let ImportCommand::Legacy {
+        path,
+        dry_run,
+        batch,
+        store,
+    } = command;
+    let db = open_store(config, &store).await?;
+    let mut assume_users = Vec::new();
+    if dry_run {
+        if db.count_users().await? == 0 {
+            println!("the store has no user yet: the import will first create the admin account, as serve does");
+            assume_users.push("admin".to_owned());
+        }
+    } else {
+        // Imported users are disabled: a store that had no user gets its
+        // first admin now, as `serve` would make it, so nobody is locked out.
+        if let Some(password) =
+            crate::accounts::ensure_admin(&db, config.admin_password.as_deref()).await?
+        {
+            println!("Created the first user 'admin'. admin password: {password}");
+        }
+    }
+    let options = ImportOptions {
+        dry_run,
+        batch,
+        clusters: config
+            .clusters
+            .iter()
+            .map(|c| (c.name.clone(), c.base_url.clone()))
+            .collect(),
+        catalog: config.catalog()?,
+        assume_users,
+    };
+    let mut bar = ProgressBar::hidden();
+    let verb = if dry_run { "would create" } else { "created" };
+    let summary = import_legacy(&db, &path, &options, |event| match event {
+        ImportEvent::Started { total } => bar = progress_bar(total, "rows read"),
+        ImportEvent::Progress(n) => bar.set_position(n),
+        ImportEvent::Skipped { row, reason } => {
+            bar.suspend(|| println!("skipped {row}: {reason}"));
+        }
+        ImportEvent::UserCreated(name) => bar.suspend(|| {
+            println!("{verb} user {name} (operator, disabled, no password)");
+        }),
+    })
+    .await
+    .with_context(|| format!("Failed to import {}", path.display()))?;
+    bar.finish_and_clear();
+    db.close().await;
+    let skipped = summary.already_present + summary.invalid;
+    if dry_run {
+        println!(
+            "dry run: {} of {} rows would be imported, {skipped} skipped ({} already imported, {} unreadable), {} user(s) would be created; nothing was written",
+            summary.imported, summary.rows, summary.already_present, summary.invalid, summary.users_created
+        );
+    } else {
+        println!(
+            "imported {} of {} rows, {skipped} skipped ({} already imported, {} unreadable), {} user(s) created",
+            summary.imported, summary.rows, summary.already_present, summary.invalid, summary.users_created
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run_export(config: &Config, args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let query = JobsQuery {
+        user: args.user,
+        action: args.action,
+        cluster: args.cluster,
+        status: args.status,
+        cid: args.cid,
+        since: args.since,
+        until: args.until,
+        ..JobsQuery::default()
+    };
+    let filter = query.parse_for(&auditor())?.filter;
+    let db = open_store(config, &args.store).await?;
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let rows = export_to_writer(&db, filter, args.format, &mut out).await?;
+    db.close().await;
+    eprintln!("exported {rows} job(s) as {}", args.format.file_extension());
+    Ok(ExitCode::SUCCESS)
+}
