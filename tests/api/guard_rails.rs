@@ -203,3 +203,67 @@ async fn an_action_that_requires_a_reason_refuses_none_or_a_short_one_and_stores
     let catalog = admin.get("/api/v1/catalog").await.expect(200);
     assert_eq!(catalog["actions"][0]["reason_required"], true);
 }
+
+/// Changes a job's error directly in the store, as an intruder would.
+async fn tamper(store: &crate::helpers::TestStore, job_id: &str) {
+    use sqlx::Connection;
+    let id = uuid::Uuid::parse_str(job_id).expect("uuid");
+    let sql = "UPDATE jobs SET error = 'quietly changed' WHERE job_id = $1";
+    match store.backend {
+        crate::store::Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&store.url)
+                .await
+                .expect("connect");
+            sqlx::query(sql)
+                .bind(id)
+                .execute(&mut c)
+                .await
+                .expect("update");
+        }
+        crate::store::Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&store.url)
+                .await
+                .expect("connect");
+            sqlx::query(sql)
+                .bind(id)
+                .execute(&mut c)
+                .await
+                .expect("update");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_passes_on_an_intact_store_and_names_the_job_a_direct_edit_changed() {
+    // Arrange: three sealed jobs.
+    let store = std::sync::Arc::new(crate::helpers::TestStore::new().await);
+    let app = TestApp::spawn_on(store.clone(), |_| {}).await;
+    let admin = app.admin().await;
+    let mut ids = Vec::new();
+    for cid in ["V1", "V2", "V3"] {
+        let reply = admin
+            .set_action(&new_key(), &action_body("Resume", json!([cid])))
+            .await;
+        ids.push(
+            reply.expect(201)["job"]["job_id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    for id in &ids {
+        wait_for_job(&admin, id, |j| j["audit_hash"].is_string()).await;
+    }
+    let intact = crate::legacy::cli(&store, &["audit", "verify"]).await;
+    intact.expect_code(0);
+    assert!(intact.stdout.contains("PASS"), "{}", intact.stdout);
+
+    // Act
+    tamper(&store, &ids[1]).await;
+
+    // Assert: broken exactly at the changed job.
+    let broken = crate::legacy::cli(&store, &["audit", "verify"]).await;
+    broken.expect_code(1);
+    assert!(broken.stdout.contains(&ids[1]), "{}", broken.all_output());
+    assert!(!broken.stdout.contains(&ids[2]), "{}", broken.all_output());
+}
