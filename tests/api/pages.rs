@@ -1071,3 +1071,57 @@ async fn the_export_streams_every_matching_job_as_csv_or_ndjson_within_the_calle
     theirs.expect_problem(403, "forbidden");
     bad.expect_problem(400, "invalid_query");
 }
+
+#[tokio::test]
+async fn the_duplicates_page_lists_a_double_click_group_and_an_admin_marks_it() {
+    // Arrange: the old bug's shape, two jobs for one intent 0-2 s apart
+    // (possible here only with the recent-duplicate guard turned off).
+    let app = TestApp::spawn_with(|c| c.duplicate_guard_window = std::time::Duration::ZERO).await;
+    let admin = app.admin().await;
+    let body = action_body("Trans-Begin", json!(["D1", "D2"]));
+    let first = admin.set_action(&new_key(), &body).await.expect(201)["job"]["job_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let second = admin.set_action(&new_key(), &body).await.expect(201)["job"]["job_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let auditor = app.create_user("auditor").await;
+    let operator = app.create_user("operator").await;
+
+    // Act + Assert: the auditor sees the group but no mark button.
+    let browser = Browser::desktop(&app.address, "duplicates").await;
+    browser
+        .login(&auditor.username, &password_of(&auditor.username))
+        .await;
+    browser.goto("/audit/duplicates").await;
+    assert_eq!(browser.text("#duplicate-count").await, "1");
+    assert!(browser.exists(&format!("a[href='/jobs/{second}']")).await);
+    assert!(!browser.exists("#mark-duplicates").await);
+    browser.close().await;
+
+    // The admin marks it.
+    let browser = Browser::desktop(&app.address, "duplicates").await;
+    browser.login("admin", crate::helpers::ADMIN_PASSWORD).await;
+    browser.goto("/audit/duplicates").await;
+    browser.screenshot("groups").await;
+    browser.click("#mark-duplicates").await;
+    browser
+        .wait_for_text("#marked-notice", "Marked 1 job")
+        .await;
+    browser.screenshot("marked").await;
+    assert_eq!(browser.text("#duplicate-count").await, "0");
+    browser.close().await;
+    let marked = admin
+        .get(&format!("/api/v1/jobs/{second}"))
+        .await
+        .expect(200)["job"]
+        .clone();
+    assert_eq!(marked["duplicate_of"], first.as_str());
+    assert_eq!(admin.jobs("").await.len(), 2, "nothing deleted");
+
+    // An operator may not open the page.
+    let page = operator.get("/audit/duplicates").await;
+    assert_eq!(page.status, 403, "{}", page.text());
+}

@@ -129,6 +129,11 @@ impl Chrome {
         }
     }
 
+    /// Admins and auditors see every job and the duplicate report.
+    pub fn sees_all_jobs(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| u.role.sees_all_jobs())
+    }
+
     pub fn is_admin(&self) -> bool {
         self.user.as_ref().is_some_and(|u| u.role == Role::Admin)
     }

@@ -14,6 +14,7 @@ pub mod assets;
 mod chart;
 pub mod common;
 pub mod customer_set;
+pub mod duplicates;
 pub mod job;
 pub mod jobs;
 pub mod login;
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .merge(login::router())
         .merge(customer_set::router())
         .merge(jobs::router())
+        .merge(duplicates::router())
         .merge(job::router())
         .merge(account::router())
         .merge(users::router())
