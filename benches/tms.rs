@@ -3,7 +3,11 @@
 //! process, with the raw SQLite one-commit-per-write rate measured in the same
 //! run as the baseline. Prints a markdown table and writes JSON.
 //!
-//! `cargo bench --bench tms -- [--seconds N] [--clients N] [--postgres-url URL] [--skip-postgres]`
+//! The audit at scale: a legacy store of `--jobs` jobs (default 1,000,000,
+//! with doubled clicks like the old dashboard's) is imported, scanned for
+//! duplicates, exported and queried, each timed with its peak memory.
+//!
+//! `cargo bench --bench tms -- [--seconds N] [--clients N] [--jobs N] [--postgres-url URL] [--skip-postgres]`
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -25,6 +29,8 @@ struct Options {
     clients: usize,
     postgres_url: String,
     skip_postgres: bool,
+    /// Jobs in the audit-at-scale phase (0 skips it).
+    jobs: u64,
 }
 
 fn options() -> Options {
@@ -34,6 +40,7 @@ fn options() -> Options {
         postgres_url: std::env::var("TMS_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
         skip_postgres: false,
+        jobs: 1_000_000,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -52,6 +59,7 @@ fn options() -> Options {
             }
             "--postgres-url" => o.postgres_url = args.next().expect("--postgres-url URL"),
             "--skip-postgres" => o.skip_postgres = true,
+            "--jobs" => o.jobs = args.next().and_then(|v| v.parse().ok()).expect("--jobs N"),
             "--bench" => {} // passed by cargo
             other => panic!("unknown argument {other}"),
         }
@@ -487,6 +495,10 @@ async fn main() {
             .await;
     }
 
+    if o.jobs > 0 {
+        audit_at_scale(dir.path(), o.jobs, &http, &mut rows).await;
+    }
+
     println!("\n| figure | value | notes |\n|---|---:|---|");
     for r in &rows {
         println!("| {} | {:.2} {} | {} |", r.figure, r.value, r.unit, r.note);
@@ -509,4 +521,251 @@ async fn main() {
     )
     .unwrap();
     eprintln!("\nwrote {}", file.display());
+}
+
+/// Runs the CLI, polling its peak resident memory (VmHWM) while it runs.
+/// Returns (seconds, peak MiB).
+fn timed_cli(args: &[&str]) -> (f64, f64) {
+    let started = Instant::now();
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the CLI");
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(&status_path) {
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        if let Some(exit) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                use std::io::Read;
+                let _ = e.read_to_string(&mut err);
+            }
+            // `audit duplicates` exits 1 when it finds duplicates: that is its answer.
+            assert!(matches!(exit.code(), Some(0 | 1)), "{args:?} failed: {err}");
+            return (started.elapsed().as_secs_f64(), peak_kib as f64 / 1024.0);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A legacy store of `n` jobs shaped like the old dashboard's: 5 users,
+/// 3 clusters, the 6 actions, 1 to 3 CIDs, 90 days, ~8 % doubled clicks.
+async fn write_legacy_store(path: &Path, n: u64) {
+    let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))
+        .unwrap()
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Off)
+        .synchronous(SqliteSynchronous::Off);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT NOT NULL UNIQUE, user_id TEXT NOT NULL, \
+         action_code INTEGER NOT NULL, action_name TEXT NOT NULL, cids TEXT NOT NULL, cid_count INTEGER NOT NULL DEFAULT 0, \
+         cluster_url TEXT, request_payload TEXT, response_summary TEXT, status TEXT NOT NULL DEFAULT 'completed', \
+         created_at TEXT NOT NULL)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let actions = [
+        "Trans-Begin",
+        "Trans-End",
+        "Suspend",
+        "Resume",
+        "Reprocess",
+        "Purge-Cache",
+    ];
+    let start = chrono::DateTime::parse_from_rfc3339("2025-03-01T00:00:00Z")
+        .unwrap()
+        .timestamp();
+    let span = 90 * 86_400;
+    let mut tx = conn.begin().await.unwrap();
+    let mut written = 0u64;
+    let mut i = 0u64;
+    // A tiny deterministic generator: the same store every run.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    while written < n {
+        let r = next();
+        let user = format!("ops{}", r % 5 + 1);
+        let action = (r >> 8) % 6;
+        let count = (r >> 16) % 3 + 1;
+        let cids: Vec<String> = (0..count)
+            .map(|k| format!("{}", 10_000_000 + (next() % 90_000_000) + k))
+            .collect();
+        let at = start + (i as i64 * span / n as i64);
+        let doubled = (r >> 24) % 100 < 8 && written + 1 < n;
+        for copy in 0..if doubled { 2 } else { 1 } {
+            let when = chrono::DateTime::from_timestamp(at + copy, 0)
+                .unwrap()
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string();
+            let cids_json = serde_json::to_string(&cids).unwrap();
+            sqlx::query(
+                "INSERT INTO jobs (job_id, user_id, action_code, action_name, cids, cid_count, cluster_url, \
+                 request_payload, response_summary, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(&user)
+            .bind(action as i64 + 1)
+            .bind(actions[action as usize])
+            .bind(&cids_json)
+            .bind(count as i64)
+            .bind(format!("http://tms-{}.internal:8443", ["eu-1", "us-2", "ap-1"][(r % 3) as usize]))
+            .bind(format!("{{\"action\":\"{}\",\"cids\":{cids_json},\"token\":\"bench-secret\"}}", actions[action as usize]))
+            .bind(format!("Successfully processed {count} customer(s)"))
+            .bind(when)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            written += 1;
+        }
+        i += 1;
+        if written % 100_000 < 2 {
+            eprint!("\r  writing the legacy store: {written} / {n}");
+        }
+    }
+    tx.commit().await.unwrap();
+    eprintln!();
+}
+
+async fn audit_at_scale(dir: &Path, n: u64, http: &reqwest::Client, rows: &mut Vec<Row>) {
+    let legacy = dir.join("legacy.db");
+    let store = format!("sqlite://{}", dir.join("scale.db").display());
+    eprintln!("audit at scale: {n} jobs");
+    write_legacy_store(&legacy, n).await;
+    let (secs, mib) = timed_cli(&[
+        "import",
+        "legacy",
+        legacy.to_str().unwrap(),
+        "--database-url",
+        &store,
+    ]);
+    rows.push(Row {
+        figure: format!("import legacy, {n} jobs"),
+        value: secs,
+        unit: "s",
+        note: format!("{:.0} jobs/s; peak {mib:.1} MiB", n as f64 / secs),
+    });
+    let (secs, mib) = timed_cli(&["audit", "duplicates", "--json", "--database-url", &store]);
+    rows.push(Row {
+        figure: format!("audit duplicates (2 s window), {n} jobs"),
+        value: secs,
+        unit: "s",
+        note: format!("one index-ordered pass; peak {mib:.1} MiB"),
+    });
+    let (secs, mib) = timed_cli(&[
+        "jobs",
+        "export",
+        "--format",
+        "csv",
+        "--database-url",
+        &store,
+    ]);
+    rows.push(Row {
+        figure: format!("jobs export CSV, {n} jobs"),
+        value: secs,
+        unit: "s",
+        note: format!("streamed; peak {mib:.1} MiB"),
+    });
+
+    // The audit through the HTTP API on that store.
+    let port = free_port();
+    let log = std::fs::File::create(dir.join("scale.log")).unwrap();
+    let started = Instant::now();
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            &store,
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap();
+    let _server = Process(child);
+    let base = format!("http://127.0.0.1:{port}");
+    wait_ready(http, &format!("{base}/readyz")).await;
+    rows.push(Row {
+        figure: format!("start-up to /readyz, {n} jobs"),
+        value: started.elapsed().as_secs_f64() * 1000.0,
+        unit: "ms",
+        note: "includes the start-up sweep".into(),
+    });
+    let out = Command::new(BIN)
+        .args([
+            "tokens",
+            "create",
+            "--user",
+            "admin",
+            "--name",
+            "bench",
+            "--database-url",
+            &store,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let first: Value = http
+        .get(format!("{base}/api/v1/jobs?limit=1&user=ops3"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cid = first["jobs"][0]["cids"][0]
+        .as_str()
+        .unwrap_or("0")
+        .to_owned();
+    for (what, query) in [
+        ("first page", "limit=50".to_owned()),
+        (
+            "user+action filter",
+            "user=ops2&action=Suspend&limit=50".to_owned(),
+        ),
+        ("status filter", "status=succeeded&limit=50".to_owned()),
+        ("CID search, hit", format!("cid={cid}")),
+        ("CID search, miss", "cid=NOPE-0".to_owned()),
+        (
+            "date range",
+            "since=2025-04-01T00:00:00Z&until=2025-04-02T00:00:00Z&limit=50".to_owned(),
+        ),
+    ] {
+        let (p50, p95) =
+            get_latency(http, &format!("{base}/api/v1/jobs?{query}"), &token, 100).await;
+        rows.push(Row {
+            figure: format!("audit at {n} jobs: {what}"),
+            value: p50,
+            unit: "ms",
+            note: format!("median of 100 through the API; p95 {p95:.2} ms"),
+        });
+    }
 }

@@ -144,6 +144,7 @@ impl Db {
         let sql = "UPDATE jobs SET duplicate_of = $2 WHERE job_id = $1 AND duplicate_of IS NULL AND job_id <> $2";
         let marked = with_pool!(self, pool => {
             let mut tx = write_tx!(pool)?;
+            super::lock_job_batches!(self, tx);
             let mut marked = 0;
             for (job, first) in marks {
                 marked += sqlx::query(sql)
@@ -228,6 +229,7 @@ impl Db {
              ORDER BY created_at, job_id LIMIT $2";
         let deleted = with_pool!(self, pool => {
             let mut tx = write_tx!(pool)?;
+            super::lock_job_batches!(self, tx);
             let ids: Vec<Uuid> = sqlx::query_scalar(select)
                 .bind(cutoff)
                 .bind(i64::from(batch))

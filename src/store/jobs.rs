@@ -502,9 +502,7 @@ impl Db {
         let seal_sql = "UPDATE jobs SET audit_seq = $2, audit_hash = $3 WHERE job_id = $1 AND audit_hash IS NULL";
         let sealed = with_pool!(self, pool => {
             let mut tx = write_tx!(pool)?;
-            if let Db::Postgres(_) = self {
-                sqlx::query("SELECT pg_advisory_xact_lock(7277001)").execute(&mut *tx).await?;
-            }
+            super::lock_job_batches!(self, tx);
             let last: Option<(i64, String)> = sqlx::query_as(last_sql).fetch_optional(&mut *tx).await?;
             let (mut seq, mut previous) = last.unwrap_or((0, crate::seal::GENESIS.to_owned()));
             let rows: Vec<JobRow> = sqlx::query_as(&batch_sql).bind(i64::from(limit)).fetch_all(&mut *tx).await?;

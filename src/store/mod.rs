@@ -59,6 +59,20 @@ impl WriteTx for PgPool {
     }
 }
 
+/// Serialises the transactions that change many finalised jobs at once (the
+/// sealer, duplicate marking, retention) so they never deadlock each other on
+/// PostgreSQL; SQLite's single writer already does.
+macro_rules! lock_job_batches {
+    ($db:expr, $tx:expr) => {
+        if let $crate::store::Db::Postgres(_) = $db {
+            sqlx::query("SELECT pg_advisory_xact_lock(7277001)")
+                .execute(&mut *$tx)
+                .await?;
+        }
+    };
+}
+pub(crate) use lock_job_batches;
+
 /// A value bound to a query assembled at run time (the job filters).
 #[derive(Clone, Debug)]
 pub(crate) enum Arg {
