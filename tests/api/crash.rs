@@ -1,7 +1,5 @@
 //! A server killed mid-action: the next one resolves the job as `unknown`.
 
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 
 use crate::helpers::{action_body, free_port, new_key, ServerProcess, TestStore, ADMIN_PASSWORD};
@@ -43,23 +41,9 @@ async fn a_job_left_pending_by_a_killed_server_becomes_unknown_after_restart_and
     ];
     let second = ServerProcess::start(&store, port, "second.log", &env).await;
     let admin = second.login("admin", ADMIN_PASSWORD).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let job = loop {
-        let job = admin
-            .get(&format!("/api/v1/jobs/{job_id}"))
-            .await
-            .expect(200)["job"]
-            .clone();
-        if job["status"] != "pending" {
-            break job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the job stayed pending; log:\n{}",
-            second.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let job = admin
+        .wait_for_job(&job_id, |j| j["status"] != "pending", || second.log())
+        .await;
 
     // Assert
     assert_eq!(job["status"], "unknown", "{job}");

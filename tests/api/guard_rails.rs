@@ -1,33 +1,16 @@
 //! Guard rails beyond the old dashboard: visible replays, the timeline of
 //! each job, and the tamper-evident seal.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::helpers::{action_body, new_key, Session, TestApp};
+use crate::helpers::{action_body, new_key, TestApp};
 
 fn time(job: &Value, phase: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     job["phases"][phase]
         .as_str()
         .map(|t| t.parse().unwrap_or_else(|e| panic!("{phase}: {t}: {e}")))
-}
-
-/// Polls a job until `done` holds for it.
-async fn wait_for_job(session: &Session, job_id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let job = session
-            .get(&format!("/api/v1/jobs/{job_id}"))
-            .await
-            .expect(200)["job"]
-            .clone();
-        if done(&job) {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "condition never held: {job}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test]
@@ -116,7 +99,9 @@ async fn finalised_jobs_are_sealed_into_one_chain() {
 
     let mut hashes = std::collections::HashSet::new();
     for id in &ids {
-        let job = wait_for_job(&admin, id, |j| j["audit_hash"].is_string()).await;
+        let job = admin
+            .wait_for_job(id, |j| j["audit_hash"].is_string(), String::new)
+            .await;
         let hash = job["audit_hash"].as_str().expect("hash").to_owned();
         assert_eq!(hash.len(), 64, "{job}");
         hashes.insert(hash);
@@ -252,7 +237,9 @@ async fn audit_verify_passes_on_an_intact_store_and_names_the_job_a_direct_edit_
         );
     }
     for id in &ids {
-        wait_for_job(&admin, id, |j| j["audit_hash"].is_string()).await;
+        admin
+            .wait_for_job(id, |j| j["audit_hash"].is_string(), String::new)
+            .await;
     }
     let intact = crate::legacy::cli(&store, &["audit", "verify"]).await;
     intact.expect_code(0);

@@ -373,6 +373,33 @@ impl Session {
         page["jobs"].as_array().expect("jobs array").clone()
     }
 
+    /// Polls `GET /api/v1/jobs/{job_id}` (up to 15 s) until `done` holds for
+    /// the job, and returns it; `context` is shown if it never does.
+    pub async fn wait_for_job(
+        &self,
+        job_id: &str,
+        done: impl Fn(&Value) -> bool,
+        context: impl Fn() -> String,
+    ) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let job = self
+                .get(&format!("/api/v1/jobs/{job_id}"))
+                .await
+                .expect(200)["job"]
+                .clone();
+            if done(&job) {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the job never got there: {job}\n{}",
+                context()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Polls until a job of this session's view is `pending`, and returns it.
     pub async fn wait_for_pending_job(&self) -> Value {
         let deadline = Instant::now() + Duration::from_secs(5);

@@ -3,7 +3,6 @@
 //! crashed instance's job is resolved by another.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
@@ -170,23 +169,9 @@ async fn a_job_of_an_instance_killed_mid_action_is_resolved_by_the_other() {
 
     // Assert: within timeout + 5 s + one sweep period, the second resolves it.
     let on_second = admin.via(&second);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let job = loop {
-        let job = on_second
-            .get(&format!("/api/v1/jobs/{job_id}"))
-            .await
-            .expect(200)["job"]
-            .clone();
-        if job["status"] != "pending" {
-            break job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still pending; log:\n{}",
-            second.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let job = on_second
+        .wait_for_job(&job_id, |j| j["status"] != "pending", || second.log())
+        .await;
     assert_eq!(job["status"], "unknown", "{job}");
     assert!(job["error"]
         .as_str()
