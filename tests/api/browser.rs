@@ -241,6 +241,23 @@ impl Browser {
         }
     }
 
+    /// Waits (bounded) until the page's path and query are exactly `expected`
+    /// (a prefix would match any page for `/`).
+    pub async fn wait_for_exact_path(&self, expected: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let path = self.path().await;
+            if path == expected {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never reached {expected}; still on {path}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until the script returns `true`.
     pub async fn wait_until(&self, what: &str, script: &str) {
         let deadline = Instant::now() + WAIT;
