@@ -199,6 +199,46 @@ async fn raw_sqlite_baseline(dir: &Path, clients: usize, seconds: u64) -> Load {
     .await
 }
 
+/// A bearer token for `admin`, made with the CLI as an operator would.
+fn admin_token(database_url: &str) -> String {
+    let out = Command::new(BIN)
+        .args([
+            "tokens",
+            "create",
+            "--user",
+            "admin",
+            "--name",
+            "bench",
+            "--database-url",
+            database_url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// The first CID of the first job a query lists, to search for.
+async fn first_cid(http: &reqwest::Client, base: &str, token: &str, query: &str) -> String {
+    let jobs: Value = http
+        .get(format!("{base}/api/v1/jobs?{query}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jobs["jobs"][0]["cids"][0]
+        .as_str()
+        .unwrap_or("none")
+        .to_owned()
+}
+
 struct Server {
     _process: Process,
     base: String,
@@ -252,26 +292,7 @@ async fn start_server(
         .await
         .unwrap();
     assert!(login["csrf_token"].is_string(), "login failed: {login}");
-    // Scripts use bearer tokens; create one with the CLI like an operator would.
-    let out = Command::new(BIN)
-        .args([
-            "tokens",
-            "create",
-            "--user",
-            "admin",
-            "--name",
-            "bench",
-            "--database-url",
-            database_url,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let token = admin_token(database_url);
     Server {
         _process: process,
         base,
@@ -449,19 +470,7 @@ async fn main() {
                 single.p50_ms - direct
             ),
         });
-        let jobs: Value = http
-            .get(format!("{}/api/v1/jobs?limit=1", server.base))
-            .bearer_auth(&server.token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let some_cid = jobs["jobs"][0]["cids"][0]
-            .as_str()
-            .unwrap_or("none")
-            .to_owned();
+        let some_cid = first_cid(&http, &server.base, &server.token, "limit=1").await;
         for (what, query) in [
             ("audit first page", "limit=50".to_owned()),
             (
@@ -713,38 +722,8 @@ async fn audit_at_scale(dir: &Path, n: u64, http: &reqwest::Client, rows: &mut V
         unit: "ms",
         note: "includes the start-up sweep".into(),
     });
-    let out = Command::new(BIN)
-        .args([
-            "tokens",
-            "create",
-            "--user",
-            "admin",
-            "--name",
-            "bench",
-            "--database-url",
-            &store,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-    let first: Value = http
-        .get(format!("{base}/api/v1/jobs?limit=1&user=ops3"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let cid = first["jobs"][0]["cids"][0]
-        .as_str()
-        .unwrap_or("0")
-        .to_owned();
+    let token = admin_token(&store);
+    let cid = first_cid(http, &base, &token, "limit=1&user=ops3").await;
     for (what, query) in [
         ("first page", "limit=50".to_owned()),
         (
