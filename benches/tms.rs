@@ -240,24 +240,71 @@ async fn first_cid(http: &reqwest::Client, base: &str, token: &str, query: &str)
 }
 
 struct Server {
-    _process: Process,
+    process: Process,
     base: String,
     token: String,
 }
 
+/// A line of `/proc/<pid>/status` in MiB (`VmRSS`: now, `VmHWM`: peak).
+fn proc_status_mib(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// The sandbox cluster as its own process, answering after `latency_ms`.
+async fn start_sandbox(http: &reqwest::Client, latency_ms: u64) -> (Process, String) {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let process = Process(
+        Command::new(BIN)
+            .args([
+                "sandbox-cluster",
+                "--bind",
+                &format!("127.0.0.1:{port}"),
+                "--latency-ms",
+                &latency_ms.to_string(),
+            ])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the sandbox"),
+    );
+    wait_ready(http, &format!("{url}/api/v1/_stats")).await;
+    (process, url)
+}
+
+/// Where a benchmarked server sends its Set Actions: cluster `bench` answers
+/// at once, cluster `slow` after a second.
+struct Sandboxes {
+    fast: String,
+    slow: String,
+}
+
+/// Starts the dashboard on `database_url`; `settings` are extra top-level
+/// lines of its configuration file.
 async fn start_server(
     dir: &Path,
     name: &str,
     database_url: &str,
-    sandbox_url: &str,
+    sandboxes: &Sandboxes,
+    settings: &str,
     http: &reqwest::Client,
 ) -> Server {
     let config = dir.join(format!("{name}.toml"));
+    let Sandboxes { fast, slow } = sandboxes;
     std::fs::write(
         &config,
         format!(
-            "sandbox = false\nduplicate_guard_window = \"10m\"\nmax_connections = 32\n\n\
-             [[clusters]]\nname = \"bench\"\nlabel = \"Bench sandbox\"\nbase_url = \"{sandbox_url}\"\ntoken_env = \"{TOKEN_ENV}\"\n"
+            "sandbox = false\nduplicate_guard_window = \"10m\"\nmax_connections = 32\n{settings}\n\
+             [[clusters]]\nname = \"bench\"\nlabel = \"Bench sandbox\"\nbase_url = \"{fast}\"\ntoken_env = \"{TOKEN_ENV}\"\n\n\
+             [[clusters]]\nname = \"slow\"\nlabel = \"Slow sandbox\"\nbase_url = \"{slow}\"\ntoken_env = \"{TOKEN_ENV}\"\n"
         ),
     )
     .unwrap();
@@ -294,7 +341,7 @@ async fn start_server(
     assert!(login["csrf_token"].is_string(), "login failed: {login}");
     let token = admin_token(database_url);
     Server {
-        _process: process,
+        process,
         base,
         token,
     }
@@ -400,21 +447,10 @@ async fn main() {
         note: "1.00× (the machine's one-commit-per-write limit)".into(),
     });
 
-    let sandbox_port = free_port();
-    let sandbox_url = format!("http://127.0.0.1:{sandbox_port}");
-    let _sandbox = Process(
-        Command::new(BIN)
-            .args([
-                "sandbox-cluster",
-                "--bind",
-                &format!("127.0.0.1:{sandbox_port}"),
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the sandbox"),
-    );
-    wait_ready(&http, &format!("{sandbox_url}/api/v1/_stats")).await;
+    let (_fast_sandbox, fast) = start_sandbox(&http, 0).await;
+    let (_slow_sandbox, slow) = start_sandbox(&http, 1000).await;
+    let sandboxes = Sandboxes { fast, slow };
+    let sandbox_url = sandboxes.fast.clone();
     let direct = direct_sandbox_p50(&http, &sandbox_url, 500).await;
 
     let mut stores: Vec<(String, String)> = vec![(
@@ -442,8 +478,15 @@ async fn main() {
             "{label}: Set Action throughput, {} clients, {} s",
             o.clients, o.seconds
         );
-        let server =
-            start_server(dir.path(), &label.to_lowercase(), url, &sandbox_url, &http).await;
+        let server = start_server(
+            dir.path(),
+            &label.to_lowercase(),
+            url,
+            &sandboxes,
+            "",
+            &http,
+        )
+        .await;
         let load = set_action_load(&server, &http, o.clients, o.seconds, label).await;
         rows.push(Row {
             figure: format!("{label}: Set Action, {} clients, 0 ms cluster", o.clients),
@@ -503,6 +546,17 @@ async fn main() {
             .execute(&mut conn)
             .await;
     }
+
+    guard_rails_cost(
+        dir.path(),
+        &sandboxes,
+        &http,
+        &o,
+        baseline.per_second,
+        &mut rows,
+    )
+    .await;
+    slow_cluster(dir.path(), &sandboxes, &http, &mut rows).await;
 
     if o.jobs > 0 {
         audit_at_scale(dir.path(), o.jobs, &http, &mut rows).await;
@@ -747,4 +801,137 @@ async fn audit_at_scale(dir: &Path, n: u64, http: &reqwest::Client, rows: &mut V
             note: format!("median of 100 through the API; p95 {p95:.2} ms"),
         });
     }
+}
+
+/// What the recent-duplicate guard and the sealer cost: the same load on two
+/// fresh SQLite stores, one with both off, run alternately so that noise on
+/// the machine falls on both. (The per-customer lock has no switch: it is in
+/// both.)
+async fn guard_rails_cost(
+    dir: &Path,
+    sandboxes: &Sandboxes,
+    http: &reqwest::Client,
+    o: &Options,
+    baseline: f64,
+    rows: &mut Vec<Row>,
+) {
+    eprintln!("guard rails: Set Action with and without the guard and the sealer, alternately");
+    let url = |name: &str| format!("sqlite://{}", dir.join(format!("{name}.db")).display());
+    let with = start_server(dir, "with-guards", &url("with-guards"), sandboxes, "", http).await;
+    let without = start_server(
+        dir,
+        "without-guards",
+        &url("without-guards"),
+        sandboxes,
+        "duplicate_guard_window = \"0s\"\nseal_interval = \"1h\"",
+        http,
+    )
+    .await;
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for round in 0..2 {
+        on.push(
+            set_action_load(&with, http, o.clients, o.seconds, &format!("on{round}"))
+                .await
+                .per_second,
+        );
+        off.push(
+            set_action_load(&without, http, o.clients, o.seconds, &format!("off{round}"))
+                .await
+                .per_second,
+        );
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (on, off) = (mean(&on), mean(&off));
+    rows.push(Row {
+        figure: format!(
+            "SQLite: Set Action, guard and sealer off, {} clients",
+            o.clients
+        ),
+        value: off,
+        unit: "/s",
+        note: format!("{:.2}× baseline; mean of 2 runs", off / baseline),
+    });
+    rows.push(Row {
+        figure: format!("SQLite: Set Action, guard and sealer on, {} clients", o.clients),
+        value: on,
+        unit: "/s",
+        note: format!(
+            "{:.2}× baseline; mean of 2 runs alternating with the line above: the guard rails cost {:.1}% (target ≤ 15%)",
+            on / baseline,
+            (1.0 - on / off) * 100.0
+        ),
+    });
+}
+
+/// 1,000 Set Actions sent at once against a cluster that takes a second to
+/// answer, on a fresh server: how long until every one is answered, and the
+/// server's memory when idle and at its peak.
+async fn slow_cluster(
+    dir: &Path,
+    sandboxes: &Sandboxes,
+    http: &reqwest::Client,
+    rows: &mut Vec<Row>,
+) {
+    const REQUESTS: usize = 1000;
+    eprintln!("slow cluster: {REQUESTS} simultaneous Set Actions against a 1,000 ms cluster");
+    let url = format!("sqlite://{}", dir.join("slow.db").display());
+    let server = start_server(dir, "slow", &url, sandboxes, "", http).await;
+    let pid = server.process.0.id();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = proc_status_mib(pid, "VmRSS:");
+    rows.push(Row {
+        figure: "idle memory (RSS) after start-up and a login".into(),
+        value: idle,
+        unit: "MiB",
+        note: "target < 25 MB".into(),
+    });
+    // Every request on its own connection, all released at once.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(REQUESTS)
+        .build()
+        .unwrap();
+    let start = Arc::new(tokio::sync::Barrier::new(REQUESTS + 1));
+    let tasks: Vec<_> = (0..REQUESTS)
+        .map(|n| {
+            let (client, start) = (client.clone(), start.clone());
+            let (base, token) = (server.base.clone(), server.token.clone());
+            tokio::spawn(async move {
+                let body = json!({"cluster": "slow", "action": "Trans-Begin", "cids": [format!("SLOW-{n}")]});
+                let request = client
+                    .post(format!("{base}/api/v1/actions"))
+                    .bearer_auth(&token)
+                    .header("Idempotency-Key", uuid::Uuid::now_v7().to_string())
+                    .json(&body);
+                start.wait().await;
+                let sent = Instant::now();
+                let ok = match request.send().await {
+                    Ok(r) => r.status() == 201 && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                (ok, sent.elapsed().as_secs_f64())
+            })
+        })
+        .collect();
+    start.wait().await;
+    let began = Instant::now();
+    let mut slowest: f64 = 0.0;
+    let mut errors = 0;
+    for t in tasks {
+        let (ok, seconds) = t.await.unwrap();
+        slowest = slowest.max(seconds);
+        errors += usize::from(!ok);
+    }
+    let all = began.elapsed().as_secs_f64();
+    rows.push(Row {
+        figure: format!("{REQUESTS} simultaneous Set Actions, 1,000 ms cluster: all answered"),
+        value: all,
+        unit: "s",
+        note: format!("slowest request {slowest:.2} s; {errors} errors; target ≤ 1.3 s"),
+    });
+    rows.push(Row {
+        figure: format!("peak memory (VmHWM) serving {REQUESTS} simultaneous Set Actions"),
+        value: proc_status_mib(pid, "VmHWM:"),
+        unit: "MiB",
+        note: "target < 60 MB".into(),
+    });
 }

@@ -26,6 +26,7 @@ pub struct App {
     db: Db,
     port: u16,
     sweep_interval: Duration,
+    seal_interval: Duration,
     upstream_timeout: Duration,
     retention_days: Option<u32>,
 }
@@ -106,6 +107,7 @@ impl App {
             db,
             port: address.port(),
             sweep_interval: config.sweep_interval,
+            seal_interval: config.seal_interval,
             upstream_timeout: config.upstream_timeout,
             retention_days: config.retention_days,
         })
@@ -118,7 +120,7 @@ impl App {
     /// Serves until Ctrl-C or SIGTERM, then lets in-flight Set Actions
     /// finish (up to the upstream timeout) before returning.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let sealer = tokio::spawn(seal_forever(self.db.clone()));
+        let sealer = tokio::spawn(seal_forever(self.db.clone(), self.seal_interval));
         let sweeper = tokio::spawn(sweep_forever(
             Arc::clone(&self.execution),
             self.db.clone(),
@@ -191,9 +193,9 @@ async fn sweep_forever(
     }
 }
 
-/// Seals finalised jobs into the audit chain, about once a second.
-async fn seal_forever(db: Db) {
-    let mut ticker = tokio::time::interval(Duration::from_secs(1));
+/// Seals finalised jobs into the audit chain, once per `interval`.
+async fn seal_forever(db: Db, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;

@@ -64,6 +64,8 @@ pub struct Config {
     pub admin_password: Option<String>,
     /// How often stale `pending` jobs are resolved (at most 10 s).
     pub sweep_interval: Duration,
+    /// How often finalised jobs are chained into the audit (`audit_hash`).
+    pub seal_interval: Duration,
     pub cid_pattern: String,
     pub max_connections: u32,
     /// How long a request waits for a store connection before `503`.
@@ -88,6 +90,7 @@ impl Default for Config {
             actions: None,
             admin_password: None,
             sweep_interval: Duration::from_secs(10),
+            seal_interval: Duration::from_secs(1),
             cid_pattern: DEFAULT_CID_PATTERN.into(),
             max_connections: 16,
             pool_acquire_timeout: Duration::from_secs(5),
@@ -114,6 +117,7 @@ impl std::fmt::Debug for Config {
                 &self.admin_password.as_ref().map(|_| "[redacted]"),
             )
             .field("sweep_interval", &self.sweep_interval)
+            .field("seal_interval", &self.seal_interval)
             .field("cid_pattern", &self.cid_pattern)
             .field("max_connections", &self.max_connections)
             .field("pool_acquire_timeout", &self.pool_acquire_timeout)
@@ -149,6 +153,7 @@ struct FileConfig {
     log_format: Option<String>,
     sandbox: Option<bool>,
     sweep_interval: Option<String>,
+    seal_interval: Option<String>,
     cid_pattern: Option<String>,
     max_connections: Option<u32>,
     pool_acquire_timeout: Option<String>,
@@ -227,6 +232,9 @@ impl Config {
         if let Some(v) = f.sweep_interval {
             c.sweep_interval = parse_duration("sweep_interval", &v)?;
         }
+        if let Some(v) = f.seal_interval {
+            c.seal_interval = parse_duration("seal_interval", &v)?;
+        }
         if let Some(v) = f.cid_pattern {
             c.cid_pattern = v;
         }
@@ -270,6 +278,9 @@ impl Config {
         if let Some(v) = env("TMS_SWEEP_INTERVAL") {
             c.sweep_interval = parse_duration("TMS_SWEEP_INTERVAL", &v)?;
         }
+        if let Some(v) = env("TMS_SEAL_INTERVAL") {
+            c.seal_interval = parse_duration("TMS_SEAL_INTERVAL", &v)?;
+        }
         if let Some(v) = env("TMS_RETENTION_DAYS") {
             let days: u32 = v.trim().parse().map_err(|_| {
                 ConfigError(format!("TMS_RETENTION_DAYS: {v:?} is not a number of days"))
@@ -305,6 +316,11 @@ impl Config {
         if self.sweep_interval.is_zero() || self.sweep_interval > Duration::from_secs(10) {
             return Err(ConfigError(
                 "sweep_interval: must be more than 0 s and at most 10 s".into(),
+            ));
+        }
+        if self.seal_interval.is_zero() || self.seal_interval > Duration::from_secs(3600) {
+            return Err(ConfigError(
+                "seal_interval: must be more than 0 s and at most 1 h".into(),
             ));
         }
         if self.max_connections == 0 {

@@ -18,7 +18,7 @@ use crate::domain::job::{now_millis, Job, JobId, JobStatus, Phases};
 use crate::domain::secret::Secret;
 use crate::domain::user::User;
 use crate::error::{Error, Result};
-use crate::store::jobs::{Claim, NewJob, StoredJob};
+use crate::store::jobs::{Claim, Finalisation, NewJob, StoredJob};
 use crate::store::Db;
 use crate::upstream::{Outcome, UpstreamClient};
 
@@ -26,6 +26,8 @@ use crate::upstream::{Outcome, UpstreamClient};
 pub const INTERRUPTED_ERROR: &str = "interrupted: outcome unknown, check the cluster";
 /// A pending job older than the upstream timeout plus this is stale.
 pub const STALE_GRACE: Duration = Duration::from_secs(5);
+/// Pauses before retrying a failed write of an outcome (then the sweep).
+const FINALISE_RETRIES: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(500)];
 
 /// The body of `POST /api/v1/actions`.
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
@@ -167,15 +169,15 @@ impl ExecutionService {
         );
         let new_job = NewJob {
             job_id,
-            user: &user.username,
-            key: key.as_str(),
-            payload_hash: &fingerprint.payload_hash,
-            intent_hash: &fingerprint.intent_hash,
-            cluster: &valid.cluster.name,
-            action: &valid.action.name,
+            user: user.username.clone(),
+            key: key.as_str().to_owned(),
+            payload_hash: fingerprint.payload_hash.clone(),
+            intent_hash: fingerprint.intent_hash.clone(),
+            cluster: valid.cluster.name.clone(),
+            action: valid.action.name.clone(),
             action_code: valid.action.code,
-            cids: &cid_strings,
-            reason: valid.reason.as_deref(),
+            cids: cid_strings.clone(),
+            reason: valid.reason.clone(),
             created_at,
             confirm_duplicate,
             duplicate_guard_since: (!confirm_duplicate && !self.duplicate_guard_window.is_zero())
@@ -353,14 +355,31 @@ impl ExecutionService {
     }
 
     /// Stores the final state and the answer; if the sweep resolved the job
-    /// first, answers what the store holds instead.
+    /// first, answers what the store holds instead. The cluster has already
+    /// been called, so a failed write is retried a few times before the job
+    /// is left to the sweep.
     async fn finalise(&self, job: &Job) -> Result<SetActionResponse> {
-        let status = job.status.http_status();
-        let body = job_body(job)?;
-        if self.db.finalize_job(job, status, &body).await? {
+        let done = Finalisation {
+            job: job.clone(),
+            response_status: job.status.http_status(),
+            response_body: job_body(job)?,
+        };
+        let mut attempt = 0;
+        let finalised = loop {
+            match self.db.finalize_job(&done).await {
+                Ok(finalised) => break finalised,
+                Err(e) if attempt < FINALISE_RETRIES.len() => {
+                    tracing::warn!(job_id = %job.job_id, error = %e, "recording the outcome failed; retrying");
+                    tokio::time::sleep(FINALISE_RETRIES[attempt]).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        if finalised {
             return Ok(SetActionResponse {
-                status,
-                body,
+                status: done.response_status,
+                body: done.response_body,
                 replayed: false,
             });
         }
@@ -392,12 +411,13 @@ impl ExecutionService {
             job.duration_ms = Some((now - job.created_at).num_milliseconds().max(0));
             // Whether the request was sent and answered is exactly what is unknown.
             job.phases.finalized_at = Some(now);
-            let body = job_body(&job)?;
-            if self
-                .db
-                .finalize_job(&job, JobStatus::Unknown.http_status(), &body)
-                .await?
-            {
+            let done = Finalisation {
+                response_status: JobStatus::Unknown.http_status(),
+                response_body: job_body(&job)?,
+                job,
+            };
+            if self.db.finalize_job(&done).await? {
+                let job = done.job;
                 resolved += 1;
                 tracing::warn!(job_id = %job.job_id, "[SET_ACTION] UNKNOWN: job_id={}, error={}", job.job_id, INTERRUPTED_ERROR);
                 metrics::counter!("tms_jobs_swept_total").increment(1);

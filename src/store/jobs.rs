@@ -14,7 +14,7 @@ const JOB_COLUMNS: &str = "job_id, user_name, cluster, action, action_code, cids
      sent_at, answered_at, finalized_at, audit_hash, imported, legacy_id";
 
 #[derive(sqlx::FromRow)]
-struct JobRow {
+pub(super) struct JobRow {
     job_id: Uuid,
     user_name: String,
     cluster: String,
@@ -108,19 +108,20 @@ impl TryFrom<JobRow> for StoredJob {
     }
 }
 
-/// A job about to be claimed.
+/// A job about to be claimed. Owned, so it can wait in the SQLite writer's
+/// queue.
 #[derive(Clone, Debug)]
-pub struct NewJob<'a> {
+pub struct NewJob {
     pub job_id: JobId,
-    pub user: &'a str,
-    pub key: &'a str,
-    pub payload_hash: &'a str,
-    pub intent_hash: &'a str,
-    pub cluster: &'a str,
-    pub action: &'a str,
+    pub user: String,
+    pub key: String,
+    pub payload_hash: String,
+    pub intent_hash: String,
+    pub cluster: String,
+    pub action: String,
     pub action_code: i64,
-    pub cids: &'a [String],
-    pub reason: Option<&'a str>,
+    pub cids: Vec<String>,
+    pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub confirm_duplicate: bool,
     /// Refuse when a `pending` or `succeeded` job of the same intent was
@@ -145,11 +146,35 @@ pub enum Claim {
     CidsBusy { job_id: JobId, busy: Vec<String> },
 }
 
-/// What the claim transaction decided before committing or rolling back.
-enum ClaimStep {
+/// What the claim decided inside its transaction, before it is committed
+/// (`Commit`, `Existing`) or rolled back (`Refuse`).
+pub(super) enum ClaimStep {
     Commit,
     Existing(Box<JobRow>),
     Refuse(Claim),
+}
+
+impl ClaimStep {
+    /// True when the claim's writes must be undone.
+    pub(super) fn is_refusal(&self) -> bool {
+        matches!(self, ClaimStep::Refuse(_))
+    }
+
+    pub(super) fn into_claim(self) -> Result<Claim> {
+        Ok(match self {
+            ClaimStep::Commit => Claim::Claimed,
+            ClaimStep::Existing(row) => Claim::Existing(Box::new(StoredJob::try_from(*row)?)),
+            ClaimStep::Refuse(claim) => claim,
+        })
+    }
+}
+
+/// The final state of a job and the answer its request got.
+#[derive(Clone, Debug)]
+pub struct Finalisation {
+    pub job: Job,
+    pub response_status: u16,
+    pub response_body: String,
 }
 
 /// Filters of the audit; every one optional.
@@ -183,103 +208,41 @@ impl Db {
     /// for a new key: the recent-duplicate guard, then the per-customer lock.
     /// The database decides every one of these (unique constraints, and on
     /// PostgreSQL an advisory lock per intent); there is no in-memory lock.
+    /// On SQLite the claim shares a transaction with whatever else is waiting
+    /// for the writer (group commit) and returns once that is durable.
     #[tracing::instrument(skip_all, fields(job_id = %new.job_id))]
-    pub async fn claim_job(&self, new: &NewJob<'_>) -> Result<Claim> {
-        let insert = "INSERT INTO jobs (job_id, user_name, idempotency_key, payload_hash, intent_hash, cluster, \
-             action, action_code, cids, cid_count, reason, status, created_at, confirm_duplicate) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13) \
-             ON CONFLICT (user_name, idempotency_key) DO NOTHING";
-        let cids_json = serde_json::to_string(new.cids).map_err(anyhow::Error::from)?;
-        let job_uuid = new.job_id.as_uuid();
-        let (busy_sql, busy_args) = busy_cids_insert(new.cluster, job_uuid, new.cids);
-        let (cid_sql, cid_args) = job_cids_insert(job_uuid, new.cids);
-        let existing_sql =
-            format!("SELECT {JOB_COLUMNS} FROM jobs WHERE user_name = $1 AND idempotency_key = $2");
-        let recent_sql = "SELECT job_id, user_name, created_at FROM jobs WHERE intent_hash = $1 AND created_at >= $2 \
-             AND status IN ('pending', 'succeeded') AND job_id <> $3 ORDER BY created_at DESC LIMIT 1";
-        let step = with_pool!(self, pool => {
-            let mut tx = write_tx!(pool)?;
-            if let Db::Postgres(_) = self {
+    pub async fn claim_job(&self, new: &NewJob) -> Result<Claim> {
+        match self {
+            Db::Sqlite(sqlite) => sqlite.writer.claim(new.clone()).await,
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
                 // Two requests of the same intent under different keys must not
-                // both pass the guard: serialise them (SQLite's write lock
+                // both pass the guard: serialise them (SQLite's single writer
                 // already does).
                 sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                    .bind(new.intent_hash)
+                    .bind(&new.intent_hash)
                     .execute(&mut *tx)
                     .await?;
-            }
-            let inserted = sqlx::query(insert)
-                .bind(job_uuid)
-                .bind(new.user)
-                .bind(new.key)
-                .bind(new.payload_hash)
-                .bind(new.intent_hash)
-                .bind(new.cluster)
-                .bind(new.action)
-                .bind(new.action_code)
-                .bind(&cids_json)
-                .bind(new.cids.len() as i64)
-                .bind(new.reason)
-                .bind(new.created_at)
-                .bind(new.confirm_duplicate)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            let step = if inserted == 0 {
-                let row: Option<JobRow> =
-                    sqlx::query_as(&existing_sql).bind(new.user).bind(new.key).fetch_optional(&mut *tx).await?;
-                match row {
-                    Some(row) => ClaimStep::Existing(Box::new(row)),
-                    None => return Err(Error::Internal(anyhow::anyhow!("the job holding this key vanished"))),
-                }
-            } else if let Some(recent) = match new.duplicate_guard_since {
-                Some(since) => sqlx::query_as::<_, (Uuid, String, DateTime<Utc>)>(recent_sql)
-                    .bind(new.intent_hash)
-                    .bind(since)
-                    .bind(job_uuid)
-                    .fetch_optional(&mut *tx)
-                    .await?,
-                None => None,
-            } {
-                let (job_id, user, created_at) = recent;
-                ClaimStep::Refuse(Claim::RecentDuplicate { job_id: JobId::from_uuid(job_id), user, created_at })
-            } else {
-                let locked = bind_args!(sqlx::query(&busy_sql), &busy_args).execute(&mut *tx).await?.rows_affected();
-                if locked < new.cids.len() as u64 {
-                    let (lookup_sql, lookup_args) = busy_cids_lookup(new.cluster, job_uuid, new.cids);
-                    let rows: Vec<(String, Uuid)> =
-                        bind_args!(sqlx::query_as(&lookup_sql), &lookup_args).fetch_all(&mut *tx).await?;
-                    let job_id = rows.first().map(|r| JobId::from_uuid(r.1)).unwrap_or(new.job_id);
-                    let busy = rows.into_iter().map(|r| r.0).collect();
-                    ClaimStep::Refuse(Claim::CidsBusy { job_id, busy })
+                let step = claim_steps_postgres(&mut tx, new).await?;
+                if step.is_refusal() {
+                    tx.rollback().await?;
                 } else {
-                    bind_args!(sqlx::query(&cid_sql), &cid_args).execute(&mut *tx).await?;
-                    ClaimStep::Commit
+                    tx.commit().await?;
                 }
-            };
-            match step {
-                ClaimStep::Refuse(_) => tx.rollback().await?,
-                _ => tx.commit().await?,
+                step.into_claim()
             }
-            Ok::<_, sqlx::Error>(step)
-        })?;
-        match step {
-            ClaimStep::Commit => Ok(Claim::Claimed),
-            ClaimStep::Existing(row) => Ok(Claim::Existing(Box::new(StoredJob::try_from(*row)?))),
-            ClaimStep::Refuse(claim) => Ok(claim),
         }
     }
 
     /// Counts a replayed request on the job it was answered from.
     #[tracing::instrument(skip_all, fields(job_id = %job_id))]
     pub async fn record_replay(&self, job_id: JobId, at: DateTime<Utc>) -> Result<()> {
-        let sql = "UPDATE jobs SET replay_count = replay_count + 1, last_replay_at = $2 WHERE job_id = $1";
-        with_pool!(self, pool => {
-            let mut tx = write_tx!(pool)?;
-            sqlx::query(sql).bind(job_id.as_uuid()).bind(at).execute(&mut *tx).await?;
-            tx.commit().await
-        })?;
-        Ok(())
+        match self {
+            Db::Sqlite(sqlite) => sqlite.writer.record_replay(job_id, at).await,
+            Db::Postgres(pool) => {
+                Ok(record_replay_postgres(&mut *pool.acquire().await?, job_id, at).await?)
+            }
+        }
     }
 
     /// The job a user's key names, if any.
@@ -301,39 +264,17 @@ impl Db {
     /// Records the final state of a `pending` job and the answer its request
     /// got (kept for replays), and releases its CIDs. False when the job was
     /// no longer pending (the sweep got there first): a job is finalised once.
-    #[tracing::instrument(skip_all, fields(job_id = %job.job_id, status = job.status.as_str()))]
-    pub async fn finalize_job(
-        &self,
-        job: &Job,
-        response_status: u16,
-        response_body: &str,
-    ) -> Result<bool> {
-        let sql = "UPDATE jobs SET status = $2, upstream_status = $3, response_summary = $4, error = $5, \
-             finished_at = $6, duration_ms = $7, response_status = $8, response_body = $9, \
-             sent_at = $10, answered_at = $11, finalized_at = $12 \
-             WHERE job_id = $1 AND status = 'pending'";
-        let done = with_pool!(self, pool => {
-            let mut tx = write_tx!(pool)?;
-            let done = sqlx::query(sql)
-                .bind(job.job_id.as_uuid())
-                .bind(job.status.as_str())
-                .bind(job.upstream_status)
-                .bind(job.response_summary.as_deref())
-                .bind(job.error.as_deref())
-                .bind(job.finished_at)
-                .bind(job.duration_ms)
-                .bind(i64::from(response_status))
-                .bind(response_body)
-                .bind(job.phases.sent_at)
-                .bind(job.phases.answered_at)
-                .bind(job.phases.finalized_at)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM busy_cids WHERE job_id = $1").bind(job.job_id.as_uuid()).execute(&mut *tx).await?;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(done.rows_affected())
-        })?;
-        Ok(done == 1)
+    #[tracing::instrument(skip_all, fields(job_id = %done.job.job_id, status = done.job.status.as_str()))]
+    pub async fn finalize_job(&self, done: &Finalisation) -> Result<bool> {
+        match self {
+            Db::Sqlite(sqlite) => sqlite.writer.finalize(done.clone()).await,
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let finalised = finalize_steps_postgres(&mut tx, done).await?;
+                tx.commit().await?;
+                Ok(finalised)
+            }
+        }
     }
 
     /// Jobs still `pending` that were created before `cutoff`.
@@ -355,27 +296,193 @@ impl Db {
         cursor: Option<JobCursor>,
         limit: u32,
     ) -> Result<Vec<Job>> {
-        let (mut sql, mut args) = filtered_jobs_sql(filter);
-        if let Some(c) = cursor {
-            args.push(Arg::Time(c.created_at));
-            let t = args.len();
-            args.push(Arg::Uuid(c.job_id));
-            let id = args.len();
-            sql.push_str(&format!(
-                " AND (created_at < ${t} OR (created_at = ${t} AND job_id < ${id}))"
-            ));
-        }
-        args.push(Arg::Int(i64::from(limit)));
-        sql.push_str(&format!(
-            " ORDER BY created_at DESC, job_id DESC LIMIT ${}",
-            args.len()
-        ));
+        let (sql, args) = list_jobs_sql(filter, cursor, limit);
         let rows: Vec<JobRow> = with_pool!(self, pool => bind_args!(sqlx::query_as(&sql), &args).fetch_all(pool).await)?;
         rows.into_iter()
             .map(|r| StoredJob::try_from(r).map(|s| s.job))
             .collect()
     }
+
+    /// How the store would run `list_jobs`, one line per step: SQLite's
+    /// `EXPLAIN QUERY PLAN`, or PostgreSQL's `EXPLAIN` with sequential scans
+    /// priced out, so a line `Seq Scan` means no index could serve it. Lets a
+    /// test keep every audit query off full scans.
+    pub async fn explain_list_jobs(
+        &self,
+        filter: &JobFilter,
+        cursor: Option<JobCursor>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        let (sql, args) = list_jobs_sql(filter, cursor, limit);
+        let lines = match self {
+            Db::Sqlite(sqlite) => {
+                let explain = format!("EXPLAIN QUERY PLAN {sql}");
+                let rows: Vec<(i64, i64, i64, String)> =
+                    bind_args!(sqlx::query_as(&explain), &args)
+                        .fetch_all(&sqlite.pool)
+                        .await?;
+                rows.into_iter().map(|r| r.3).collect()
+            }
+            Db::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SET LOCAL enable_seqscan = off")
+                    .execute(&mut *tx)
+                    .await?;
+                let explain = format!("EXPLAIN {sql}");
+                let rows: Vec<(String,)> = bind_args!(sqlx::query_as(&explain), &args)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.rollback().await?;
+                rows.into_iter().map(|r| r.0).collect()
+            }
+        };
+        Ok(lines)
+    }
 }
+
+/// The query of one audit page: filters, then the cursor, newest first.
+fn list_jobs_sql(filter: &JobFilter, cursor: Option<JobCursor>, limit: u32) -> (String, Vec<Arg>) {
+    let (mut sql, mut args) = filtered_jobs_sql(filter);
+    if let Some(c) = cursor {
+        args.push(Arg::Time(c.created_at));
+        let t = args.len();
+        args.push(Arg::Uuid(c.job_id));
+        let id = args.len();
+        sql.push_str(&format!(
+            " AND (created_at < ${t} OR (created_at = ${t} AND job_id < ${id}))"
+        ));
+    }
+    args.push(Arg::Int(i64::from(limit)));
+    sql.push_str(&format!(
+        " ORDER BY created_at DESC, job_id DESC LIMIT ${}",
+        args.len()
+    ));
+    (sql, args)
+}
+
+/// Stamps the writes of the hot path once per backend's connection type:
+/// the SQL is the same, only the connection differs. They run inside a
+/// transaction their caller owns and commits.
+macro_rules! hot_path_steps {
+    ($claim:ident, $finalize:ident, $replay:ident, $conn:ty) => {
+        /// The claim's reads and writes (see `Db::claim_job`).
+        pub(super) async fn $claim(conn: &mut $conn, new: &NewJob) -> std::result::Result<ClaimStep, sqlx::Error> {
+            let insert = "INSERT INTO jobs (job_id, user_name, idempotency_key, payload_hash, intent_hash, cluster, \
+                 action, action_code, cids, cid_count, reason, status, created_at, confirm_duplicate) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13) \
+                 ON CONFLICT (user_name, idempotency_key) DO NOTHING";
+            let recent_sql = "SELECT job_id, user_name, created_at FROM jobs WHERE intent_hash = $1 AND created_at >= $2 \
+                 AND status IN ('pending', 'succeeded') AND job_id <> $3 ORDER BY created_at DESC LIMIT 1";
+            let cids_json = serde_json::to_string(&new.cids).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            let job_uuid = new.job_id.as_uuid();
+            let inserted = sqlx::query(insert)
+                .bind(job_uuid)
+                .bind(&new.user)
+                .bind(&new.key)
+                .bind(&new.payload_hash)
+                .bind(&new.intent_hash)
+                .bind(&new.cluster)
+                .bind(&new.action)
+                .bind(new.action_code)
+                .bind(&cids_json)
+                .bind(new.cids.len() as i64)
+                .bind(new.reason.as_deref())
+                .bind(new.created_at)
+                .bind(new.confirm_duplicate)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            if inserted == 0 {
+                let existing_sql =
+                    format!("SELECT {JOB_COLUMNS} FROM jobs WHERE user_name = $1 AND idempotency_key = $2");
+                let row: JobRow =
+                    sqlx::query_as(&existing_sql).bind(&new.user).bind(&new.key).fetch_one(&mut *conn).await?;
+                return Ok(ClaimStep::Existing(Box::new(row)));
+            }
+            if let Some(since) = new.duplicate_guard_since {
+                let recent: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(recent_sql)
+                    .bind(&new.intent_hash)
+                    .bind(since)
+                    .bind(job_uuid)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if let Some((job_id, user, created_at)) = recent {
+                    return Ok(ClaimStep::Refuse(Claim::RecentDuplicate {
+                        job_id: JobId::from_uuid(job_id),
+                        user,
+                        created_at,
+                    }));
+                }
+            }
+            let (busy_sql, busy_args) = busy_cids_insert(&new.cluster, job_uuid, &new.cids);
+            let locked = bind_args!(sqlx::query(&busy_sql), &busy_args).execute(&mut *conn).await?.rows_affected();
+            if locked < new.cids.len() as u64 {
+                let (lookup_sql, lookup_args) = busy_cids_lookup(&new.cluster, job_uuid, &new.cids);
+                let rows: Vec<(String, Uuid)> =
+                    bind_args!(sqlx::query_as(&lookup_sql), &lookup_args).fetch_all(&mut *conn).await?;
+                let job_id = rows.first().map(|r| JobId::from_uuid(r.1)).unwrap_or(new.job_id);
+                let busy = rows.into_iter().map(|r| r.0).collect();
+                return Ok(ClaimStep::Refuse(Claim::CidsBusy { job_id, busy }));
+            }
+            let (cid_sql, cid_args) = job_cids_insert(job_uuid, &new.cids);
+            bind_args!(sqlx::query(&cid_sql), &cid_args).execute(&mut *conn).await?;
+            Ok(ClaimStep::Commit)
+        }
+
+        /// The finalisation's writes (see `Db::finalize_job`).
+        pub(super) async fn $finalize(conn: &mut $conn, done: &Finalisation) -> std::result::Result<bool, sqlx::Error> {
+            let sql = "UPDATE jobs SET status = $2, upstream_status = $3, response_summary = $4, error = $5, \
+                 finished_at = $6, duration_ms = $7, response_status = $8, response_body = $9, \
+                 sent_at = $10, answered_at = $11, finalized_at = $12 \
+                 WHERE job_id = $1 AND status = 'pending'";
+            let job = &done.job;
+            let updated = sqlx::query(sql)
+                .bind(job.job_id.as_uuid())
+                .bind(job.status.as_str())
+                .bind(job.upstream_status)
+                .bind(job.response_summary.as_deref())
+                .bind(job.error.as_deref())
+                .bind(job.finished_at)
+                .bind(job.duration_ms)
+                .bind(i64::from(done.response_status))
+                .bind(&done.response_body)
+                .bind(job.phases.sent_at)
+                .bind(job.phases.answered_at)
+                .bind(job.phases.finalized_at)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM busy_cids WHERE job_id = $1")
+                .bind(job.job_id.as_uuid())
+                .execute(&mut *conn)
+                .await?;
+            Ok(updated == 1)
+        }
+
+        /// Counts one replay (see `Db::record_replay`).
+        pub(super) async fn $replay(conn: &mut $conn, job_id: JobId, at: DateTime<Utc>) -> std::result::Result<(), sqlx::Error> {
+            sqlx::query("UPDATE jobs SET replay_count = replay_count + 1, last_replay_at = $2 WHERE job_id = $1")
+                .bind(job_id.as_uuid())
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+    };
+}
+
+hot_path_steps!(
+    claim_steps_sqlite,
+    finalize_steps_sqlite,
+    record_replay_sqlite,
+    sqlx::SqliteConnection
+);
+hot_path_steps!(
+    claim_steps_postgres,
+    finalize_steps_postgres,
+    record_replay_postgres,
+    sqlx::PgConnection
+);
 
 /// `SELECT ... WHERE <filters>` with its bind values, shared by every
 /// listing of jobs.

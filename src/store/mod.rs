@@ -18,12 +18,16 @@ pub mod sessions;
 pub mod stats;
 pub mod tokens;
 pub mod users;
+pub mod writer;
 
 /// Runs the same expression on whichever pool is live; `$pool` names it.
 macro_rules! with_pool {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
-            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Sqlite(sqlite) => {
+                let $pool = &sqlite.pool;
+                $body
+            }
             $crate::store::Db::Postgres($pool) => $body,
         }
     };
@@ -102,8 +106,16 @@ pub(crate) use bind_args;
 /// The live store.
 #[derive(Clone, Debug)]
 pub enum Db {
-    Sqlite(SqlitePool),
+    Sqlite(Sqlite),
     Postgres(PgPool),
+}
+
+/// A SQLite store: the pool for reads and rare writes, and the group-commit
+/// writer for the Set Action's hot path.
+#[derive(Clone, Debug)]
+pub struct Sqlite {
+    pub pool: SqlitePool,
+    pub writer: writer::Writer,
 }
 
 /// Pool settings.
@@ -156,7 +168,8 @@ impl Db {
                 .connect_with(options)
                 .await
                 .context("Failed to open the SQLite store")?;
-            Ok(Db::Sqlite(pool))
+            let writer = writer::Writer::spawn(pool.clone());
+            Ok(Db::Sqlite(Sqlite { pool, writer }))
         } else {
             let options =
                 PgConnectOptions::from_str(url).context("Failed to parse the PostgreSQL URL")?;
@@ -173,7 +186,7 @@ impl Db {
     /// Applies the migrations embedded in the binary.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Db::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await,
+            Db::Sqlite(sqlite) => sqlx::migrate!("migrations/sqlite").run(&sqlite.pool).await,
             Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
         }
         .context("Failed to migrate the store")

@@ -20,6 +20,7 @@ mod outcomes;
 mod pages;
 mod pressure;
 mod proxy;
+mod query_plans;
 mod readiness;
 mod roles;
 mod secrets;
