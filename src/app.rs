@@ -128,11 +128,13 @@ impl App {
             self.retention_days,
         ));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down: finishing in-flight requests");
-            let _ = stop_tx.send(true);
-        });
+        // Routes are materialised once, not per connection.
+        let server = axum::serve(self.listener, self.router.into_make_service())
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                tracing::info!("shutting down: finishing in-flight requests");
+                let _ = stop_tx.send(true);
+            });
         // Requests still open this long after the signal are cut off; the
         // executions they started are still awaited below.
         let grace = self.upstream_timeout + STALE_GRACE;
