@@ -98,6 +98,11 @@ impl Sso {
         })
     }
 
+    /// The provider's issuer identifier.
+    pub fn issuer(&self) -> &str {
+        self.issuer.as_str()
+    }
+
     /// The callback URL: the configured one, else this site's callback at
     /// the host the browser asked for (the provider accepts only the URLs
     /// registered for the client, so a forged `Host` leads nowhere).

@@ -104,6 +104,8 @@ struct CallbackQuery {
     state: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+    /// The provider that answered (RFC 9207), when it says.
+    iss: Option<String>,
 }
 
 #[derive(Template)]
@@ -171,6 +173,10 @@ async fn finish(
         .ok_or(SignInError::BadState)?;
     let sent_state = query.state.unwrap_or_default();
     if !accounts::constant_time_eq(&sent_state, &pending.state) {
+        return Err(SignInError::BadState.into());
+    }
+    // An answer from another provider than the one asked (mix-up attack).
+    if query.iss.as_deref().is_some_and(|iss| iss != sso.issuer()) {
         return Err(SignInError::BadState.into());
     }
     if let Some(error) = query.error {
