@@ -65,6 +65,13 @@ if ! { command -v chromium && command -v chromedriver; } >/dev/null; then
     apt_install chromium chromium-driver
 fi
 
+log "OpenID provider for the single sign-on tests"
+# The certified oidc-provider package under Node.js, at its lock file's versions.
+if ! { command -v node && command -v npm; } >/dev/null; then
+    apt_install nodejs npm
+fi
+npm ci --prefix tests/oidc-provider --no-audit --no-fund --loglevel=error
+
 log "formatting"
 cargo fmt --all -- --check
 

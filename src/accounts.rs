@@ -13,9 +13,11 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::domain::job::now_millis;
+use crate::domain::sso::{SsoIdentity, SsoRefusal};
 use crate::domain::user::{check_password_policy, Role, User, Username};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SignInError};
 use crate::store::tokens::TokenInfo;
+use crate::store::users::UserChanges;
 use crate::store::Db;
 
 /// Failed logins allowed per username within `LOGIN_WINDOW` before throttling.
@@ -119,6 +121,64 @@ fn rate_limited(until: DateTime<Utc>, now: DateTime<Utc>) -> Error {
     Error::RateLimited {
         retry_after_s: ms.div_ceil(1000).max(1),
     }
+}
+
+/// The user a single sign-on login vouched for: created at their first
+/// login (marked `sso`, no password), their role set from this login's groups
+/// every time, so a user who left a group loses its role now. A local account
+/// of the same name is refused rather than taken over: whoever controls a
+/// name at the provider must not become a local admin or operator.
+pub async fn sso_login(db: &Db, identity: &SsoIdentity) -> Result<User> {
+    let name = identity.username.as_str();
+    let record = match db.get_user(name).await? {
+        Some(record) => record,
+        None => {
+            if let Some(user) = db
+                .insert_sso_user(&identity.username, identity.role, now_millis())
+                .await?
+            {
+                tracing::info!(
+                    username = name,
+                    role = identity.role.as_str(),
+                    "created a user at their first single sign-on"
+                );
+                return Ok(user);
+            }
+            // Another login of the same user created it a moment ago.
+            db.get_user(name)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("user {name:?} vanished during its first login"))?
+        }
+    };
+    let refuse = |refusal| Err(Error::SignIn(SignInError::Refused(refusal)));
+    if !record.sso {
+        return refuse(SsoRefusal::LocalAccount {
+            username: name.to_owned(),
+        });
+    }
+    if record.user.disabled {
+        return refuse(SsoRefusal::Disabled {
+            username: name.to_owned(),
+        });
+    }
+    if record.user.role == identity.role {
+        return Ok(record.user);
+    }
+    let changes = UserChanges {
+        role: Some(identity.role),
+        ..UserChanges::default()
+    };
+    let user = db
+        .update_user(name, &changes)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("user {name:?} vanished during its login"))?;
+    tracing::info!(
+        username = name,
+        from = record.user.role.as_str(),
+        to = identity.role.as_str(),
+        "single sign-on changed the user's role"
+    );
+    Ok(user)
 }
 
 /// Creates a local user; with no password given, generates one and returns it.

@@ -14,6 +14,7 @@ use crate::accounts;
 use crate::config::Config;
 use crate::execution::{ExecutionService, STALE_GRACE};
 use crate::http::{AppState, HttpSettings};
+use crate::oidc::Sso;
 use crate::sandbox::{self, SandboxOptions};
 use crate::store::{Db, PoolSettings};
 use crate::upstream::UpstreamClient;
@@ -67,6 +68,7 @@ impl App {
             tracing::warn!("created the first user 'admin' with a generated password (printed once on standard output)");
         }
 
+        let sso = config.oidc.as_ref().map(Sso::new).transpose()?;
         let upstream = UpstreamClient::new(config.upstream_timeout)?;
         let execution = Arc::new(ExecutionService::new(
             db.clone(),
@@ -94,6 +96,7 @@ impl App {
                 session_ttl: config.session_ttl,
             }),
             metrics: crate::telemetry::metrics_handle(),
+            sso: sso.map(Arc::new),
         };
         let sandbox = config
             .sandbox

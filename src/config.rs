@@ -45,6 +45,139 @@ pub struct ActionConfig {
     pub path: Option<String>,
 }
 
+/// Single sign-on through an OpenID Connect provider, as configured in `[oidc]`.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The provider's issuer URL; discovery reads `.well-known/openid-configuration` under it.
+    pub issuer: String,
+    pub client_id: String,
+    /// Name of the environment variable holding the client secret; absent
+    /// for a public client (PKCE alone).
+    pub client_secret_env: Option<String>,
+    /// The secret itself, read from `client_secret_env` when the settings load.
+    #[serde(skip)]
+    pub client_secret: Option<Secret>,
+    /// Text of the login page's button.
+    #[serde(default = "default_oidc_label")]
+    pub label: String,
+    /// The claim (ID token or userinfo) holding the user's groups.
+    #[serde(default = "default_role_claim")]
+    pub role_claim: String,
+    /// Group (a value of `role_claim`) → role.
+    #[serde(default)]
+    pub roles: std::collections::BTreeMap<String, String>,
+    /// `false`: only single sign-on, except for `admin` (break-glass).
+    #[serde(default = "default_true")]
+    pub local_login: bool,
+    /// Scopes asked for; `openid` is always asked for.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// The callback URL registered at the provider; by default this site's
+    /// `/auth/oidc/callback` at the host the browser used.
+    pub redirect_url: Option<String>,
+}
+
+fn default_oidc_label() -> String {
+    "Single sign-on".into()
+}
+
+fn default_role_claim() -> String {
+    "groups".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "profile".into(), "email".into()]
+}
+
+impl OidcConfig {
+    /// A configuration with the defaults of the optional keys.
+    pub fn new(issuer: &str, client_id: &str) -> Self {
+        OidcConfig {
+            issuer: issuer.to_owned(),
+            client_id: client_id.to_owned(),
+            client_secret_env: None,
+            client_secret: None,
+            label: default_oidc_label(),
+            role_claim: default_role_claim(),
+            roles: Default::default(),
+            local_login: true,
+            scopes: default_scopes(),
+            redirect_url: None,
+        }
+    }
+
+    /// The group → role map, checked.
+    pub fn role_map(&self) -> Result<crate::domain::sso::RoleMap, ConfigError> {
+        let mut map = Vec::with_capacity(self.roles.len());
+        for (group, role) in &self.roles {
+            let role = crate::domain::user::Role::parse(role).ok_or_else(|| {
+                ConfigError(format!(
+                    "oidc.roles.{group}: {role:?} is not admin, operator or auditor"
+                ))
+            })?;
+            map.push((group.clone(), role));
+        }
+        Ok(crate::domain::sso::RoleMap::new(map))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        match reqwest::Url::parse(&self.issuer) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => {
+                return Err(ConfigError(format!(
+                    "oidc.issuer: {:?} is not an http(s) URL",
+                    self.issuer
+                )))
+            }
+        }
+        if self.client_id.trim().is_empty() {
+            return Err(ConfigError("oidc.client_id: must not be empty".into()));
+        }
+        if self.role_claim.trim().is_empty() {
+            return Err(ConfigError("oidc.role_claim: must not be empty".into()));
+        }
+        if let Some(url) = &self.redirect_url {
+            if !matches!(reqwest::Url::parse(url), Ok(u) if matches!(u.scheme(), "http" | "https"))
+            {
+                return Err(ConfigError(format!(
+                    "oidc.redirect_url: {url:?} is not an http(s) URL"
+                )));
+            }
+        }
+        if let (Some(var), None) = (&self.client_secret_env, &self.client_secret) {
+            return Err(ConfigError(format!(
+                "oidc.client_secret_env: environment variable {var} is not set"
+            )));
+        }
+        self.role_map().map(|_| ())
+    }
+}
+
+impl std::fmt::Debug for OidcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret_env", &self.client_secret_env)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[redacted]"),
+            )
+            .field("label", &self.label)
+            .field("role_claim", &self.role_claim)
+            .field("roles", &self.roles)
+            .field("local_login", &self.local_login)
+            .field("scopes", &self.scopes)
+            .field("redirect_url", &self.redirect_url)
+            .finish()
+    }
+}
+
 /// Everything the dashboard needs to start.
 #[derive(Clone)]
 pub struct Config {
@@ -74,6 +207,8 @@ pub struct Config {
     /// Jobs older than this many days are deleted (the only deletion of
     /// jobs); `None` keeps them forever.
     pub retention_days: Option<u32>,
+    /// Single sign-on; `None`: only local accounts.
+    pub oidc: Option<OidcConfig>,
 }
 
 impl Default for Config {
@@ -96,6 +231,7 @@ impl Default for Config {
             pool_acquire_timeout: Duration::from_secs(5),
             session_ttl: Duration::from_secs(12 * 3600),
             retention_days: None,
+            oidc: None,
         }
     }
 }
@@ -122,6 +258,7 @@ impl std::fmt::Debug for Config {
             .field("max_connections", &self.max_connections)
             .field("pool_acquire_timeout", &self.pool_acquire_timeout)
             .field("retention_days", &self.retention_days)
+            .field("oidc", &self.oidc)
             .finish()
     }
 }
@@ -162,6 +299,7 @@ struct FileConfig {
     #[serde(default)]
     clusters: Vec<ClusterConfig>,
     actions: Option<Vec<ActionConfig>>,
+    oidc: Option<OidcConfig>,
 }
 
 fn parse_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
@@ -253,6 +391,7 @@ impl Config {
         c.sandbox = f.sandbox.unwrap_or(f.clusters.is_empty());
         c.clusters = f.clusters;
         c.actions = f.actions;
+        c.oidc = f.oidc;
 
         if let Some(v) = env("TMS_BIND") {
             c.bind = v;
@@ -286,6 +425,11 @@ impl Config {
                 ConfigError(format!("TMS_RETENTION_DAYS: {v:?} is not a number of days"))
             })?;
             c.retention_days = (days > 0).then_some(days);
+        }
+        if let Some(oidc) = &mut c.oidc {
+            if let Some(var) = &oidc.client_secret_env {
+                oidc.client_secret = env(var).filter(|v| !v.is_empty()).map(Secret::new);
+            }
         }
         c.validate()?;
         Ok(c)
@@ -341,6 +485,9 @@ impl Config {
         }
         self.cid_policy()?;
         self.catalog()?;
+        if let Some(oidc) = &self.oidc {
+            oidc.validate()?;
+        }
         for (i, cluster) in self.clusters.iter().enumerate() {
             let key = format!("clusters[{i}]");
             if cluster.name.trim().is_empty() || cluster.name == "sandbox" && self.sandbox {
@@ -548,6 +695,27 @@ mod tests {
         assert_eq!(c.retention_days, None);
         assert!(Config::load(None, &env_of(&[("TMS_RETENTION_DAYS", "soon")])).is_err());
         assert!(Config::load(None, &env_of(&[("TMS_RETENTION_DAYS", "99999")])).is_err());
+    }
+
+    #[test]
+    fn the_oidc_table_reads_its_secret_from_the_environment() {
+        let f = file(
+            "[oidc]\nissuer = \"https://id.example.internal/\"\nclient_id = \"tms\"\n\
+             client_secret_env = \"OIDC_SECRET\"\nlabel = \"Company SSO\"\n\
+             roles = { \"tms-ops\" = \"operator\" }\nlocal_login = false\n",
+        );
+        let c = Config::load(Some(f.path()), &env_of(&[("OIDC_SECRET", "s3cret")])).unwrap();
+        let oidc = c.oidc.as_ref().unwrap();
+        assert_eq!(oidc.client_secret.as_ref().unwrap().expose(), "s3cret");
+        assert!(!oidc.local_login && oidc.role_claim == "groups" && oidc.label == "Company SSO");
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let err = Config::load(Some(f.path()), &env_of(&[])).unwrap_err();
+        assert!(err.0.contains("OIDC_SECRET"), "{err}");
+        let f = file(
+            "[oidc]\nissuer = \"https://id/\"\nclient_id = \"tms\"\nroles = { g = \"root\" }\n",
+        );
+        let err = Config::load(Some(f.path()), &env_of(&[])).unwrap_err();
+        assert!(err.0.contains("oidc.roles.g"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,50 @@ use serde_json::{json, Map, Value};
 
 use crate::domain::cid::InvalidCid;
 use crate::domain::job::JobId;
+use crate::domain::sso::SsoRefusal;
+
+/// Why a single sign-on login, or a local login where only single sign-on is
+/// allowed, got no session. The messages are shown to the person signing in.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    #[error("Single sign-on is not configured on this console.")]
+    NotConfigured,
+    #[error("The identity provider is not answering right now, so nobody can sign in through it. Try again in a moment.")]
+    ProviderDown,
+    #[error("The identity provider answered in a way this console cannot use ({0}). No session was started.")]
+    ProviderBroken(String),
+    #[error("The identity provider refused the sign-in: {0}.")]
+    ProviderRefused(String),
+    #[error("This sign-in is not valid: it was forged, already used, or started too long ago. Start again from the login page.")]
+    BadState,
+    #[error("The identity provider's token could not be verified ({0}). No session was started.")]
+    BadToken(String),
+    #[error("Sign-in refused: {0}.")]
+    Refused(#[from] SsoRefusal),
+    #[error("local logins are turned off on this console: sign in with single sign-on")]
+    LocalLoginOff,
+}
+
+impl SignInError {
+    fn status(&self) -> StatusCode {
+        match self {
+            SignInError::NotConfigured => StatusCode::NOT_FOUND,
+            SignInError::ProviderDown => StatusCode::SERVICE_UNAVAILABLE,
+            SignInError::ProviderBroken(_) => StatusCode::BAD_GATEWAY,
+            SignInError::BadState => StatusCode::BAD_REQUEST,
+            SignInError::ProviderRefused(_) | SignInError::BadToken(_) => StatusCode::UNAUTHORIZED,
+            SignInError::Refused(_) | SignInError::LocalLoginOff => StatusCode::FORBIDDEN,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            SignInError::NotConfigured => "not_found",
+            SignInError::LocalLoginOff => "local_login_disabled",
+            _ => "sso_failed",
+        }
+    }
+}
 
 /// `Result` with our error as the default.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -68,6 +112,9 @@ pub enum Error {
     /// A 409 for administrative conflicts (a username already taken).
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
+    /// A single sign-on login that ended without a session.
+    #[error("{0}")]
+    SignIn(#[from] SignInError),
     #[error("the store is unavailable")]
     Unavailable,
     #[error("internal error")]
@@ -125,6 +172,7 @@ impl Error {
             | TokenRequired(_)
             | ReasonRequired(_)
             | Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            SignIn(e) => e.status(),
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -157,6 +205,7 @@ impl Error {
             TokenRequired(_) => "token_required",
             ReasonRequired(_) => "reason_required",
             Unprocessable { code, .. } | Conflict { code, .. } => code,
+            SignIn(e) => e.code(),
             Unavailable => "unavailable",
             Internal(_) => "internal",
         }

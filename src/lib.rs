@@ -11,6 +11,7 @@ pub mod domain;
 pub mod error;
 pub mod execution;
 pub mod http;
+pub mod oidc;
 pub mod sandbox;
 pub mod seal;
 pub mod store;

@@ -8,4 +8,5 @@ pub mod fingerprint;
 pub mod idempotency;
 pub mod job;
 pub mod secret;
+pub mod sso;
 pub mod user;

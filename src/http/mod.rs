@@ -41,6 +41,8 @@ pub struct AppState {
     pub execution: Arc<ExecutionService>,
     pub settings: Arc<HttpSettings>,
     pub metrics: PrometheusHandle,
+    /// Single sign-on, when configured.
+    pub sso: Option<Arc<crate::oidc::Sso>>,
 }
 
 /// The whole application: API, operations endpoints, and the sandbox when given.

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 pub mod audit;
 pub mod jobs;
+pub mod oidc;
 pub mod sessions;
 pub mod stats;
 pub mod tokens;

@@ -13,6 +13,7 @@ struct UserRow {
     password_hash: Option<String>,
     disabled: bool,
     created_at: DateTime<Utc>,
+    sso: bool,
 }
 
 /// A user with the credential the store keeps for them.
@@ -21,6 +22,8 @@ pub struct UserRecord {
     pub user: User,
     /// `None` for accounts that cannot log in with a password (imported).
     pub password_hash: Option<String>,
+    /// Created by a single sign-on login: only the provider vouches for it.
+    pub sso: bool,
 }
 
 impl TryFrom<UserRow> for UserRecord {
@@ -41,11 +44,12 @@ impl TryFrom<UserRow> for UserRecord {
                 created_at: r.created_at,
             },
             password_hash: r.password_hash,
+            sso: r.sso,
         })
     }
 }
 
-const USER_COLUMNS: &str = "username, role, password_hash, disabled, created_at";
+const USER_COLUMNS: &str = "username, role, password_hash, disabled, created_at, sso";
 
 /// Changes to apply to a user; `None` leaves a field alone.
 #[derive(Clone, Debug, Default)]
@@ -95,6 +99,32 @@ impl Db {
             }),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Creates the user of a first single sign-on login: no password, marked
+    /// `sso`. `None` when the username is already taken.
+    #[tracing::instrument(skip_all, fields(username = %username.as_str()))]
+    pub async fn insert_sso_user(
+        &self,
+        username: &Username,
+        role: Role,
+        created_at: DateTime<Utc>,
+    ) -> Result<Option<User>> {
+        let sql = "INSERT INTO users (username, role, password_hash, disabled, created_at, sso) \
+                   VALUES ($1, $2, NULL, FALSE, $3, TRUE) ON CONFLICT (username) DO NOTHING";
+        let inserted = with_pool!(self, pool => sqlx::query(sql)
+            .bind(username.as_str())
+            .bind(role.as_str())
+            .bind(created_at)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok((inserted == 1).then(|| User {
+            username: username.as_str().to_owned(),
+            role,
+            disabled: false,
+            created_at,
+        }))
     }
 
     #[tracing::instrument(skip_all)]

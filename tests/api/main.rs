@@ -15,6 +15,7 @@ mod idempotency;
 mod jobs;
 mod legacy;
 mod multi_instance;
+mod oidc;
 mod ops;
 mod outcomes;
 mod pages;

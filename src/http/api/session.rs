@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::accounts;
+use crate::domain::sso::local_login_allowed;
 use crate::domain::user::User;
-use crate::error::Result;
+use crate::error::{Result, SignInError};
 use crate::http::auth::{removal_cookie, session_cookie, session_id, AuthMethod, CurrentUser};
 use crate::http::extract::JsonBody;
 use crate::http::openapi::Problem;
@@ -49,6 +50,7 @@ pub struct UserEnvelope {
     responses(
         (status = 200, description = "Logged in; the session cookie is set", body = SessionStarted),
         (status = 401, description = "invalid_credentials", body = Problem),
+        (status = 403, description = "local_login_disabled: only single sign-on (and `admin`) may log in", body = Problem),
         (status = 429, description = "rate_limited", body = Problem),
     ))]
 #[tracing::instrument(skip_all, fields(username = %body.username))]
@@ -57,6 +59,11 @@ pub async fn login(
     jar: CookieJar,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<impl IntoResponse> {
+    if let Some(sso) = &state.sso {
+        if !local_login_allowed(sso.local_login, &body.username) {
+            return Err(SignInError::LocalLoginOff.into());
+        }
+    }
     let user = accounts::login(&state.db, &body.username, &body.password).await?;
     if let Some(old) = session_id(&jar) {
         accounts::end_session(&state.db, &old).await?;

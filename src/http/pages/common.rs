@@ -187,6 +187,8 @@ struct ErrorPage {
     status: u16,
     title: String,
     message: String,
+    /// A failed sign-in links back to the login page, not into the console.
+    sign_in: bool,
 }
 
 impl IntoResponse for PageError {
@@ -208,11 +210,18 @@ impl IntoResponse for PageError {
             }
             other => other.to_string(),
         };
+        let sign_in = matches!(self.0, Error::SignIn(_));
+        let title = if sign_in {
+            "Sign-in failed"
+        } else {
+            status.canonical_reason().unwrap_or("Error")
+        };
         let page = ErrorPage {
             chrome: Chrome::anonymous(),
             status: status.as_u16(),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            title: title.to_owned(),
             message,
+            sign_in,
         };
         let mut response = match page.render() {
             Ok(html) => (status, Html(html)).into_response(),

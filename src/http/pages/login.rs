@@ -3,6 +3,9 @@
 //! double-submit token: a `SameSite=Strict` cookie set with the form and the
 //! same value in a hidden field. A successful login ends any session the
 //! browser held and starts a new one, so a planted session id never lives on.
+//! With single sign-on configured the page also offers `#sso-login`; where
+//! only single sign-on is allowed the password form is for `admin` alone and
+//! hidden behind `/login?local=1` (linked as `#local-login`).
 
 use askama::Template;
 use axum::extract::{Query, State};
@@ -15,9 +18,10 @@ use axum_extra::extract::CookieJar;
 use serde::Deserialize;
 
 use super::common::{
-    minutes, render_with, safe_next, see_other, Chrome, FormBody, PageError, PageResult,
+    enc, minutes, render_with, safe_next, see_other, Chrome, FormBody, PageError, PageResult,
 };
 use crate::accounts;
+use crate::domain::sso::local_login_allowed;
 use crate::error::Error;
 use crate::http::auth::{removal_cookie, session_cookie, session_id};
 use crate::http::AppState;
@@ -41,12 +45,25 @@ struct LoginPage {
     /// An error ("wrong password") or a notice ("logged out").
     message: Option<String>,
     is_error: bool,
+    /// The single sign-on button's text and link, when it is configured.
+    sso_label: Option<String>,
+    sso_href: String,
+    /// The password form is shown (always, unless only single sign-on is
+    /// allowed and the break-glass form was not asked for).
+    show_form: bool,
+    /// Only single sign-on is allowed: the form is for `admin` alone.
+    admin_only: bool,
+    /// Where the break-glass form is, when it is hidden.
+    local_href: String,
 }
 
 #[derive(Deserialize)]
 struct LoginQuery {
     next: Option<String>,
     logged_out: Option<String>,
+    /// Shows the password form where only single sign-on is allowed, for
+    /// `admin` (break-glass).
+    local: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +88,7 @@ fn login_cookie(value: String, secure: bool) -> Cookie<'static> {
 }
 
 /// The form, with a fresh anti-CSRF token in the cookie and the field.
+/// `local` asks for the password form where only single sign-on is allowed.
 fn form(
     state: &AppState,
     jar: CookieJar,
@@ -78,6 +96,7 @@ fn form(
     next: String,
     username: String,
     message: Option<(String, bool)>,
+    local: bool,
 ) -> PageResult {
     let login_token = accounts::random_token(24);
     let jar = jar.add(login_cookie(
@@ -88,8 +107,15 @@ fn form(
         Some((m, e)) => (Some(m), e),
         None => (None, false),
     };
+    let sso = state.sso.as_deref();
+    let admin_only = sso.is_some_and(|s| !s.local_login);
     let page = LoginPage {
         chrome: Chrome::anonymous(),
+        sso_label: sso.map(|s| s.label.clone()),
+        sso_href: format!("/auth/oidc/login?next={}", enc(&next)),
+        show_form: !admin_only || local,
+        admin_only,
+        local_href: format!("/login?local=1&next={}", enc(&next)),
         next,
         login_token,
         username,
@@ -115,7 +141,16 @@ async fn show(
         .logged_out
         .is_some()
         .then(|| ("You are logged out.".to_owned(), false));
-    form(&state, jar, StatusCode::OK, next, String::new(), notice)
+    let local = query.local.is_some();
+    form(
+        &state,
+        jar,
+        StatusCode::OK,
+        next,
+        String::new(),
+        notice,
+        local,
+    )
 }
 
 #[tracing::instrument(skip_all, fields(username = %f.username))]
@@ -138,7 +173,26 @@ async fn submit(
             next,
             f.username,
             Some((message, true)),
+            true,
         );
+    }
+    if let Some(sso) = state.sso.as_deref() {
+        if !local_login_allowed(sso.local_login, &f.username) {
+            tracing::info!("local login refused: only single sign-on is allowed");
+            let message = format!(
+                "Local logins are turned off on this console: sign in with {}.",
+                sso.label
+            );
+            return form(
+                &state,
+                jar,
+                StatusCode::FORBIDDEN,
+                next,
+                String::new(),
+                Some((message, true)),
+                false,
+            );
+        }
     }
     match accounts::login(&state.db, &f.username, &f.password).await {
         Ok(user) => {
@@ -164,6 +218,7 @@ async fn submit(
                 next,
                 f.username,
                 Some((message, true)),
+                true,
             )
         }
         Err(Error::RateLimited { retry_after_s }) => {
@@ -179,6 +234,7 @@ async fn submit(
                 next,
                 f.username,
                 Some((message, true)),
+                true,
             )?;
             if let Ok(v) = retry_after_s.to_string().parse() {
                 response

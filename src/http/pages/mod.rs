@@ -18,12 +18,14 @@ pub mod duplicates;
 pub mod job;
 pub mod jobs;
 pub mod login;
+pub mod sso;
 pub mod users;
 
 /// Every page, and the embedded assets under `/static/`.
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(login::router())
+        .merge(sso::router())
         .merge(customer_set::router())
         .merge(jobs::router())
         .merge(duplicates::router())
