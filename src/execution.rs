@@ -148,10 +148,18 @@ impl ExecutionService {
             reason.as_deref(),
         );
 
-        if let Some(existing) = self.db.job_by_key(&user.username, key.as_str()).await? {
-            return self.answer_existing(existing, &fingerprint).await;
-        }
-        let valid = self.validate(&request, &raw_cids, reason)?;
+        // A key used before is answered from its job whatever this request
+        // says. For a valid request the claim finds that out (its insert
+        // meets the key); only an invalid one needs to look first.
+        let valid = match self.validate(&request, &raw_cids, reason) {
+            Ok(valid) => valid,
+            Err(invalid) => {
+                return match self.db.job_by_key(&user.username, key.as_str()).await? {
+                    Some(existing) => self.answer_existing(existing, &fingerprint).await,
+                    None => Err(invalid),
+                };
+            }
+        };
 
         let created_at = now_millis();
         let job_id = JobId::new_at(created_at);

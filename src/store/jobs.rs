@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::writer::ClaimDecision;
 use super::{bind_args, with_pool, write_tx, Arg, Db};
 use crate::domain::job::{Job, JobId, JobStatus, Phases};
 use crate::error::{Error, Result};
@@ -213,7 +214,16 @@ impl Db {
     #[tracing::instrument(skip_all, fields(job_id = %new.job_id))]
     pub async fn claim_job(&self, new: &NewJob) -> Result<Claim> {
         match self {
-            Db::Sqlite(sqlite) => sqlite.writer.claim(new.clone()).await,
+            Db::Sqlite(sqlite) => match sqlite.writer.claim(new.clone()).await? {
+                ClaimDecision::Claimed => Ok(Claim::Claimed),
+                // Read after the commit that made the holder visible.
+                ClaimDecision::KeyTaken => self
+                    .job_by_key(&new.user, &new.key)
+                    .await?
+                    .map(|held| Claim::Existing(Box::new(held)))
+                    .ok_or_else(|| Error::Internal(anyhow::anyhow!("the job holding this key vanished"))),
+                ClaimDecision::Refused(claim) => Ok(claim),
+            },
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 // Two requests of the same intent under different keys must not
@@ -360,22 +370,31 @@ fn list_jobs_sql(filter: &JobFilter, cursor: Option<JobCursor>, limit: u32) -> (
     (sql, args)
 }
 
-/// Stamps the writes of the hot path once per backend's connection type:
-/// the SQL is the same, only the connection differs. They run inside a
-/// transaction their caller owns and commits.
+/// The hot path's SQL, shared by PostgreSQL's steps below and SQLite's
+/// group-commit writer (`store::writer`), which runs the same statements
+/// through its own connection.
+pub(super) const CLAIM_INSERT_SQL: &str = "INSERT INTO jobs (job_id, user_name, idempotency_key, payload_hash, \
+     intent_hash, cluster, action, action_code, cids, cid_count, reason, status, created_at, confirm_duplicate) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13) \
+     ON CONFLICT (user_name, idempotency_key) DO NOTHING";
+pub(super) const RECENT_INTENT_SQL: &str = "SELECT job_id, user_name, created_at FROM jobs WHERE intent_hash = $1 \
+     AND created_at >= $2 AND status IN ('pending', 'succeeded') AND job_id <> $3 ORDER BY created_at DESC LIMIT 1";
+pub(super) const FINALIZE_SQL: &str = "UPDATE jobs SET status = $2, upstream_status = $3, response_summary = $4, \
+     error = $5, finished_at = $6, duration_ms = $7, response_status = $8, response_body = $9, \
+     sent_at = $10, answered_at = $11, finalized_at = $12 WHERE job_id = $1 AND status = 'pending'";
+pub(super) const RELEASE_CIDS_SQL: &str = "DELETE FROM busy_cids WHERE job_id = $1";
+pub(super) const RECORD_REPLAY_SQL: &str =
+    "UPDATE jobs SET replay_count = replay_count + 1, last_replay_at = $2 WHERE job_id = $1";
+
+/// Stamps the writes of the hot path for a connection type. They run inside
+/// a transaction their caller owns and commits.
 macro_rules! hot_path_steps {
     ($claim:ident, $finalize:ident, $replay:ident, $conn:ty) => {
         /// The claim's reads and writes (see `Db::claim_job`).
         pub(super) async fn $claim(conn: &mut $conn, new: &NewJob) -> std::result::Result<ClaimStep, sqlx::Error> {
-            let insert = "INSERT INTO jobs (job_id, user_name, idempotency_key, payload_hash, intent_hash, cluster, \
-                 action, action_code, cids, cid_count, reason, status, created_at, confirm_duplicate) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13) \
-                 ON CONFLICT (user_name, idempotency_key) DO NOTHING";
-            let recent_sql = "SELECT job_id, user_name, created_at FROM jobs WHERE intent_hash = $1 AND created_at >= $2 \
-                 AND status IN ('pending', 'succeeded') AND job_id <> $3 ORDER BY created_at DESC LIMIT 1";
             let cids_json = serde_json::to_string(&new.cids).map_err(|e| sqlx::Error::Encode(e.into()))?;
             let job_uuid = new.job_id.as_uuid();
-            let inserted = sqlx::query(insert)
+            let inserted = sqlx::query(CLAIM_INSERT_SQL)
                 .bind(job_uuid)
                 .bind(&new.user)
                 .bind(&new.key)
@@ -400,7 +419,7 @@ macro_rules! hot_path_steps {
                 return Ok(ClaimStep::Existing(Box::new(row)));
             }
             if let Some(since) = new.duplicate_guard_since {
-                let recent: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(recent_sql)
+                let recent: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(RECENT_INTENT_SQL)
                     .bind(&new.intent_hash)
                     .bind(since)
                     .bind(job_uuid)
@@ -431,12 +450,8 @@ macro_rules! hot_path_steps {
 
         /// The finalisation's writes (see `Db::finalize_job`).
         pub(super) async fn $finalize(conn: &mut $conn, done: &Finalisation) -> std::result::Result<bool, sqlx::Error> {
-            let sql = "UPDATE jobs SET status = $2, upstream_status = $3, response_summary = $4, error = $5, \
-                 finished_at = $6, duration_ms = $7, response_status = $8, response_body = $9, \
-                 sent_at = $10, answered_at = $11, finalized_at = $12 \
-                 WHERE job_id = $1 AND status = 'pending'";
             let job = &done.job;
-            let updated = sqlx::query(sql)
+            let updated = sqlx::query(FINALIZE_SQL)
                 .bind(job.job_id.as_uuid())
                 .bind(job.status.as_str())
                 .bind(job.upstream_status)
@@ -452,7 +467,7 @@ macro_rules! hot_path_steps {
                 .execute(&mut *conn)
                 .await?
                 .rows_affected();
-            sqlx::query("DELETE FROM busy_cids WHERE job_id = $1")
+            sqlx::query(RELEASE_CIDS_SQL)
                 .bind(job.job_id.as_uuid())
                 .execute(&mut *conn)
                 .await?;
@@ -461,7 +476,7 @@ macro_rules! hot_path_steps {
 
         /// Counts one replay (see `Db::record_replay`).
         pub(super) async fn $replay(conn: &mut $conn, job_id: JobId, at: DateTime<Utc>) -> std::result::Result<(), sqlx::Error> {
-            sqlx::query("UPDATE jobs SET replay_count = replay_count + 1, last_replay_at = $2 WHERE job_id = $1")
+            sqlx::query(RECORD_REPLAY_SQL)
                 .bind(job_id.as_uuid())
                 .bind(at)
                 .execute(&mut *conn)
@@ -471,12 +486,6 @@ macro_rules! hot_path_steps {
     };
 }
 
-hot_path_steps!(
-    claim_steps_sqlite,
-    finalize_steps_sqlite,
-    record_replay_sqlite,
-    sqlx::SqliteConnection
-);
 hot_path_steps!(
     claim_steps_postgres,
     finalize_steps_postgres,
@@ -540,7 +549,7 @@ pub(super) fn filtered_jobs_sql(filter: &JobFilter) -> (String, Vec<Arg>) {
 
 /// Takes the per-customer lock on each CID; conflicting rows are skipped,
 /// so fewer rows than CIDs means some were busy.
-fn busy_cids_insert(cluster: &str, job_id: Uuid, cids: &[String]) -> (String, Vec<Arg>) {
+pub(super) fn busy_cids_insert(cluster: &str, job_id: Uuid, cids: &[String]) -> (String, Vec<Arg>) {
     let mut args = vec![Arg::Text(cluster.to_owned()), Arg::Uuid(job_id)];
     let rows: Vec<String> = cids
         .iter()
@@ -557,7 +566,7 @@ fn busy_cids_insert(cluster: &str, job_id: Uuid, cids: &[String]) -> (String, Ve
 }
 
 /// The CIDs of the request held by another pending job, with that job.
-fn busy_cids_lookup(cluster: &str, job_id: Uuid, cids: &[String]) -> (String, Vec<Arg>) {
+pub(super) fn busy_cids_lookup(cluster: &str, job_id: Uuid, cids: &[String]) -> (String, Vec<Arg>) {
     let mut args = vec![Arg::Text(cluster.to_owned()), Arg::Uuid(job_id)];
     let params: Vec<String> = cids
         .iter()

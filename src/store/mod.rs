@@ -169,7 +169,10 @@ impl Db {
                 .connect_with(options)
                 .await
                 .context("Failed to open the SQLite store")?;
-            let writer = writer::Writer::spawn(pool.clone());
+            let path = sqlite_path(url)
+                .context("The SQLite store must be a file (the writer opens it too)")?;
+            let writer = writer::Writer::start(std::path::Path::new(path))
+                .context("Failed to start the SQLite writer")?;
             Ok(Db::Sqlite(Sqlite { pool, writer }))
         } else {
             let options =
