@@ -82,6 +82,16 @@ TMS_TEST_STORE=sqlite cargo nextest run --locked --no-fail-fast --failure-output
 log "integration tests on PostgreSQL"
 TMS_TEST_STORE=postgres cargo nextest run --locked --no-fail-fast --failure-output final -E 'binary(api)'
 
+log "API conformance: Schemathesis against the running server"
+# The machine's python3 with its venv module (Debian ships it apart).
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    apt_install python3-venv
+fi
+./scripts/schemathesis.sh
+
+log "fuzzing the parsers, ${TMS_FUZZ_SECONDS:-10} s per target"
+./scripts/fuzz.sh "${TMS_FUZZ_SECONDS:-10}"
+
 # Databases of tests that were killed before their clean-up.
 psql "$TMS_TEST_POSTGRES_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'tms_test_%'" 2>/dev/null |
     while read -r db; do psql "$TMS_TEST_POSTGRES_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true; done
