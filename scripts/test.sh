@@ -67,6 +67,7 @@ fi
 
 log "formatting"
 cargo fmt --all -- --check
+cargo fmt --all --manifest-path fuzz/Cargo.toml -- --check
 
 log "lints"
 cargo clippy --all-targets --locked -- -D warnings

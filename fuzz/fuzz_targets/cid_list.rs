@@ -62,7 +62,10 @@ fuzz_target!(|data: &[u8]| {
             }
             let named: HashSet<&str> = bad.iter().map(|b| b.value.as_str()).collect();
             for value in raw.values() {
-                assert_eq!(named.contains(value.as_str()), policy.parse_one(value).is_err());
+                assert_eq!(
+                    named.contains(value.as_str()),
+                    policy.parse_one(value).is_err()
+                );
             }
         }
         Err(CidListError::NoCids) => assert!(raw.values().is_empty()),

@@ -69,7 +69,11 @@ fuzz_target!(|data: &[u8]| {
 
     if let Some(created) = row.created_at.as_deref() {
         if let Some(t) = parse_legacy_time(created) {
-            assert_eq!(t.timestamp_subsec_nanos() % 1_000_000, 0, "kept to the millisecond");
+            assert_eq!(
+                t.timestamp_subsec_nanos() % 1_000_000,
+                0,
+                "kept to the millisecond"
+            );
             // Each text form the old dashboard wrote reads back as the same time.
             if (1970..=9999).contains(&chrono::Datelike::year(&t)) {
                 for form in [
