@@ -1,6 +1,7 @@
 //! The OpenAPI 3 description of the JSON API, generated from the handlers'
 //! annotations and served at `/api/v1/openapi.json`.
 
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
@@ -246,11 +247,43 @@ pub fn document() -> serde_json::Value {
     document
 }
 
-/// This document.
+/// Limits the Set Action's `cluster` and `action` to the names this server
+/// is configured with: the catalog is configuration, so only the running
+/// server can say it.
+pub fn with_catalog(
+    mut document: serde_json::Value,
+    clusters: &[&str],
+    actions: &[&str],
+) -> serde_json::Value {
+    for (member, names) in [("cluster", clusters), ("action", actions)] {
+        let pointer = format!("/components/schemas/SetActionRequest/properties/{member}");
+        if let Some(schema) = document
+            .pointer_mut(&pointer)
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            schema.insert("enum".into(), json!(names));
+        }
+    }
+    document
+}
+
+/// This document, for this server's catalog.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", security(()),
     responses((status = 200, description = "The OpenAPI 3 description of this API", body = Object)))]
-pub async fn openapi_json() -> Json<serde_json::Value> {
-    Json(document())
+pub async fn openapi_json(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let clusters: Vec<&str> = state
+        .execution
+        .clusters()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let actions: Vec<&str> = state
+        .execution
+        .catalog()
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    Json(with_catalog(document(), &clusters, &actions))
 }
 
 pub fn router() -> Router<AppState> {
