@@ -66,8 +66,10 @@ impl Modify for Security {
 /// unreachable.
 struct Conventions;
 
-fn problem_example(status: u16) -> serde_json::Value {
-    let (title, code, detail) = match status {
+/// An example problem for `status`; when the response's description starts
+/// with an error code (`invalid_role, invalid_password`), the example uses it.
+fn problem_example(status: u16, description: &str) -> serde_json::Value {
+    let (title, mut code, mut detail) = match status {
         400 => (
             "Bad Request",
             "invalid_body",
@@ -107,6 +109,14 @@ fn problem_example(status: u16) -> serde_json::Value {
         ),
         _ => ("Error", "internal", "internal error"),
     };
+    let first = description
+        .split([',', ' ', ':'])
+        .next()
+        .unwrap_or_default();
+    if first.contains('_') && first.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+        code = first;
+        detail = description;
+    }
     json!({"type": "about:blank", "title": title, "status": status, "detail": detail, "code": code})
 }
 
@@ -118,7 +128,7 @@ fn problem_response(description: &str, status: u16) -> RefOr<utoipa::openapi::Re
                 PROBLEM_MEDIA_TYPE,
                 ContentBuilder::new()
                     .schema(Some(Ref::from_schema_name("Problem")))
-                    .example(Some(problem_example(status)))
+                    .example(Some(problem_example(status, description)))
                     .build(),
             )
             .build(),
@@ -142,7 +152,8 @@ impl Conventions {
             };
             if let Some(content) = response.content.shift_remove("application/json") {
                 if is_problem(&content) {
-                    let example = problem_example(status.parse().unwrap_or(500));
+                    let example =
+                        problem_example(status.parse().unwrap_or(500), &response.description);
                     let content = ContentBuilder::new()
                         .schema(content.schema)
                         .example(Some(example))
