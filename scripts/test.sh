@@ -74,6 +74,7 @@ npm ci --prefix tests/oidc-provider --no-audit --no-fund --loglevel=error
 
 log "formatting"
 cargo fmt --all -- --check
+cargo fmt --all --manifest-path fuzz/Cargo.toml -- --check
 
 log "lints"
 cargo clippy --all-targets --locked -- -D warnings
@@ -88,6 +89,20 @@ TMS_TEST_STORE=sqlite cargo nextest run --locked --no-fail-fast --failure-output
 
 log "integration tests on PostgreSQL"
 TMS_TEST_STORE=postgres cargo nextest run --locked --no-fail-fast --failure-output final -E 'binary(api)'
+
+log "API conformance: Schemathesis against the running server"
+# The machine's python3 with its venv module (Debian ships it apart).
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    apt_install python3-venv
+fi
+./scripts/schemathesis.sh
+
+# About 4 minutes to build from cold (the whole library again, instrumented),
+# then this many seconds per target; TMS_FUZZ_SECONDS=0 leaves it out.
+if [ "${TMS_FUZZ_SECONDS:-10}" != 0 ]; then
+    log "fuzzing the parsers, ${TMS_FUZZ_SECONDS:-10} s per target"
+    ./scripts/fuzz.sh "${TMS_FUZZ_SECONDS:-10}"
+fi
 
 # Databases of tests that were killed before their clean-up.
 psql "$TMS_TEST_POSTGRES_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'tms_test_%'" 2>/dev/null |

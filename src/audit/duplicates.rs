@@ -131,6 +131,10 @@ pub struct DuplicateGroup {
 
 /// The report: `{"groups": [...], "count": N}`.
 #[derive(Clone, Debug, Serialize, ToSchema)]
+#[schema(example = json!({"groups": [{"user": "olga", "cluster": "sandbox", "action": "Trans-Begin",
+    "cid_count": 2, "job_ids": ["0193f1c2-5a10-7c3e-9a51-2f4b8c1d0e11", "0193f1c2-5b02-7c3e-9a51-2f4b8c1d0e12"],
+    "first_at": "2026-11-29T10:00:00.123Z", "last_at": "2026-11-29T10:00:01.020Z", "marked": false}],
+    "count": 1}))]
 pub struct DuplicateReport {
     pub groups: Vec<DuplicateGroup>,
     /// The number of groups.

@@ -114,6 +114,16 @@ pub fn truncate_millis(t: DateTime<Utc>) -> DateTime<Utc> {
 
 /// A job as the API returns it.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"job_id": "0193f1c2-5a10-7c3e-9a51-2f4b8c1d0e11", "user": "admin",
+    "cluster": "sandbox", "action": "Trans-Begin", "action_code": 1, "cids": ["C1001", "C1002"],
+    "cid_count": 2, "status": "succeeded", "upstream_status": 200,
+    "response_summary": "{\"status\": \"success\", \"processed\": 2}", "error": null,
+    "created_at": "2026-11-29T10:00:00.123Z", "finished_at": "2026-11-29T10:00:00.140Z",
+    "duration_ms": 17, "duplicate_of": null, "reason": null, "confirm_duplicate": false,
+    "replay_count": 0, "last_replay_at": null,
+    "phases": {"claimed_at": "2026-11-29T10:00:00.123Z", "sent_at": "2026-11-29T10:00:00.125Z",
+        "answered_at": "2026-11-29T10:00:00.138Z", "finalized_at": "2026-11-29T10:00:00.140Z"},
+    "audit_hash": "5e0c6a0f3b1d2e4f", "imported": false, "legacy_id": null}))]
 pub struct Job {
     pub job_id: JobId,
     pub user: String,

@@ -84,6 +84,8 @@ pub fn check_password_policy(password: &str) -> Result<(), String> {
 
 /// A user as the API shows it.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"username": "olga", "role": "operator", "disabled": false,
+    "created_at": "2026-11-29T10:00:00.000Z"}))]
 pub struct User {
     pub username: String,
     pub role: Role,

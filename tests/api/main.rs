@@ -28,3 +28,4 @@ mod secrets;
 mod session;
 mod users_tokens;
 mod validation;
+mod web_security;

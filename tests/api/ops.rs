@@ -119,4 +119,15 @@ async fn the_openapi_document_describes_the_api_under_its_prefix() {
             "{path} missing from the OpenAPI paths"
         );
     }
+    // The Set Action names this server's clusters and actions.
+    let request = &document["components"]["schemas"]["SetActionRequest"]["properties"];
+    assert_eq!(request["cluster"]["enum"], serde_json::json!(["sandbox"]));
+    assert_eq!(request["action"]["enum"][0], "Trans-Begin");
+    assert_eq!(request["action"]["enum"].as_array().map(Vec::len), Some(6));
+    // Errors are problem documents.
+    let refused = &document["paths"]["/api/v1/actions"]["post"]["responses"]["422"];
+    assert!(
+        refused["content"]["application/problem+json"].is_object(),
+        "{refused}"
+    );
 }

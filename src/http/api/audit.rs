@@ -23,12 +23,16 @@ pub fn router() -> Router<AppState> {
 #[into_params(parameter_in = Query)]
 pub struct DuplicatesQuery {
     /// Seconds between two jobs of a group, fractions allowed; default 2.
+    #[param(value_type = Option<f64>, minimum = 0, maximum = 86400, example = 2)]
     pub window_s: Option<String>,
     /// RFC 3339, inclusive; all history when absent.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339, exclusive.
+    #[param(value_type = Option<String>, format = DateTime)]
     pub until: Option<String>,
     /// `true`: also the groups already marked by `audit dedupe`.
+    #[param(value_type = Option<bool>)]
     pub include_marked: Option<String>,
 }
 

@@ -18,6 +18,9 @@ pub fn router() -> Router<AppState> {
 
 /// What a user can pick.
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({"clusters": [{"name": "sandbox", "label": "Sandbox (simulated)", "needs_token": false}],
+    "actions": [{"name": "Trans-Begin", "code": 1, "description": "Begin the customer's transition",
+        "max_cids": 500, "reason_required": false}]}))]
 pub struct Catalog {
     pub clusters: Vec<ClusterView>,
     pub actions: Vec<ActionView>,

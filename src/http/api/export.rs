@@ -11,6 +11,7 @@ use axum::Router;
 use serde::Deserialize;
 
 use crate::audit::export::{export_stream, ExportFormat};
+use crate::domain::job::JobStatus;
 use crate::error::{Error, Result};
 use crate::http::api::jobs::JobsQuery;
 use crate::http::auth::CurrentUser;
@@ -31,9 +32,33 @@ pub struct ExportQuery {
     pub filters: JobsQuery,
 }
 
-#[utoipa::path(get, path = "/api/v1/jobs/export", tag = "jobs", params(("format" = Option<String>, Query, description = "csv (the default) or ndjson"), JobsQuery),
+/// The export formats, as the OpenAPI document names them.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // Only describes the `format` parameter.
+pub enum ExportFormatName {
+    Csv,
+    Ndjson,
+}
+
+#[utoipa::path(get, path = "/api/v1/jobs/export", tag = "jobs", params(
+        ("format" = Option<ExportFormatName>, Query, description = "csv (the default) or ndjson"),
+        // The listing's filters; its `limit` and `cursor` do not apply to an export.
+        ("user" = Option<String>, Query, description = "Only this user's jobs (operators may name only themselves)."),
+        ("action" = Option<String>, Query),
+        ("cluster" = Option<String>, Query),
+        ("status" = Option<JobStatus>, Query),
+        ("cid" = Option<String>, Query, description = "Jobs touching this customer ID."),
+        ("since" = Option<String>, Query, format = DateTime, description = "RFC 3339, inclusive."),
+        ("until" = Option<String>, Query, format = DateTime, description = "RFC 3339, exclusive."),
+        ("retried" = Option<bool>, Query, description = "Only jobs that answered repeated requests, or only those that did not."),
+        ("reason" = Option<String>, Query, description = "Jobs whose reason contains this text, ignoring case."),
+    ),
     responses(
-        (status = 200, description = "text/csv or application/x-ndjson, streamed", content_type = "text/csv"),
+        (status = 200, description = "Every matching job, newest first, streamed", content(
+            (String = "text/csv", example = "job_id,created_at,finished_at,user,cluster,action,action_code,status,cid_count,cids,upstream_status,duration_ms,error,duplicate_of\r\n"),
+            (String = "application/x-ndjson", example = "{\"job_id\": \"0193f1c2-5a10-7c3e-9a51-2f4b8c1d0e11\", \"status\": \"succeeded\"}\n"),
+        )),
         (status = 400, description = "invalid_query", body = Problem),
         (status = 401, body = Problem),
         (status = 403, description = "an operator asked for another user's jobs", body = Problem),

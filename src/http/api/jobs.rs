@@ -36,19 +36,26 @@ pub struct JobsQuery {
     pub action: Option<String>,
     pub cluster: Option<String>,
     /// pending, succeeded, failed, timed_out or unknown.
+    #[param(value_type = Option<JobStatus>)]
     pub status: Option<String>,
     /// Jobs touching this customer ID.
     pub cid: Option<String>,
     /// RFC 3339, inclusive.
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-11-29T00:00:00Z")]
     pub since: Option<String>,
     /// RFC 3339, exclusive.
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-11-30T00:00:00Z")]
     pub until: Option<String>,
     /// 1 to 500, default 50.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500, example = 50)]
     pub limit: Option<String>,
-    /// `next_cursor` of the previous page.
+    /// `next_cursor` of the previous page: opaque, only cursors this server
+    /// issued are accepted (`400 invalid_query` otherwise).
+    #[param(pattern = "^[A-Za-z0-9_-]*$")]
     pub cursor: Option<String>,
     /// `true`: only jobs that answered repeated requests (double clicks,
     /// retries); `false`: only jobs that did not.
+    #[param(value_type = Option<bool>)]
     pub retried: Option<String>,
     /// Jobs whose reason (ticket) contains this text, ignoring case.
     pub reason: Option<String>,

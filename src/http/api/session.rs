@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
 
 /// Credentials of a local account.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"username": "olga", "password": "a-long-passphrase-1"}))]
 pub struct LoginBody {
     pub username: String,
     pub password: String,
@@ -46,7 +47,7 @@ pub struct UserEnvelope {
 
 /// Checks the credentials and starts a new session; any session the browser
 /// held before is ended, so a planted session id is never promoted.
-#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = LoginBody,
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = LoginBody, security(()),
     responses(
         (status = 200, description = "Logged in; the session cookie is set", body = SessionStarted),
         (status = 401, description = "invalid_credentials", body = Problem),

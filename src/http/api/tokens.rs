@@ -23,12 +23,17 @@ pub fn router() -> Router<AppState> {
 
 /// A name to recognise the token by.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"name": "nightly report"}))]
 pub struct NewTokenBody {
+    /// 1 to 100 characters, not only white space.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: String,
 }
 
 /// A created token; `token` is shown this once.
 #[derive(Serialize, ToSchema)]
+#[schema(example = json!({"id": "0193f1c2-5a10-7c3e-9a51-2f4b8c1d0e11", "name": "nightly report",
+    "created_at": "2026-11-29T10:00:00.000Z", "token": "tms_3q2-shown-once"}))]
 pub struct NewToken {
     pub id: uuid::Uuid,
     pub name: String,
@@ -73,7 +78,7 @@ pub async fn list(State(state): State<AppState>, current: CurrentUser) -> Result
     }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path, example = "0193f1c2-5a10-7c3e-9a51-2f4b8c1d0e11")),
     responses((status = 204, description = "Revoked"), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn revoke(
     State(state): State<AppState>,

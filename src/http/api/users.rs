@@ -78,19 +78,26 @@ pub struct UserList {
 
 /// A new local user.
 #[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"username": "olga", "password": "a-long-passphrase-1", "role": "operator"}))]
 pub struct NewUserBody {
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")]
     pub username: String,
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
     /// admin, operator or auditor.
+    #[schema(value_type = Role)]
     pub role: String,
 }
 
 /// Changes to a user; absent members stay as they are.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"role": "auditor", "disabled": false}))]
 pub struct UserChangesBody {
+    #[schema(value_type = Option<Role>)]
     pub role: Option<String>,
     pub disabled: Option<bool>,
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: Option<String>,
 }
 
@@ -126,7 +133,7 @@ pub async fn create(
 }
 
 #[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "users", request_body = UserChangesBody,
-    params(("username" = String, Path)),
+    params(("username" = String, Path, example = "olga")),
     responses(
         (status = 200, body = UserEnvelope),
         (status = 400, body = Problem),
