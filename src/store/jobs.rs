@@ -221,7 +221,9 @@ impl Db {
                     .job_by_key(&new.user, &new.key)
                     .await?
                     .map(|held| Claim::Existing(Box::new(held)))
-                    .ok_or_else(|| Error::Internal(anyhow::anyhow!("the job holding this key vanished"))),
+                    .ok_or_else(|| {
+                        Error::Internal(anyhow::anyhow!("the job holding this key vanished"))
+                    }),
                 ClaimDecision::Refused(claim) => Ok(claim),
             },
             Db::Postgres(pool) => {
@@ -379,7 +381,8 @@ pub(super) const CLAIM_INSERT_SQL: &str = "INSERT INTO jobs (job_id, user_name, 
      ON CONFLICT (user_name, idempotency_key) DO NOTHING";
 pub(super) const RECENT_INTENT_SQL: &str = "SELECT job_id, user_name, created_at FROM jobs WHERE intent_hash = $1 \
      AND created_at >= $2 AND status IN ('pending', 'succeeded') AND job_id <> $3 ORDER BY created_at DESC LIMIT 1";
-pub(super) const FINALIZE_SQL: &str = "UPDATE jobs SET status = $2, upstream_status = $3, response_summary = $4, \
+pub(super) const FINALIZE_SQL: &str =
+    "UPDATE jobs SET status = $2, upstream_status = $3, response_summary = $4, \
      error = $5, finished_at = $6, duration_ms = $7, response_status = $8, response_body = $9, \
      sent_at = $10, answered_at = $11, finalized_at = $12 WHERE job_id = $1 AND status = 'pending'";
 pub(super) const RELEASE_CIDS_SQL: &str = "DELETE FROM busy_cids WHERE job_id = $1";

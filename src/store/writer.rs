@@ -306,8 +306,18 @@ fn claim(connection: &Connection, new: &NewJob) -> rusqlite::Result<ClaimDecisio
         let recent = query(
             connection,
             RECENT_INTENT_SQL,
-            &[Value::Text(new.intent_hash.clone()), time(since), uuid(job_uuid)],
-            |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?)),
+            &[
+                Value::Text(new.intent_hash.clone()),
+                time(since),
+                uuid(job_uuid),
+            ],
+            |row| {
+                Ok((
+                    row.get::<_, Vec<u8>>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            },
         )?;
         if let Some((job_id, user, created_at)) = recent.into_iter().next() {
             return Ok(ClaimDecision::Refused(Claim::RecentDuplicate {
@@ -427,13 +437,17 @@ fn values(args: &[Arg]) -> Vec<Value> {
 }
 
 fn blob_uuid(bytes: &[u8]) -> rusqlite::Result<Uuid> {
-    Uuid::from_slice(bytes).map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, e.into()))
+    Uuid::from_slice(bytes).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, e.into())
+    })
 }
 
 fn parse_time(text: &str) -> rusqlite::Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into()))
+        .map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+        })
 }
 
 #[cfg(test)]
@@ -477,7 +491,12 @@ mod tests {
 
     /// Starts the writer once `n` writes wait in its queue, so they form
     /// one batch.
-    async fn start_when_queued(writer: &Writer, inbox: WriterInbox, dir: &tempfile::TempDir, n: usize) {
+    async fn start_when_queued(
+        writer: &Writer,
+        inbox: WriterInbox,
+        dir: &tempfile::TempDir,
+        n: usize,
+    ) {
         for _ in 0..10_000 {
             if writer.queued() == n {
                 break;
@@ -492,7 +511,10 @@ mod tests {
         dir.path().join("writer.db")
     }
 
-    async fn claims_in_one_batch(dir: &tempfile::TempDir, jobs: Vec<NewJob>) -> Vec<Result<ClaimDecision>> {
+    async fn claims_in_one_batch(
+        dir: &tempfile::TempDir,
+        jobs: Vec<NewJob>,
+    ) -> Vec<Result<ClaimDecision>> {
         let (writer, inbox) = channel();
         let n = jobs.len();
         let tasks: Vec<_> = jobs
@@ -579,14 +601,23 @@ mod tests {
         ];
         jobs[3].duplicate_guard_since = Some(jobs[3].created_at - chrono::Duration::minutes(5));
         let answers = claims_in_one_batch(&dir, jobs).await;
-        assert!(matches!(answers[0], Ok(ClaimDecision::Claimed)), "{answers:?}");
+        assert!(
+            matches!(answers[0], Ok(ClaimDecision::Claimed)),
+            "{answers:?}"
+        );
         assert!(
             matches!(&answers[1], Ok(ClaimDecision::Refused(Claim::CidsBusy { busy, .. })) if busy == &["C2"]),
             "{answers:?}"
         );
-        assert!(matches!(answers[2], Ok(ClaimDecision::Claimed)), "{answers:?}");
         assert!(
-            matches!(answers[3], Ok(ClaimDecision::Refused(Claim::RecentDuplicate { .. }))),
+            matches!(answers[2], Ok(ClaimDecision::Claimed)),
+            "{answers:?}"
+        );
+        assert!(
+            matches!(
+                answers[3],
+                Ok(ClaimDecision::Refused(Claim::RecentDuplicate { .. }))
+            ),
             "{answers:?}"
         );
         let keys: Vec<String> =
