@@ -618,27 +618,27 @@ impl Db {
             "SELECT {JOB_COLUMNS} FROM jobs WHERE audit_hash IS NULL AND status <> 'pending' \
              ORDER BY finalized_at, job_id LIMIT $1"
         );
-        let seal_sql = "UPDATE jobs SET audit_seq = $2, audit_hash = $3 WHERE job_id = $1 AND audit_hash IS NULL";
         let sealed = with_pool!(self, pool => {
             let mut tx = write_tx!(pool)?;
             super::lock_job_batches!(self, tx);
             let last: Option<(i64, String)> = sqlx::query_as(last_sql).fetch_optional(&mut *tx).await?;
             let (mut seq, mut previous) = last.unwrap_or((0, crate::seal::GENESIS.to_owned()));
             let rows: Vec<JobRow> = sqlx::query_as(&batch_sql).bind(i64::from(limit)).fetch_all(&mut *tx).await?;
-            let mut sealed = 0u64;
+            let mut links = Vec::with_capacity(rows.len());
             for row in rows {
                 let stored = StoredJob::try_from(row)?;
                 seq += 1;
                 let audit_hash = hash(&previous, &stored.job);
-                sqlx::query(seal_sql)
-                    .bind(stored.job.job_id.as_uuid())
-                    .bind(seq)
-                    .bind(&audit_hash)
-                    .execute(&mut *tx)
-                    .await?;
-                previous = audit_hash;
-                sealed += 1;
+                previous = audit_hash.clone();
+                links.push((stored.job.job_id.as_uuid(), seq, audit_hash));
             }
+            // Many links per statement: one statement per job held the write
+            // lock long enough to slow Set Actions down.
+            for chunk in links.chunks(SEAL_LINKS_PER_STATEMENT) {
+                let (sql, args) = seal_update(chunk);
+                bind_args!(sqlx::query(&sql), &args).execute(&mut *tx).await?;
+            }
+            let sealed = links.len() as u64;
             tx.commit().await?;
             Ok::<_, sqlx::Error>(sealed)
         })?;
@@ -656,6 +656,32 @@ impl Db {
             .map(|r| StoredJob::try_from(r.job).map(|s| (r.audit_seq, s.job)))
             .collect()
     }
+}
+
+/// Links of the audit chain written by one statement.
+const SEAL_LINKS_PER_STATEMENT: usize = 100;
+
+/// One `UPDATE ... FROM (VALUES ...)` setting `audit_seq` and `audit_hash`
+/// of each `(job, seq, hash)`; both stores name the values' columns
+/// `column1`, `column2`, ...
+fn seal_update(links: &[(Uuid, i64, String)]) -> (String, Vec<Arg>) {
+    let mut args = Vec::with_capacity(links.len() * 3);
+    let rows: Vec<String> = links
+        .iter()
+        .map(|(job_id, seq, hash)| {
+            args.push(Arg::Uuid(*job_id));
+            args.push(Arg::Int(*seq));
+            args.push(Arg::Text(hash.clone()));
+            let n = args.len();
+            format!("(${}, ${}, ${})", n - 2, n - 1, n)
+        })
+        .collect();
+    let sql = format!(
+        "UPDATE jobs SET audit_seq = v.column2, audit_hash = v.column3 FROM (VALUES {}) AS v \
+         WHERE jobs.job_id = v.column1 AND jobs.audit_hash IS NULL",
+        rows.join(", ")
+    );
+    (sql, args)
 }
 
 #[derive(sqlx::FromRow)]
