@@ -52,7 +52,7 @@ impl App {
             acquire_timeout: config.pool_acquire_timeout,
         };
         let db = Db::open(&config.database_url, &pool).await?;
-        let listener = TcpListener::bind(&config.bind)
+        let listener = listen(&config.bind)
             .await
             .with_context(|| format!("Failed to listen on {}", config.bind))?;
         let address = listener.local_addr()?;
@@ -208,6 +208,38 @@ async fn seal_forever(db: Db, interval: Duration) {
             tracing::error!(error = %e, "sealing failed");
         }
     }
+}
+
+/// Connections the system may hold for us before we accept them. The
+/// default (1,024, and on some systems 128) overflows when a thousand
+/// clients connect at once, and each overflow costs its client a second
+/// (the SYN is retransmitted); the system caps it at `somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Listens on `address` with `LISTEN_BACKLOG`.
+pub async fn listen(address: &str) -> std::io::Result<TcpListener> {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host(address).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last_error = Some(e),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the address names no host",
+        )
+    }))
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -240,7 +240,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if !(0.0..=1.0).contains(&args.fail_rate) {
                 bail!("--fail-rate must be between 0 and 1");
             }
-            let listener = tokio::net::TcpListener::bind(&args.bind)
+            let listener = crate::app::listen(&args.bind)
                 .await
                 .with_context(|| format!("Failed to listen on {}", args.bind))?;
             tracing::info!(address = %listener.local_addr()?, "sandbox cluster listening");
