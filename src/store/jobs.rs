@@ -4,7 +4,6 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::writer::ClaimDecision;
 use super::{bind_args, with_pool, write_tx, Arg, Db};
 use crate::domain::job::{Job, JobId, JobStatus, Phases};
 use crate::error::{Error, Result};
@@ -15,7 +14,7 @@ const JOB_COLUMNS: &str = "job_id, user_name, cluster, action, action_code, cids
      sent_at, answered_at, finalized_at, audit_hash, imported, legacy_id";
 
 #[derive(sqlx::FromRow)]
-pub(super) struct JobRow {
+struct JobRow {
     job_id: Uuid,
     user_name: String,
     cluster: String,
@@ -147,27 +146,17 @@ pub enum Claim {
     CidsBusy { job_id: JobId, busy: Vec<String> },
 }
 
-/// What the claim decided inside its transaction, before it is committed
-/// (`Commit`, `Existing`) or rolled back (`Refuse`).
-pub(super) enum ClaimStep {
-    Commit,
-    Existing(Box<JobRow>),
-    Refuse(Claim),
-}
-
-impl ClaimStep {
-    /// True when the claim's writes must be undone.
-    pub(super) fn is_refusal(&self) -> bool {
-        matches!(self, ClaimStep::Refuse(_))
-    }
-
-    pub(super) fn into_claim(self) -> Result<Claim> {
-        Ok(match self {
-            ClaimStep::Commit => Claim::Claimed,
-            ClaimStep::Existing(row) => Claim::Existing(Box::new(StoredJob::try_from(*row)?)),
-            ClaimStep::Refuse(claim) => claim,
-        })
-    }
+/// What a claim decided inside its transaction: committed (`Claimed`,
+/// `KeyTaken`) or rolled back (`Refused`). The job holding a taken key is
+/// read after the commit, the same way on both stores.
+#[derive(Debug)]
+pub enum ClaimDecision {
+    /// Inserted as `pending`: this request runs it.
+    Claimed,
+    /// The key was taken by another job.
+    KeyTaken,
+    /// The recent-duplicate guard or the per-customer lock refused it.
+    Refused(Claim),
 }
 
 /// The final state of a job and the answer its request got.
@@ -213,19 +202,8 @@ impl Db {
     /// for the writer (group commit) and returns once that is durable.
     #[tracing::instrument(skip_all, fields(job_id = %new.job_id))]
     pub async fn claim_job(&self, new: &NewJob) -> Result<Claim> {
-        match self {
-            Db::Sqlite(sqlite) => match sqlite.writer.claim(new.clone()).await? {
-                ClaimDecision::Claimed => Ok(Claim::Claimed),
-                // Read after the commit that made the holder visible.
-                ClaimDecision::KeyTaken => self
-                    .job_by_key(&new.user, &new.key)
-                    .await?
-                    .map(|held| Claim::Existing(Box::new(held)))
-                    .ok_or_else(|| {
-                        Error::Internal(anyhow::anyhow!("the job holding this key vanished"))
-                    }),
-                ClaimDecision::Refused(claim) => Ok(claim),
-            },
+        let decision = match self {
+            Db::Sqlite(sqlite) => sqlite.writer.claim(new.clone()).await?,
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 // Two requests of the same intent under different keys must not
@@ -235,14 +213,26 @@ impl Db {
                     .bind(&new.intent_hash)
                     .execute(&mut *tx)
                     .await?;
-                let step = claim_steps_postgres(&mut tx, new).await?;
-                if step.is_refusal() {
+                let decision = claim_on_postgres(&mut tx, new).await?;
+                if let ClaimDecision::Refused(_) = decision {
                     tx.rollback().await?;
                 } else {
                     tx.commit().await?;
                 }
-                step.into_claim()
+                decision
             }
+        };
+        match decision {
+            ClaimDecision::Claimed => Ok(Claim::Claimed),
+            // Read after the commit that made the holder visible.
+            ClaimDecision::KeyTaken => self
+                .job_by_key(&new.user, &new.key)
+                .await?
+                .map(|held| Claim::Existing(Box::new(held)))
+                .ok_or_else(|| {
+                    Error::Internal(anyhow::anyhow!("the job holding this key vanished"))
+                }),
+            ClaimDecision::Refused(claim) => Ok(claim),
         }
     }
 
@@ -252,7 +242,12 @@ impl Db {
         match self {
             Db::Sqlite(sqlite) => sqlite.writer.record_replay(job_id, at).await,
             Db::Postgres(pool) => {
-                Ok(record_replay_postgres(&mut *pool.acquire().await?, job_id, at).await?)
+                sqlx::query(RECORD_REPLAY_SQL)
+                    .bind(job_id.as_uuid())
+                    .bind(at)
+                    .execute(pool)
+                    .await?;
+                Ok(())
             }
         }
     }
@@ -282,7 +277,7 @@ impl Db {
             Db::Sqlite(sqlite) => sqlite.writer.finalize(done.clone()).await,
             Db::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let finalised = finalize_steps_postgres(&mut tx, done).await?;
+                let finalised = finalize_on_postgres(&mut tx, done).await?;
                 tx.commit().await?;
                 Ok(finalised)
             }
@@ -389,112 +384,101 @@ pub(super) const RELEASE_CIDS_SQL: &str = "DELETE FROM busy_cids WHERE job_id = 
 pub(super) const RECORD_REPLAY_SQL: &str =
     "UPDATE jobs SET replay_count = replay_count + 1, last_replay_at = $2 WHERE job_id = $1";
 
-/// Stamps the writes of the hot path for a connection type. They run inside
-/// a transaction their caller owns and commits.
-macro_rules! hot_path_steps {
-    ($claim:ident, $finalize:ident, $replay:ident, $conn:ty) => {
-        /// The claim's reads and writes (see `Db::claim_job`).
-        pub(super) async fn $claim(conn: &mut $conn, new: &NewJob) -> std::result::Result<ClaimStep, sqlx::Error> {
-            let cids_json = serde_json::to_string(&new.cids).map_err(|e| sqlx::Error::Encode(e.into()))?;
-            let job_uuid = new.job_id.as_uuid();
-            let inserted = sqlx::query(CLAIM_INSERT_SQL)
-                .bind(job_uuid)
-                .bind(&new.user)
-                .bind(&new.key)
-                .bind(&new.payload_hash)
-                .bind(&new.intent_hash)
-                .bind(&new.cluster)
-                .bind(&new.action)
-                .bind(new.action_code)
-                .bind(&cids_json)
-                .bind(new.cids.len() as i64)
-                .bind(new.reason.as_deref())
-                .bind(new.created_at)
-                .bind(new.confirm_duplicate)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-            if inserted == 0 {
-                let existing_sql =
-                    format!("SELECT {JOB_COLUMNS} FROM jobs WHERE user_name = $1 AND idempotency_key = $2");
-                let row: JobRow =
-                    sqlx::query_as(&existing_sql).bind(&new.user).bind(&new.key).fetch_one(&mut *conn).await?;
-                return Ok(ClaimStep::Existing(Box::new(row)));
-            }
-            if let Some(since) = new.duplicate_guard_since {
-                let recent: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(RECENT_INTENT_SQL)
-                    .bind(&new.intent_hash)
-                    .bind(since)
-                    .bind(job_uuid)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                if let Some((job_id, user, created_at)) = recent {
-                    return Ok(ClaimStep::Refuse(Claim::RecentDuplicate {
-                        job_id: JobId::from_uuid(job_id),
-                        user,
-                        created_at,
-                    }));
-                }
-            }
-            let (busy_sql, busy_args) = busy_cids_insert(&new.cluster, job_uuid, &new.cids);
-            let locked = bind_args!(sqlx::query(&busy_sql), &busy_args).execute(&mut *conn).await?.rows_affected();
-            if locked < new.cids.len() as u64 {
-                let (lookup_sql, lookup_args) = busy_cids_lookup(&new.cluster, job_uuid, &new.cids);
-                let rows: Vec<(String, Uuid)> =
-                    bind_args!(sqlx::query_as(&lookup_sql), &lookup_args).fetch_all(&mut *conn).await?;
-                let job_id = rows.first().map(|r| JobId::from_uuid(r.1)).unwrap_or(new.job_id);
-                let busy = rows.into_iter().map(|r| r.0).collect();
-                return Ok(ClaimStep::Refuse(Claim::CidsBusy { job_id, busy }));
-            }
-            let (cid_sql, cid_args) = job_cids_insert(job_uuid, &new.cids);
-            bind_args!(sqlx::query(&cid_sql), &cid_args).execute(&mut *conn).await?;
-            Ok(ClaimStep::Commit)
+/// The claim's reads and writes on PostgreSQL, in the transaction
+/// `Db::claim_job` owns; SQLite's writer runs the same steps.
+async fn claim_on_postgres(
+    conn: &mut sqlx::PgConnection,
+    new: &NewJob,
+) -> std::result::Result<ClaimDecision, sqlx::Error> {
+    let cids_json = serde_json::to_string(&new.cids).map_err(|e| sqlx::Error::Encode(e.into()))?;
+    let job_uuid = new.job_id.as_uuid();
+    let inserted = sqlx::query(CLAIM_INSERT_SQL)
+        .bind(job_uuid)
+        .bind(&new.user)
+        .bind(&new.key)
+        .bind(&new.payload_hash)
+        .bind(&new.intent_hash)
+        .bind(&new.cluster)
+        .bind(&new.action)
+        .bind(new.action_code)
+        .bind(&cids_json)
+        .bind(new.cids.len() as i64)
+        .bind(new.reason.as_deref())
+        .bind(new.created_at)
+        .bind(new.confirm_duplicate)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if inserted == 0 {
+        return Ok(ClaimDecision::KeyTaken);
+    }
+    if let Some(since) = new.duplicate_guard_since {
+        let recent: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(RECENT_INTENT_SQL)
+            .bind(&new.intent_hash)
+            .bind(since)
+            .bind(job_uuid)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some((job_id, user, created_at)) = recent {
+            return Ok(ClaimDecision::Refused(Claim::RecentDuplicate {
+                job_id: JobId::from_uuid(job_id),
+                user,
+                created_at,
+            }));
         }
-
-        /// The finalisation's writes (see `Db::finalize_job`).
-        pub(super) async fn $finalize(conn: &mut $conn, done: &Finalisation) -> std::result::Result<bool, sqlx::Error> {
-            let job = &done.job;
-            let updated = sqlx::query(FINALIZE_SQL)
-                .bind(job.job_id.as_uuid())
-                .bind(job.status.as_str())
-                .bind(job.upstream_status)
-                .bind(job.response_summary.as_deref())
-                .bind(job.error.as_deref())
-                .bind(job.finished_at)
-                .bind(job.duration_ms)
-                .bind(i64::from(done.response_status))
-                .bind(&done.response_body)
-                .bind(job.phases.sent_at)
-                .bind(job.phases.answered_at)
-                .bind(job.phases.finalized_at)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected();
-            sqlx::query(RELEASE_CIDS_SQL)
-                .bind(job.job_id.as_uuid())
-                .execute(&mut *conn)
-                .await?;
-            Ok(updated == 1)
-        }
-
-        /// Counts one replay (see `Db::record_replay`).
-        pub(super) async fn $replay(conn: &mut $conn, job_id: JobId, at: DateTime<Utc>) -> std::result::Result<(), sqlx::Error> {
-            sqlx::query(RECORD_REPLAY_SQL)
-                .bind(job_id.as_uuid())
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
-        }
-    };
+    }
+    let (busy_sql, busy_args) = busy_cids_insert(&new.cluster, job_uuid, &new.cids);
+    let locked = bind_args!(sqlx::query(&busy_sql), &busy_args)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    if locked < new.cids.len() as u64 {
+        let (lookup_sql, lookup_args) = busy_cids_lookup(&new.cluster, job_uuid, &new.cids);
+        let rows: Vec<(String, Uuid)> = bind_args!(sqlx::query_as(&lookup_sql), &lookup_args)
+            .fetch_all(&mut *conn)
+            .await?;
+        let job_id = rows
+            .first()
+            .map(|r| JobId::from_uuid(r.1))
+            .unwrap_or(new.job_id);
+        let busy = rows.into_iter().map(|r| r.0).collect();
+        return Ok(ClaimDecision::Refused(Claim::CidsBusy { job_id, busy }));
+    }
+    let (cid_sql, cid_args) = job_cids_insert(job_uuid, &new.cids);
+    bind_args!(sqlx::query(&cid_sql), &cid_args)
+        .execute(&mut *conn)
+        .await?;
+    Ok(ClaimDecision::Claimed)
 }
 
-hot_path_steps!(
-    claim_steps_postgres,
-    finalize_steps_postgres,
-    record_replay_postgres,
-    sqlx::PgConnection
-);
+/// The finalisation's writes on PostgreSQL (see `Db::finalize_job`).
+async fn finalize_on_postgres(
+    conn: &mut sqlx::PgConnection,
+    done: &Finalisation,
+) -> std::result::Result<bool, sqlx::Error> {
+    let job = &done.job;
+    let updated = sqlx::query(FINALIZE_SQL)
+        .bind(job.job_id.as_uuid())
+        .bind(job.status.as_str())
+        .bind(job.upstream_status)
+        .bind(job.response_summary.as_deref())
+        .bind(job.error.as_deref())
+        .bind(job.finished_at)
+        .bind(job.duration_ms)
+        .bind(i64::from(done.response_status))
+        .bind(&done.response_body)
+        .bind(job.phases.sent_at)
+        .bind(job.phases.answered_at)
+        .bind(job.phases.finalized_at)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    sqlx::query(RELEASE_CIDS_SQL)
+        .bind(job.job_id.as_uuid())
+        .execute(&mut *conn)
+        .await?;
+    Ok(updated == 1)
+}
 
 /// `SELECT ... WHERE <filters>` with its bind values, shared by every
 /// listing of jobs.

@@ -28,8 +28,8 @@ use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 use super::jobs::{
-    busy_cids_insert, busy_cids_lookup, job_cids_insert, Claim, Finalisation, NewJob,
-    CLAIM_INSERT_SQL, FINALIZE_SQL, RECENT_INTENT_SQL, RECORD_REPLAY_SQL, RELEASE_CIDS_SQL,
+    busy_cids_insert, busy_cids_lookup, job_cids_insert, Claim, ClaimDecision, Finalisation,
+    NewJob, CLAIM_INSERT_SQL, FINALIZE_SQL, RECENT_INTENT_SQL, RECORD_REPLAY_SQL, RELEASE_CIDS_SQL,
 };
 use super::Arg;
 use crate::domain::job::JobId;
@@ -39,17 +39,6 @@ use crate::error::{Error, Result};
 const MAX_BATCH: usize = 256;
 /// Writes that may wait for the writer before callers wait to enqueue.
 const QUEUE_CAPACITY: usize = 4096;
-
-/// What the writer decided for a claim.
-#[derive(Debug)]
-pub enum ClaimDecision {
-    /// Inserted as `pending`: this request runs it.
-    Claimed,
-    /// The key was taken; the job holding it is read after the commit.
-    KeyTaken,
-    /// The recent-duplicate guard or the per-customer lock refused it.
-    Refused(Claim),
-}
 
 /// A write waiting for the writer, what the batch decided for it, and where
 /// its answer goes once the batch is committed.
