@@ -622,18 +622,11 @@ fn timed_cli(args: &[&str]) -> (f64, f64) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run the CLI");
-    let status_path = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0u64;
+    let pid = child.id();
+    let mut peak_mib: f64 = 0.0;
     loop {
-        if let Ok(status) = std::fs::read_to_string(&status_path) {
-            if let Some(kib) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            {
-                peak_kib = peak_kib.max(kib);
-            }
-        }
+        // NaN once the process is gone; `max` keeps the last reading then.
+        peak_mib = peak_mib.max(proc_status_mib(pid, "VmHWM:"));
         if let Some(exit) = child.try_wait().unwrap() {
             let mut err = String::new();
             if let Some(mut e) = child.stderr.take() {
@@ -642,7 +635,7 @@ fn timed_cli(args: &[&str]) -> (f64, f64) {
             }
             // `audit duplicates` exits 1 when it finds duplicates: that is its answer.
             assert!(matches!(exit.code(), Some(0 | 1)), "{args:?} failed: {err}");
-            return (started.elapsed().as_secs_f64(), peak_kib as f64 / 1024.0);
+            return (started.elapsed().as_secs_f64(), peak_mib);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
