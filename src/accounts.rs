@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::domain::job::now_millis;
 use crate::domain::sso::{SsoIdentity, SsoRefusal};
 use crate::domain::user::{check_password_policy, Role, User, Username};
-use crate::error::{Error, Result, SignInError};
+use crate::error::{Error, ErrorCode, Result, SignInError};
 use crate::store::tokens::TokenInfo;
 use crate::store::users::UserChanges;
 use crate::store::Db;
@@ -188,16 +188,12 @@ pub async fn create_user(
     password: Option<&str>,
     role: Role,
 ) -> Result<(User, Option<String>)> {
-    let username = Username::parse(username).map_err(|detail| Error::Unprocessable {
-        code: "invalid_username",
-        detail,
-    })?;
+    let username = Username::parse(username)
+        .map_err(|detail| Error::rejected(ErrorCode::InvalidUsername, detail))?;
     let generated = password.is_none().then(generate_password);
     let password = password.or(generated.as_deref()).unwrap_or_default();
-    check_password_policy(password).map_err(|detail| Error::Unprocessable {
-        code: "invalid_password",
-        detail,
-    })?;
+    check_password_policy(password)
+        .map_err(|detail| Error::rejected(ErrorCode::InvalidPassword, detail))?;
     let hash = hash_password(password).await?;
     let user = db
         .insert_user(&username, role, Some(&hash), false, now_millis())
@@ -214,7 +210,7 @@ pub async fn ensure_admin(db: &Db, password: Option<&str>) -> Result<Option<Stri
     match create_user(db, "admin", password, Role::Admin).await {
         Ok((_, generated)) => Ok(generated),
         // Another instance created it first.
-        Err(Error::Conflict { .. }) => Ok(None),
+        Err(e) if e.code() == ErrorCode::UserExists => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -224,10 +220,10 @@ pub async fn ensure_admin(db: &Db, password: Option<&str>) -> Result<Option<Stri
 pub async fn create_api_token(db: &Db, username: &str, name: &str) -> Result<(TokenInfo, String)> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 {
-        return Err(Error::Unprocessable {
-            code: "invalid_token_name",
-            detail: "the token name must have 1 to 100 characters".into(),
-        });
+        return Err(Error::rejected(
+            ErrorCode::InvalidTokenName,
+            "the token name must have 1 to 100 characters",
+        ));
     }
     let token = format!("tms_{}", random_token(32));
     let id = Uuid::now_v7();

@@ -1,6 +1,9 @@
-//! The one error type of the product and its one wire shape: an RFC 9457
-//! problem document with a stable `code`. Internal failures are logged once and
-//! never described to the client.
+//! The one error type of the product and its one table of codes. Each code
+//! appears once, with its HTTP status, the heading its error page shows and,
+//! where the page should say something kinder than the detail, the page's
+//! sentence. The API renders an error as an RFC 9457 problem document, the
+//! pages as an error page; both read the same table. Internal failures are
+//! logged once and never described to the client.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -9,6 +12,213 @@ use serde_json::{json, Map, Value};
 use crate::domain::cid::InvalidCid;
 use crate::domain::job::JobId;
 use crate::domain::sso::SsoRefusal;
+
+/// The stable machine-readable name of an error (`code` in the problem
+/// document).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    Unauthenticated,
+    InvalidCredentials,
+    Forbidden,
+    CsrfFailed,
+    NotFound,
+    RateLimited,
+    InvalidBody,
+    InvalidQuery,
+    PayloadTooLarge,
+    MissingIdempotencyKey,
+    InvalidIdempotencyKey,
+    RequestInProgress,
+    RecentDuplicate,
+    CidsBusy,
+    IdempotencyKeyReused,
+    UnknownCluster,
+    UnknownAction,
+    NoCids,
+    TooManyCids,
+    InvalidCids,
+    TokenRequired,
+    ReasonRequired,
+    InvalidUsername,
+    InvalidPassword,
+    InvalidRole,
+    InvalidTokenName,
+    SelfLockout,
+    UserExists,
+    LocalLoginDisabled,
+    SsoProviderDown,
+    SsoProviderBroken,
+    SsoBadState,
+    SsoFailed,
+    SsoRefused,
+    Unavailable,
+    Internal,
+}
+
+/// One row of the table.
+struct Row {
+    code: &'static str,
+    status: u16,
+    /// The heading of the error page.
+    heading: &'static str,
+    /// What the error page says instead of the error's own detail.
+    page_message: Option<&'static str>,
+}
+
+const fn row(code: &'static str, status: u16, heading: &'static str) -> Row {
+    Row {
+        code,
+        status,
+        heading,
+        page_message: None,
+    }
+}
+
+const fn row_with_page(
+    code: &'static str,
+    status: u16,
+    heading: &'static str,
+    page_message: &'static str,
+) -> Row {
+    Row {
+        code,
+        status,
+        heading,
+        page_message: Some(page_message),
+    }
+}
+
+impl ErrorCode {
+    /// Every code, for tests and documentation.
+    pub const ALL: [ErrorCode; 36] = {
+        use ErrorCode::*;
+        [
+            Unauthenticated,
+            InvalidCredentials,
+            Forbidden,
+            CsrfFailed,
+            NotFound,
+            RateLimited,
+            InvalidBody,
+            InvalidQuery,
+            PayloadTooLarge,
+            MissingIdempotencyKey,
+            InvalidIdempotencyKey,
+            RequestInProgress,
+            RecentDuplicate,
+            CidsBusy,
+            IdempotencyKeyReused,
+            UnknownCluster,
+            UnknownAction,
+            NoCids,
+            TooManyCids,
+            InvalidCids,
+            TokenRequired,
+            ReasonRequired,
+            InvalidUsername,
+            InvalidPassword,
+            InvalidRole,
+            InvalidTokenName,
+            SelfLockout,
+            UserExists,
+            LocalLoginDisabled,
+            SsoProviderDown,
+            SsoProviderBroken,
+            SsoBadState,
+            SsoFailed,
+            SsoRefused,
+            Unavailable,
+            Internal,
+        ]
+    };
+
+    /// The table.
+    const fn row(self) -> Row {
+        use ErrorCode::*;
+        match self {
+            Unauthenticated => row("unauthenticated", 401, "Not logged in"),
+            InvalidCredentials => row("invalid_credentials", 401, "Wrong username or password"),
+            Forbidden => row_with_page("forbidden", 403, "Forbidden", "Your role may not open this page."),
+            CsrfFailed => row_with_page(
+                "csrf_failed",
+                403,
+                "Form out of date",
+                "This form is out of date or came from another site. Go back, reload the page and try again.",
+            ),
+            NotFound => row_with_page("not_found", 404, "Not Found", "There is nothing here, or nothing you may see."),
+            RateLimited => row("rate_limited", 429, "Too many attempts"),
+            InvalidBody => row("invalid_body", 400, "Bad request"),
+            InvalidQuery => row("invalid_query", 400, "Bad request"),
+            PayloadTooLarge => row("payload_too_large", 413, "Too large"),
+            MissingIdempotencyKey => row("missing_idempotency_key", 400, "Bad request"),
+            InvalidIdempotencyKey => row("invalid_idempotency_key", 400, "Bad request"),
+            RequestInProgress => row("request_in_progress", 409, "Still running"),
+            RecentDuplicate => row("recent_duplicate", 409, "Ran recently"),
+            CidsBusy => row("cids_busy", 409, "Customer IDs busy"),
+            IdempotencyKeyReused => row("idempotency_key_reused", 422, "Key used for another request"),
+            UnknownCluster => row("unknown_cluster", 422, "Unknown cluster"),
+            UnknownAction => row("unknown_action", 422, "Unknown action"),
+            NoCids => row("no_cids", 422, "No customer IDs"),
+            TooManyCids => row("too_many_cids", 422, "Too many customer IDs"),
+            InvalidCids => row("invalid_cids", 422, "Invalid customer IDs"),
+            TokenRequired => row("token_required", 422, "Token required"),
+            ReasonRequired => row("reason_required", 422, "Reason required"),
+            InvalidUsername => row("invalid_username", 422, "Invalid username"),
+            InvalidPassword => row("invalid_password", 422, "Password refused"),
+            InvalidRole => row("invalid_role", 422, "Unknown role"),
+            InvalidTokenName => row("invalid_token_name", 422, "Invalid token name"),
+            SelfLockout => row("self_lockout", 422, "Not allowed"),
+            UserExists => row("user_exists", 409, "User exists"),
+            LocalLoginDisabled => row("local_login_disabled", 403, "Sign-in failed"),
+            SsoProviderDown => row("sso_provider_down", 503, "Sign-in failed"),
+            SsoProviderBroken => row("sso_provider_broken", 502, "Sign-in failed"),
+            SsoBadState => row("sso_bad_state", 400, "Sign-in failed"),
+            SsoFailed => row("sso_failed", 401, "Sign-in failed"),
+            SsoRefused => row("sso_refused", 403, "Sign-in failed"),
+            Unavailable => row_with_page(
+                "unavailable",
+                503,
+                "Unavailable",
+                "The store is not answering right now. Try again in a moment.",
+            ),
+            Internal => row_with_page(
+                "internal",
+                500,
+                "Internal error",
+                "Something went wrong on our side. It has been logged; try again in a moment.",
+            ),
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        self.row().code
+    }
+
+    pub fn status(self) -> StatusCode {
+        StatusCode::from_u16(self.row().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The heading of the error page.
+    pub const fn heading(self) -> &'static str {
+        self.row().heading
+    }
+
+    /// What the error page says, when it should not show the detail.
+    pub const fn page_message(self) -> Option<&'static str> {
+        self.row().page_message
+    }
+
+    /// True for the sign-in failures, whose page links back to the login page.
+    pub fn is_sign_in(self) -> bool {
+        self.heading() == "Sign-in failed"
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// Why a single sign-on login, or a local login where only single sign-on is
 /// allowed, got no session. The messages are shown to the person signing in.
@@ -33,22 +243,15 @@ pub enum SignInError {
 }
 
 impl SignInError {
-    fn status(&self) -> StatusCode {
+    fn code(&self) -> ErrorCode {
         match self {
-            SignInError::NotConfigured => StatusCode::NOT_FOUND,
-            SignInError::ProviderDown => StatusCode::SERVICE_UNAVAILABLE,
-            SignInError::ProviderBroken(_) => StatusCode::BAD_GATEWAY,
-            SignInError::BadState => StatusCode::BAD_REQUEST,
-            SignInError::ProviderRefused(_) | SignInError::BadToken(_) => StatusCode::UNAUTHORIZED,
-            SignInError::Refused(_) | SignInError::LocalLoginOff => StatusCode::FORBIDDEN,
-        }
-    }
-
-    fn code(&self) -> &'static str {
-        match self {
-            SignInError::NotConfigured => "not_found",
-            SignInError::LocalLoginOff => "local_login_disabled",
-            _ => "sso_failed",
+            SignInError::NotConfigured => ErrorCode::NotFound,
+            SignInError::ProviderDown => ErrorCode::SsoProviderDown,
+            SignInError::ProviderBroken(_) => ErrorCode::SsoProviderBroken,
+            SignInError::BadState => ErrorCode::SsoBadState,
+            SignInError::ProviderRefused(_) | SignInError::BadToken(_) => ErrorCode::SsoFailed,
+            SignInError::Refused(_) => ErrorCode::SsoRefused,
+            SignInError::LocalLoginOff => ErrorCode::LocalLoginDisabled,
         }
     }
 }
@@ -58,7 +261,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("authentication is required")]
+    #[error("authentication is required: log in, or send a valid API token")]
     Unauthenticated,
     #[error("wrong username or password")]
     InvalidCredentials,
@@ -106,12 +309,11 @@ pub enum Error {
     TokenRequired(String),
     #[error("{0}")]
     ReasonRequired(String),
-    /// A 422 for administrative input (usernames, passwords, roles, token names).
+    /// A refusal that is only its code and a sentence (administrative input
+    /// and rules: usernames, passwords, roles, token names, self-lockout, a
+    /// taken username).
     #[error("{detail}")]
-    Unprocessable { code: &'static str, detail: String },
-    /// A 409 for administrative conflicts (a username already taken).
-    #[error("{detail}")]
-    Conflict { code: &'static str, detail: String },
+    Rejected { code: ErrorCode, detail: String },
     /// A single sign-on login that ended without a session.
     #[error("{0}")]
     SignIn(#[from] SignInError),
@@ -148,67 +350,49 @@ impl From<sqlx::Error> for Error {
 }
 
 impl Error {
-    pub fn status(&self) -> StatusCode {
-        use Error::*;
-        match self {
-            Unauthenticated | InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Forbidden(_) | CsrfFailed => StatusCode::FORBIDDEN,
-            NotFound => StatusCode::NOT_FOUND,
-            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            InvalidBody(_) | InvalidQuery(_) | MissingIdempotencyKey | InvalidIdempotencyKey(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            RequestInProgress { .. }
-            | RecentDuplicate { .. }
-            | CidsBusy { .. }
-            | Conflict { .. } => StatusCode::CONFLICT,
-            IdempotencyKeyReused
-            | UnknownCluster(_)
-            | UnknownAction(_)
-            | NoCids
-            | TooManyCids { .. }
-            | InvalidCids(_)
-            | TokenRequired(_)
-            | ReasonRequired(_)
-            | Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            SignIn(e) => e.status(),
-            Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    /// A refusal with its code and a sentence for the person.
+    pub fn rejected(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Error::Rejected {
+            code,
+            detail: detail.into(),
         }
     }
 
-    /// The stable machine-readable name of the error.
-    pub fn code(&self) -> &'static str {
+    /// The error's code: its row in the table.
+    pub fn code(&self) -> ErrorCode {
         use Error::*;
         match self {
-            Unauthenticated => "unauthenticated",
-            InvalidCredentials => "invalid_credentials",
-            Forbidden(_) => "forbidden",
-            CsrfFailed => "csrf_failed",
-            NotFound => "not_found",
-            RateLimited { .. } => "rate_limited",
-            InvalidBody(_) => "invalid_body",
-            InvalidQuery(_) => "invalid_query",
-            PayloadTooLarge => "payload_too_large",
-            MissingIdempotencyKey => "missing_idempotency_key",
-            InvalidIdempotencyKey(_) => "invalid_idempotency_key",
-            RequestInProgress { .. } => "request_in_progress",
-            RecentDuplicate { .. } => "recent_duplicate",
-            CidsBusy { .. } => "cids_busy",
-            IdempotencyKeyReused => "idempotency_key_reused",
-            UnknownCluster(_) => "unknown_cluster",
-            UnknownAction(_) => "unknown_action",
-            NoCids => "no_cids",
-            TooManyCids { .. } => "too_many_cids",
-            InvalidCids(_) => "invalid_cids",
-            TokenRequired(_) => "token_required",
-            ReasonRequired(_) => "reason_required",
-            Unprocessable { code, .. } | Conflict { code, .. } => code,
+            Unauthenticated => ErrorCode::Unauthenticated,
+            InvalidCredentials => ErrorCode::InvalidCredentials,
+            Forbidden(_) => ErrorCode::Forbidden,
+            CsrfFailed => ErrorCode::CsrfFailed,
+            NotFound => ErrorCode::NotFound,
+            RateLimited { .. } => ErrorCode::RateLimited,
+            InvalidBody(_) => ErrorCode::InvalidBody,
+            InvalidQuery(_) => ErrorCode::InvalidQuery,
+            PayloadTooLarge => ErrorCode::PayloadTooLarge,
+            MissingIdempotencyKey => ErrorCode::MissingIdempotencyKey,
+            InvalidIdempotencyKey(_) => ErrorCode::InvalidIdempotencyKey,
+            RequestInProgress { .. } => ErrorCode::RequestInProgress,
+            RecentDuplicate { .. } => ErrorCode::RecentDuplicate,
+            CidsBusy { .. } => ErrorCode::CidsBusy,
+            IdempotencyKeyReused => ErrorCode::IdempotencyKeyReused,
+            UnknownCluster(_) => ErrorCode::UnknownCluster,
+            UnknownAction(_) => ErrorCode::UnknownAction,
+            NoCids => ErrorCode::NoCids,
+            TooManyCids { .. } => ErrorCode::TooManyCids,
+            InvalidCids(_) => ErrorCode::InvalidCids,
+            TokenRequired(_) => ErrorCode::TokenRequired,
+            ReasonRequired(_) => ErrorCode::ReasonRequired,
+            Rejected { code, .. } => *code,
             SignIn(e) => e.code(),
-            Unavailable => "unavailable",
-            Internal(_) => "internal",
+            Unavailable => ErrorCode::Unavailable,
+            Internal(_) => ErrorCode::Internal,
         }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code().status()
     }
 
     /// The problem document (RFC 9457) describing this error.
@@ -219,7 +403,7 @@ impl Error {
         body.insert("title".into(), json!(title(status)));
         body.insert("status".into(), json!(status.as_u16()));
         body.insert("detail".into(), json!(self.to_string()));
-        body.insert("code".into(), json!(self.code()));
+        body.insert("code".into(), json!(self.code().as_str()));
         match self {
             Error::RequestInProgress { job_id } => {
                 body.insert("job_id".into(), json!(job_id));
@@ -253,6 +437,43 @@ impl Error {
         }
         Value::Object(body)
     }
+
+    /// What an error page says about this error.
+    pub fn page_message(&self) -> String {
+        match self.code().page_message() {
+            Some(message) => message.to_owned(),
+            None => self.to_string(),
+        }
+    }
+
+    /// The `Retry-After` seconds of a throttled request.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::RateLimited { retry_after_s } => Some(*retry_after_s),
+            _ => None,
+        }
+    }
+
+    /// The internal failure to log, kept out of the answer.
+    pub fn internal_report(&self) -> Option<InternalErrorReport> {
+        match self {
+            Error::Internal(e) => Some(InternalErrorReport(format!("{e:#}"))),
+            _ => None,
+        }
+    }
+
+    /// Puts what every error answer carries besides its body: `Retry-After`
+    /// for a throttled request, the internal report for the logging layer.
+    pub fn decorate(&self, response: &mut Response) {
+        if let Some(seconds) = self.retry_after() {
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        if let Some(report) = self.internal_report() {
+            response.extensions_mut().insert(report);
+        }
+    }
 }
 
 /// The status's name as RFC 9110 writes it.
@@ -274,21 +495,42 @@ impl IntoResponse for Error {
         let status = self.status();
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
         let mut response = (status, body).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
+        response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let Error::RateLimited { retry_after_s } = &self {
-            if let Ok(value) = HeaderValue::from_str(&retry_after_s.to_string()) {
-                headers.insert(header::RETRY_AFTER, value);
-            }
-        }
-        if let Error::Internal(e) = &self {
-            response
-                .extensions_mut()
-                .insert(InternalErrorReport(format!("{e:#}")));
-        }
+        self.decorate(&mut response);
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_its_own_name_and_a_client_or_server_error_status() {
+        let mut names = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(names.insert(code.as_str()), "{code} appears twice");
+            let status = code.status().as_u16();
+            assert!((400..600).contains(&status), "{code}: {status}");
+            assert!(
+                code.as_str()
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{code} is not snake_case"
+            );
+        }
+    }
+
+    #[test]
+    fn the_problem_document_carries_the_code_and_status_of_the_table() {
+        let e = Error::rejected(ErrorCode::UserExists, "user \"olga\" already exists");
+        let p = e.problem();
+        assert_eq!(p["code"], "user_exists");
+        assert_eq!(p["status"], 409);
+        assert_eq!(p["title"], "Conflict");
+        assert_eq!(p["detail"], "user \"olga\" already exists");
     }
 }

@@ -23,7 +23,7 @@ use crate::domain::cid::{split_text, CidsInput, RawCids};
 use crate::domain::fingerprint::RequestFingerprint;
 use crate::domain::job::{truncate_millis, JobId};
 use crate::domain::user::{Role, Username};
-use crate::error::Error;
+
 use crate::store::audit::ImportedJob;
 use crate::store::Db;
 
@@ -284,7 +284,8 @@ impl Importer<'_> {
             .insert_user(&username, Role::Operator, None, true, Utc::now())
             .await
         {
-            Ok(_) | Err(Error::Conflict { .. }) => Ok(()),
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == crate::error::ErrorCode::UserExists => Ok(()),
             Err(e) => Err(anyhow::Error::new(e).context("Failed to create an imported user")),
         }
     }

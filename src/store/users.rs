@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 
 use super::{is_unique_violation, with_pool, Db};
 use crate::domain::user::{Role, User, Username};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 
 #[derive(sqlx::FromRow)]
 struct UserRow {
@@ -93,10 +93,10 @@ impl Db {
                 disabled,
                 created_at,
             }),
-            Err(e) if is_unique_violation(&e) => Err(Error::Conflict {
-                code: "user_exists",
-                detail: format!("user {:?} already exists", username.as_str()),
-            }),
+            Err(e) if is_unique_violation(&e) => Err(Error::rejected(
+                ErrorCode::UserExists,
+                format!("user {:?} already exists", username.as_str()),
+            )),
             Err(e) => Err(e.into()),
         }
     }

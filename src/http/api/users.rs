@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use crate::accounts;
 use crate::domain::user::{check_password_policy, Role, User};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::http::api::session::UserEnvelope;
 use crate::http::auth::CurrentUser;
 use crate::http::extract::JsonBody;
@@ -36,17 +36,15 @@ pub async fn change_user(
 ) -> Result<User> {
     let demotes_self = role.is_some_and(|r| r != Role::Admin);
     if username == admin.username && (disabled == Some(true) || demotes_self) {
-        return Err(Error::Unprocessable {
-            code: "self_lockout",
-            detail: "you cannot disable yourself or give up your own admin role".into(),
-        });
+        return Err(Error::rejected(
+            ErrorCode::SelfLockout,
+            "you cannot disable yourself or give up your own admin role",
+        ));
     }
     let password_hash = match password {
         Some(p) => {
-            check_password_policy(p).map_err(|detail| Error::Unprocessable {
-                code: "invalid_password",
-                detail,
-            })?;
+            check_password_policy(p)
+                .map_err(|detail| Error::rejected(ErrorCode::InvalidPassword, detail))?;
             Some(accounts::hash_password(p).await?)
         }
         None => None,
@@ -64,9 +62,11 @@ pub async fn change_user(
 }
 
 pub fn parse_role(s: &str) -> Result<Role> {
-    Role::parse(s).ok_or_else(|| Error::Unprocessable {
-        code: "invalid_role",
-        detail: format!("role {s:?} is not admin, operator or auditor"),
+    Role::parse(s).ok_or_else(|| {
+        Error::rejected(
+            ErrorCode::InvalidRole,
+            format!("role {s:?} is not admin, operator or auditor"),
+        )
     })
 }
 

@@ -196,7 +196,7 @@ async fn create_token(
             )
             .await
         }
-        Err(Error::Unprocessable { detail, .. }) => {
+        Err(Error::Rejected { detail, .. }) => {
             page(
                 &state,
                 &page_user,

@@ -5,7 +5,7 @@
 use askama::Template;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum_extra::extract::CookieJar;
 use chrono::{DateTime, Utc};
@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 use super::assets;
 use crate::accounts;
 use crate::domain::user::{Role, User};
-use crate::error::{Error, InternalErrorReport};
+use crate::error::Error;
 use crate::http::auth::session_id;
 use crate::http::AppState;
 
@@ -193,50 +193,20 @@ struct ErrorPage {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let status = self.0.status();
-        let message = match &self.0 {
-            Error::NotFound => "There is nothing here, or nothing you may see.".to_owned(),
-            Error::CsrfFailed => {
-                "This form is out of date or came from another site. Go back, reload the page and try again."
-                    .to_owned()
-            }
-            Error::Forbidden(_) => "Your role may not open this page.".to_owned(),
-            Error::Unavailable => {
-                "The store is not answering right now. Try again in a moment.".to_owned()
-            }
-            Error::Internal(_) => {
-                "Something went wrong on our side. It has been logged; try again in a moment."
-                    .to_owned()
-            }
-            other => other.to_string(),
-        };
-        let sign_in = matches!(self.0, Error::SignIn(_));
-        let title = if sign_in {
-            "Sign-in failed"
-        } else {
-            status.canonical_reason().unwrap_or("Error")
-        };
+        let code = self.0.code();
+        let status = code.status();
         let page = ErrorPage {
             chrome: Chrome::anonymous(),
             status: status.as_u16(),
-            title: title.to_owned(),
-            message,
-            sign_in,
+            title: code.heading().to_owned(),
+            message: self.0.page_message(),
+            sign_in: code.is_sign_in(),
         };
         let mut response = match page.render() {
             Ok(html) => (status, Html(html)).into_response(),
             Err(_) => (status, "error").into_response(),
         };
-        if let Error::Internal(e) = &self.0 {
-            response
-                .extensions_mut()
-                .insert(InternalErrorReport(format!("{e:#}")));
-        }
-        if let Error::RateLimited { retry_after_s } = &self.0 {
-            if let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
+        self.0.decorate(&mut response);
         response
     }
 }

@@ -112,7 +112,7 @@ async fn show(
 async fn refused(state: &AppState, admin: &PageUser, e: Error) -> PageResult {
     let status = e.status();
     match e {
-        Error::Unprocessable { detail, .. } | Error::Conflict { detail, .. } => {
+        Error::Rejected { detail, .. } => {
             let error = Some(format!("Not done: {detail}."));
             page(state, admin, status, None, error, None).await
         }
