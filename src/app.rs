@@ -10,12 +10,15 @@ use anyhow::Context;
 use chrono::Utc;
 use tokio::net::TcpListener;
 
-use crate::accounts;
 use crate::config::Config;
-use crate::execution::{ExecutionService, STALE_GRACE};
 use crate::http::{AppState, HttpSettings};
+use crate::net::{listen, shutdown_signal};
 use crate::oidc::Sso;
 use crate::sandbox::{self, SandboxOptions};
+use crate::service::accounts::ensure_admin;
+use crate::service::audit::{retention, seal};
+use crate::service::execution::{ExecutionService, STALE_GRACE};
+use crate::service::{AccountSettings, Service};
 use crate::store::{Db, PoolSettings};
 use crate::upstream::UpstreamClient;
 
@@ -42,42 +45,55 @@ fn self_address(bound: SocketAddr) -> SocketAddr {
     SocketAddr::new(ip, bound.port())
 }
 
+/// The application service for `config` over `db`: the catalog, the
+/// clusters (with the sandbox at `sandbox_url` when it runs), the upstream
+/// client and single sign-on. Shared by `serve` and the command line.
+pub fn service(config: &Config, db: Db, sandbox_url: Option<String>) -> anyhow::Result<Service> {
+    let env = |name: &str| std::env::var(name).ok();
+    let clusters = config.cluster_registry(sandbox_url, &env)?;
+    let sso = config.oidc.as_ref().map(Sso::new).transpose()?;
+    let upstream = UpstreamClient::new(config.upstream_timeout)?;
+    let execution = Arc::new(ExecutionService::new(
+        db.clone(),
+        config.catalog()?,
+        clusters,
+        config.cid_policy()?,
+        upstream,
+        config.duplicate_guard_window,
+    ));
+    let accounts = AccountSettings {
+        session_ttl: config.session_ttl,
+    };
+    Ok(Service::new(db, execution, accounts, sso.map(Arc::new)))
+}
+
+/// The store the configuration names, opened and migrated.
+pub async fn open_store(config: &Config) -> anyhow::Result<Db> {
+    let pool = PoolSettings {
+        max_connections: config.max_connections,
+        acquire_timeout: config.pool_acquire_timeout,
+    };
+    Db::open(&config.database_url, &pool).await
+}
+
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         config.validate()?;
-        let catalog = config.catalog()?;
-        let cid_policy = config.cid_policy()?;
-        let pool = PoolSettings {
-            max_connections: config.max_connections,
-            acquire_timeout: config.pool_acquire_timeout,
-        };
-        let db = Db::open(&config.database_url, &pool).await?;
+        let db = open_store(&config).await?;
         let listener = listen(&config.bind)
             .await
             .with_context(|| format!("Failed to listen on {}", config.bind))?;
         let address = listener.local_addr()?;
         let sandbox_url = format!("http://{}/sandbox", self_address(address));
-        let env = |name: &str| std::env::var(name).ok();
-        let clusters = config.cluster_registry(Some(sandbox_url), &env)?;
+        let service = service(&config, db.clone(), Some(sandbox_url))?;
 
-        if let Some(password) =
-            accounts::ensure_admin(&db, config.admin_password.as_deref()).await?
-        {
+        if let Some(password) = ensure_admin(&db, config.admin_password.as_deref()).await? {
             // Printed once, on standard output only; never logged.
             println!("Created the first user 'admin'. admin password: {password}");
             tracing::warn!("created the first user 'admin' with a generated password (printed once on standard output)");
         }
 
-        let sso = config.oidc.as_ref().map(Sso::new).transpose()?;
-        let upstream = UpstreamClient::new(config.upstream_timeout)?;
-        let execution = Arc::new(ExecutionService::new(
-            db.clone(),
-            catalog,
-            clusters,
-            cid_policy,
-            upstream,
-            config.duplicate_guard_window,
-        ));
+        let execution = Arc::clone(service.execution());
         let resolved = execution.sweep().await?;
         if resolved > 0 {
             tracing::warn!(
@@ -86,17 +102,14 @@ impl App {
             );
         }
         if let Some(days) = config.retention_days {
-            crate::audit::retention::apply_retention(&db, days, Utc::now()).await?;
+            retention::apply_retention(&db, days, Utc::now()).await?;
         }
         let state = AppState {
-            db: db.clone(),
-            execution: Arc::clone(&execution),
+            service,
             settings: Arc::new(HttpSettings {
                 secure_cookies: config.secure_cookies,
-                session_ttl: config.session_ttl,
             }),
             metrics: crate::telemetry::metrics_handle(),
-            sso: sso.map(Arc::new),
         };
         let sandbox = config
             .sandbox
@@ -154,7 +167,7 @@ impl App {
         sweeper.abort();
         sealer.abort();
         // Seal what finished during the drain, so a clean stop leaves no gap.
-        if let Err(e) = crate::seal::seal_pending(&self.db).await {
+        if let Err(e) = seal::seal_pending(&self.db).await {
             tracing::error!(error = %e, "sealing at shutdown failed");
         }
         self.db.close().await;
@@ -163,8 +176,8 @@ impl App {
     }
 }
 
-/// The background sweep: interrupted jobs to `unknown`, expired sessions out,
-/// and, when configured, hourly retention.
+/// The background sweep: interrupted jobs to `unknown`, expired sessions and
+/// old failed logins out, and, when configured, hourly retention.
 async fn sweep_forever(
     execution: Arc<ExecutionService>,
     db: Db,
@@ -177,11 +190,9 @@ async fn sweep_forever(
     loop {
         ticker.tick().await;
         if let Some(days) = retention_days {
-            if last_retention.elapsed() >= crate::audit::retention::INTERVAL {
+            if last_retention.elapsed() >= retention::INTERVAL {
                 last_retention = std::time::Instant::now();
-                if let Err(e) =
-                    crate::audit::retention::apply_retention(&db, days, Utc::now()).await
-                {
+                if let Err(e) = retention::apply_retention(&db, days, Utc::now()).await {
                     tracing::error!(error = %e, "retention failed");
                 }
             }
@@ -189,10 +200,9 @@ async fn sweep_forever(
         if let Err(e) = execution.sweep().await {
             tracing::error!(error = %e, "sweep failed");
         }
-        if let Err(e) = db
-            .delete_expired_sessions(crate::domain::job::now_millis())
-            .await
-        {
+        let now = crate::time::now_millis();
+        let window = chrono::Duration::minutes(crate::service::accounts::LOGIN_WINDOW_MINUTES);
+        if let Err(e) = db.delete_expired_sessions(now, now - window).await {
             tracing::error!(error = %e, "expired-session clean-up failed");
         }
     }
@@ -204,62 +214,8 @@ async fn seal_forever(db: Db, interval: Duration) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if let Err(e) = crate::seal::seal_pending(&db).await {
+        if let Err(e) = seal::seal_pending(&db).await {
             tracing::error!(error = %e, "sealing failed");
         }
-    }
-}
-
-/// Connections the system may hold for us before we accept them. The
-/// default (1,024, and on some systems 128) overflows when a thousand
-/// clients connect at once, and each overflow costs its client a second
-/// (the SYN is retransmitted); the system caps it at `somaxconn`.
-const LISTEN_BACKLOG: u32 = 4096;
-
-/// Listens on `address` with `LISTEN_BACKLOG`.
-pub async fn listen(address: &str) -> std::io::Result<TcpListener> {
-    let mut last_error = None;
-    for addr in tokio::net::lookup_host(address).await? {
-        let socket = if addr.is_ipv4() {
-            tokio::net::TcpSocket::new_v4()?
-        } else {
-            tokio::net::TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        match socket
-            .bind(addr)
-            .and_then(|()| socket.listen(LISTEN_BACKLOG))
-        {
-            Ok(listener) => return Ok(listener),
-            Err(e) => last_error = Some(e),
-        }
-    }
-    Err(last_error.unwrap_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            "the address names no host",
-        )
-    }))
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }

@@ -1,25 +1,29 @@
-//! The command line. Each subcommand parses its arguments and calls library
-//! functions; flags win over environment variables, which win over the file.
+//! The command line. Each subcommand parses its arguments, calls the
+//! service (as `Actor::Console`, the store's host) and prints; flags win over
+//! environment variables, which win over the file.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 
-use crate::accounts;
 use crate::app::App;
 use crate::config::Config;
-use crate::domain::job::{format_time, JobId};
-use crate::domain::user::{check_password_policy, Role};
-use crate::http::api::jobs::JobsQuery;
+use crate::domain::job::format_time;
+use crate::domain::user::Role;
 use crate::sandbox::{SandboxOptions, SANDBOX_TOKEN};
-use crate::store::users::UserChanges;
+use crate::service::accounts::{generate_password, NewUser, UserChange};
+use crate::service::jobs::{JobFilterParams, PageParams};
+use crate::service::{Actor, Service};
 use crate::store::{Db, PoolSettings};
 use crate::telemetry::{init_tracing, LogTarget};
 
 mod audit;
+mod output;
 pub use audit::{AuditCommand, ExportArgs, ImportCommand};
+pub use output::Output;
 
 /// TMS Dashboard: run actions on TMS clusters, one confirmed click, one job.
 #[derive(Debug, Parser)]
@@ -47,7 +51,7 @@ pub enum Command {
     /// Read the job audit.
     #[command(subcommand)]
     Jobs(JobsCommand),
-    /// Find and mark duplicate jobs.
+    /// Find and mark duplicate jobs; verify the tamper-evident chain.
     #[command(subcommand)]
     Audit(AuditCommand),
     /// Bring in jobs recorded elsewhere.
@@ -78,9 +82,8 @@ pub enum UsersCommand {
     /// Create a user; the password comes from standard input or is generated and printed.
     Add {
         username: String,
-        /// admin, operator or auditor.
-        #[arg(long)]
-        role: String,
+        #[arg(long, value_enum)]
+        role: Role,
         /// Read the password from standard input.
         #[arg(long)]
         password_stdin: bool,
@@ -95,7 +98,8 @@ pub enum UsersCommand {
     /// Change a user's role.
     SetRole {
         username: String,
-        role: String,
+        #[arg(value_enum)]
+        role: Role,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -134,23 +138,9 @@ pub enum TokensCommand {
 pub enum JobsCommand {
     /// List jobs, newest first.
     List {
-        #[arg(long)]
-        user: Option<String>,
-        #[arg(long)]
-        action: Option<String>,
-        #[arg(long)]
-        cluster: Option<String>,
-        #[arg(long)]
-        status: Option<String>,
-        /// Jobs touching this customer ID.
-        #[arg(long)]
-        cid: Option<String>,
-        /// RFC 3339 time, inclusive.
-        #[arg(long)]
-        since: Option<String>,
-        /// RFC 3339 time, exclusive.
-        #[arg(long)]
-        until: Option<String>,
+        #[command(flatten)]
+        filters: JobFilterParams,
+        /// How many jobs (1 to 500).
         #[arg(long, default_value_t = 50)]
         limit: u32,
         /// Print the API's JSON document instead of a table.
@@ -190,6 +180,8 @@ fn load_config(cli_config: &Option<PathBuf>) -> anyhow::Result<Config> {
     Ok(Config::load(cli_config.as_deref(), &env)?)
 }
 
+/// The store a command names (its flag, else the configuration's), opened
+/// and migrated, with a small pool: commands run one query at a time.
 async fn open_store(config: &Config, store: &StoreArgs) -> anyhow::Result<Db> {
     let url = store
         .database_url
@@ -205,8 +197,10 @@ async fn open_store(config: &Config, store: &StoreArgs) -> anyhow::Result<Db> {
     .await
 }
 
-fn parse_role(s: &str) -> anyhow::Result<Role> {
-    Role::parse(s).with_context(|| format!("role {s:?} is not admin, operator or auditor"))
+/// The service over the store a command names, as the command line uses it.
+async fn console(config: &Config, store: &StoreArgs) -> anyhow::Result<Service> {
+    let db = open_store(config, store).await?;
+    crate::app::service(config, db, None)
 }
 
 fn read_password_stdin() -> anyhow::Result<String> {
@@ -214,13 +208,11 @@ fn read_password_stdin() -> anyhow::Result<String> {
     std::io::stdin()
         .read_to_string(&mut text)
         .context("Failed to read the password from standard input")?;
-    let password = text.trim_end_matches(['\n', '\r']).to_owned();
-    check_password_policy(&password).map_err(anyhow::Error::msg)?;
-    Ok(password)
+    Ok(text.trim_end_matches(['\n', '\r']).to_owned())
 }
 
 /// Runs the parsed command. Errors are reported by `main` with exit code 2.
-pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(&cli.config)?;
     match cli.command {
         Command::Serve(args) => {
@@ -240,7 +232,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             if !(0.0..=1.0).contains(&args.fail_rate) {
                 bail!("--fail-rate must be between 0 and 1");
             }
-            let listener = crate::app::listen(&args.bind)
+            let listener = crate::net::listen(&args.bind)
                 .await
                 .with_context(|| format!("Failed to listen on {}", args.bind))?;
             tracing::info!(address = %listener.local_addr()?, "sandbox cluster listening");
@@ -256,164 +248,51 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             return run_store_command(&config, other).await;
         }
     }
-    Ok(std::process::ExitCode::SUCCESS)
+    Ok(ExitCode::SUCCESS)
 }
 
-async fn run_store_command(
-    config: &Config,
-    command: Command,
-) -> anyhow::Result<std::process::ExitCode> {
+async fn run_store_command(config: &Config, command: Command) -> anyhow::Result<ExitCode> {
+    let mut out = Output::stdout();
     match command {
         Command::Migrate(store) => {
             let db = open_store(config, &store).await?;
             db.close().await;
             eprintln!("store is up to date");
         }
-        Command::Users(UsersCommand::Add {
-            username,
-            role,
-            password_stdin,
-            store,
-        }) => {
-            let role = parse_role(&role)?;
-            let password = password_stdin.then(read_password_stdin).transpose()?;
-            let db = open_store(config, &store).await?;
-            let (user, generated) =
-                accounts::create_user(&db, &username, password.as_deref(), role).await?;
-            match generated {
-                Some(pw) => println!(
-                    "created {} ({}); password: {pw}",
-                    user.username,
-                    user.role.as_str()
-                ),
-                None => println!("created {} ({})", user.username, user.role.as_str()),
-            }
-        }
-        Command::Users(UsersCommand::List { store }) => {
-            let db = open_store(config, &store).await?;
-            println!("{:<32} {:<9} {:<8} CREATED", "USERNAME", "ROLE", "STATE");
-            for u in db.list_users().await? {
-                let state = if u.disabled { "disabled" } else { "active" };
-                println!(
-                    "{:<32} {:<9} {:<8} {}",
-                    u.username,
-                    u.role.as_str(),
-                    state,
-                    format_time(&u.created_at)
-                );
-            }
-        }
-        Command::Users(UsersCommand::SetRole {
-            username,
-            role,
-            store,
-        }) => {
-            let role = parse_role(&role)?;
-            let db = open_store(config, &store).await?;
-            let changes = UserChanges {
-                role: Some(role),
-                ..UserChanges::default()
-            };
-            let user = db
-                .update_user(&username, &changes)
-                .await?
-                .with_context(|| format!("no user {username:?}"))?;
-            println!("{} is now {}", user.username, user.role.as_str());
-        }
-        Command::Users(UsersCommand::Disable {
-            username,
-            enable,
-            store,
-        }) => {
-            let db = open_store(config, &store).await?;
-            let changes = UserChanges {
-                disabled: Some(!enable),
-                ..UserChanges::default()
-            };
-            let user = db
-                .update_user(&username, &changes)
-                .await?
-                .with_context(|| format!("no user {username:?}"))?;
-            println!(
-                "{} is {}",
-                user.username,
-                if user.disabled { "disabled" } else { "enabled" }
-            );
-        }
-        Command::Users(UsersCommand::Passwd {
-            username,
-            password_stdin,
-            store,
-        }) => {
-            let password = if password_stdin {
-                read_password_stdin()?
-            } else {
-                accounts::generate_password()
-            };
-            let db = open_store(config, &store).await?;
-            let changes = UserChanges {
-                password_hash: Some(accounts::hash_password(&password).await?),
-                ..UserChanges::default()
-            };
-            db.update_user(&username, &changes)
-                .await?
-                .with_context(|| format!("no user {username:?}"))?;
-            if password_stdin {
-                println!("password of {username} changed");
-            } else {
-                println!("password of {username} changed; new password: {password}");
-            }
-        }
+        Command::Users(command) => return run_users(config, command, &mut out).await,
         Command::Tokens(TokensCommand::Create { user, name, store }) => {
-            let db = open_store(config, &store).await?;
-            db.get_user(&user)
-                .await?
-                .with_context(|| format!("no user {user:?}"))?;
-            let (_, token) = accounts::create_api_token(&db, &user, &name).await?;
-            println!("{token}");
+            let service = console(config, &store).await?;
+            let token = service
+                .create_token_for(&Actor::Console, &user, &name)
+                .await?;
+            writeln!(out, "{token}")?;
         }
         Command::Jobs(JobsCommand::List {
-            user,
-            action,
-            cluster,
-            status,
-            cid,
-            since,
-            until,
+            filters,
             limit,
             json,
             store,
         }) => {
-            let db = open_store(config, &store).await?;
-            let query = JobsQuery {
-                user,
-                action,
-                cluster,
-                status,
-                cid,
-                since,
-                until,
+            let service = console(config, &store).await?;
+            let page = PageParams {
                 limit: Some(limit.to_string()),
-                ..JobsQuery::default()
+                cursor: None,
             };
-            // The command line reads the whole audit, as an auditor would.
-            let viewer = crate::domain::user::User {
-                username: String::new(),
-                role: Role::Auditor,
-                disabled: false,
-                created_at: chrono::Utc::now(),
-            };
-            let page = query.parse_for(&viewer)?;
-            let jobs = db.list_jobs(&page.filter, None, page.limit).await?;
+            let jobs = service
+                .list_jobs(&Actor::Console, &filters, &page)
+                .await?
+                .jobs;
             if json {
-                println!("{}", serde_json::json!({ "jobs": jobs }));
+                writeln!(out, "{}", serde_json::json!({ "jobs": jobs }))?;
             } else {
-                println!(
+                writeln!(
+                    out,
                     "{:<36}  {:<24}  {:<16} {:<14} {:<12} {:>5}  {:<9} {:>8}",
                     "JOB ID", "CREATED", "USER", "ACTION", "CLUSTER", "CIDS", "STATUS", "MS"
-                );
+                )?;
                 for j in jobs {
-                    println!(
+                    writeln!(
+                        out,
                         "{:<36}  {:<24}  {:<16} {:<14} {:<12} {:>5}  {:<9} {:>8}",
                         j.job_id.to_string(),
                         format_time(&j.created_at),
@@ -423,29 +302,150 @@ async fn run_store_command(
                         j.cid_count,
                         j.status.as_str(),
                         j.duration_ms.map(|d| d.to_string()).unwrap_or_default()
-                    );
+                    )?;
                 }
             }
         }
         Command::Jobs(JobsCommand::Show { job_id, store }) => {
-            let db = open_store(config, &store).await?;
-            let id =
-                JobId::parse(&job_id).with_context(|| format!("{job_id:?} is not a job id"))?;
-            match db.get_job(id).await? {
-                Some(stored) => println!(
+            let service = console(config, &store).await?;
+            match service.get_job(&Actor::Console, &job_id).await {
+                Ok(job) => writeln!(
+                    out,
                     "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "job": stored.job }))?
-                ),
-                None => {
+                    serde_json::to_string_pretty(&serde_json::json!({ "job": job }))?
+                )?,
+                Err(crate::error::Error::NotFound) => {
                     eprintln!("no job {job_id}");
-                    return Ok(std::process::ExitCode::from(1));
+                    return Ok(ExitCode::from(1));
                 }
+                Err(e) => return Err(e.into()),
             }
         }
-        Command::Audit(command) => return audit::run_audit(config, command).await,
-        Command::Import(command) => return audit::run_import(config, command).await,
-        Command::Jobs(JobsCommand::Export(args)) => return audit::run_export(config, args).await,
-        Command::Serve(_) | Command::SandboxCluster(_) => unreachable!("handled by run"),
+        Command::Audit(command) => return audit::run_audit(config, command, &mut out).await,
+        Command::Import(command) => return audit::run_import(config, command, &mut out).await,
+        Command::Jobs(JobsCommand::Export(args)) => {
+            return audit::run_export(config, args, &mut out).await
+        }
+        Command::Serve(_) | Command::SandboxCluster(_) => {
+            bail!("serve and sandbox-cluster do not open the store here")
+        }
     }
-    Ok(std::process::ExitCode::SUCCESS)
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run_users(
+    config: &Config,
+    command: UsersCommand,
+    out: &mut Output,
+) -> anyhow::Result<ExitCode> {
+    let console_actor = Actor::Console;
+    match command {
+        UsersCommand::Add {
+            username,
+            role,
+            password_stdin,
+            store,
+        } => {
+            let password = password_stdin.then(read_password_stdin).transpose()?;
+            let service = console(config, &store).await?;
+            let new = NewUser {
+                username,
+                password,
+                role,
+            };
+            let (user, generated) = service.create_user(&console_actor, new).await?;
+            match generated {
+                Some(pw) => writeln!(
+                    out,
+                    "created {} ({}); password: {pw}",
+                    user.username,
+                    user.role.as_str()
+                )?,
+                None => writeln!(out, "created {} ({})", user.username, user.role.as_str())?,
+            }
+        }
+        UsersCommand::List { store } => {
+            let service = console(config, &store).await?;
+            writeln!(
+                out,
+                "{:<32} {:<9} {:<8} CREATED",
+                "USERNAME", "ROLE", "STATE"
+            )?;
+            for u in service.list_users(&console_actor).await? {
+                let state = if u.disabled { "disabled" } else { "active" };
+                writeln!(
+                    out,
+                    "{:<32} {:<9} {:<8} {}",
+                    u.username,
+                    u.role.as_str(),
+                    state,
+                    format_time(&u.created_at)
+                )?;
+            }
+        }
+        UsersCommand::SetRole {
+            username,
+            role,
+            store,
+        } => {
+            let service = console(config, &store).await?;
+            let change = UserChange {
+                role: Some(role),
+                ..UserChange::default()
+            };
+            let user = service
+                .change_user(&console_actor, &username, change)
+                .await
+                .with_context(|| format!("Failed to change the role of {username:?}"))?;
+            writeln!(out, "{} is now {}", user.username, user.role.as_str())?;
+        }
+        UsersCommand::Disable {
+            username,
+            enable,
+            store,
+        } => {
+            let service = console(config, &store).await?;
+            let change = UserChange {
+                disabled: Some(!enable),
+                ..UserChange::default()
+            };
+            let user = service
+                .change_user(&console_actor, &username, change)
+                .await
+                .with_context(|| format!("Failed to change {username:?}"))?;
+            let state = if user.disabled { "disabled" } else { "enabled" };
+            writeln!(out, "{} is {state}", user.username)?;
+        }
+        UsersCommand::Passwd {
+            username,
+            password_stdin,
+            store,
+        } => {
+            let password = if password_stdin {
+                read_password_stdin()?
+            } else {
+                generate_password()
+            };
+            let service = console(config, &store).await?;
+            let change = UserChange {
+                password: Some(password.clone()),
+                ..UserChange::default()
+            };
+            service
+                .change_user(&console_actor, &username, change)
+                .await
+                .with_context(|| format!("Failed to change the password of {username:?}"))?;
+            if password_stdin {
+                writeln!(out, "password of {username} changed")?;
+            } else {
+                writeln!(
+                    out,
+                    "password of {username} changed; new password: {password}"
+                )?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
 }

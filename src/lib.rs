@@ -2,20 +2,19 @@
 //! one job. The library holds everything; `main.rs` only parses the command line.
 #![forbid(unsafe_code)]
 
-pub mod accounts;
 pub mod app;
-pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod execution;
 pub mod http;
+pub mod net;
 pub mod oidc;
 pub mod sandbox;
-pub mod seal;
+pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod time;
 pub mod upstream;
 
 pub use error::{Error, Result};

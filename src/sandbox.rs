@@ -68,7 +68,7 @@ pub async fn serve_standalone(
     options: SandboxOptions,
 ) -> anyhow::Result<()> {
     axum::serve(listener, router(options))
-        .with_graceful_shutdown(crate::app::shutdown_signal())
+        .with_graceful_shutdown(crate::net::shutdown_signal())
         .await?;
     Ok(())
 }

@@ -9,13 +9,11 @@ use serde_json::Value;
 use crate::domain::action::{Action, UpstreamMethod};
 use crate::domain::cid::CidList;
 use crate::domain::cluster::Cluster;
-use crate::domain::job::{now_millis, JobId};
+use crate::domain::job::{now_millis, summarize, JobId};
 use crate::domain::secret::Secret;
 
 /// Reads of the upstream body stop here.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// `response_summary` keeps at most this much of the body.
-pub const SUMMARY_BYTES: usize = 4 * 1024;
 
 /// How one upstream call ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -184,19 +182,6 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cause.to_string()
 }
 
-/// The body as text, cut to 4 KiB on a character boundary; `None` if empty.
-pub fn summarize(body: &[u8]) -> Option<String> {
-    if body.is_empty() {
-        return None;
-    }
-    let text = String::from_utf8_lossy(&body[..body.len().min(SUMMARY_BYTES + 4)]);
-    let mut end = text.len().min(SUMMARY_BYTES);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    Some(text[..end].to_owned())
-}
-
 fn classify(status: u16, location: Option<&str>, body: Body) -> Outcome {
     let code = Some(status);
     let bytes = match body {
@@ -334,7 +319,9 @@ mod tests {
     fn summaries_stop_at_4_kib_on_a_character_boundary() {
         let body = "é".repeat(3000);
         let summary = summarize(body.as_bytes()).unwrap();
-        assert!(summary.len() <= SUMMARY_BYTES && summary.chars().all(|c| c == 'é'));
+        assert!(
+            summary.len() <= crate::domain::job::SUMMARY_BYTES && summary.chars().all(|c| c == 'é')
+        );
         assert_eq!(summarize(b""), None);
     }
 }

@@ -12,16 +12,18 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{open_store, StoreArgs};
-use crate::audit::dedupe::{dedupe, DedupeEvent, DEFAULT_BATCH};
-use crate::audit::duplicates::{DuplicateGroup, DuplicateParams, DuplicateScan, Window};
-use crate::audit::export::{export_to_writer, ExportFormat};
-use crate::audit::legacy::{import_legacy, parse_legacy_time, ImportEvent, ImportOptions};
+use super::{console, open_store, Output, StoreArgs};
 use crate::config::Config;
 use crate::domain::job::format_time;
-use crate::domain::user::{Role, User};
-use crate::http::api::jobs::JobsQuery;
-use crate::store::jobs::JobFilter;
+use crate::domain::query::JobFilter;
+use crate::service::accounts::ensure_admin;
+use crate::service::audit::dedupe::{dedupe, DedupeEvent, DEFAULT_BATCH};
+use crate::service::audit::duplicates::{DuplicateGroup, DuplicateParams, DuplicateScan, Window};
+use crate::service::audit::export::{export_to_writer, ExportFormat};
+use crate::service::audit::legacy::{import_legacy, parse_legacy_time, ImportEvent, ImportOptions};
+use crate::service::audit::seal;
+use crate::service::jobs::JobFilterParams;
+use crate::service::Actor;
 use crate::store::Db;
 
 #[derive(Debug, Subcommand)]
@@ -114,7 +116,7 @@ pub enum ImportCommand {
         #[arg(long)]
         dry_run: bool,
         /// Rows per transaction.
-        #[arg(long, default_value_t = crate::audit::legacy::DEFAULT_BATCH)]
+        #[arg(long, default_value_t = crate::service::audit::legacy::DEFAULT_BATCH)]
         batch: usize,
         #[command(flatten)]
         store: StoreArgs,
@@ -124,32 +126,12 @@ pub enum ImportCommand {
 /// `jobs export`: the same filters as `jobs list`, every matching job.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// csv or ndjson.
-    #[arg(long, value_parser = parse_format)]
+    #[arg(long, value_enum)]
     pub format: ExportFormat,
-    #[arg(long)]
-    pub user: Option<String>,
-    #[arg(long)]
-    pub action: Option<String>,
-    #[arg(long)]
-    pub cluster: Option<String>,
-    #[arg(long)]
-    pub status: Option<String>,
-    /// Jobs touching this customer ID.
-    #[arg(long)]
-    pub cid: Option<String>,
-    /// RFC 3339 time, inclusive.
-    #[arg(long)]
-    pub since: Option<String>,
-    /// RFC 3339 time, exclusive.
-    #[arg(long)]
-    pub until: Option<String>,
+    #[command(flatten)]
+    pub filters: JobFilterParams,
     #[command(flatten)]
     pub store: StoreArgs,
-}
-
-fn parse_format(s: &str) -> Result<ExportFormat, String> {
-    ExportFormat::parse(s).ok_or_else(|| format!("{s:?} is not csv or ndjson"))
 }
 
 /// A time on the command line: RFC 3339, the SQLite forms, or a date.
@@ -176,40 +158,44 @@ fn progress_bar(total: u64, what: &str) -> ProgressBar {
     bar
 }
 
-/// The command line reads the whole audit, as an auditor would.
-fn auditor() -> User {
-    User {
-        username: String::new(),
-        role: Role::Auditor,
-        disabled: false,
-        created_at: Utc::now(),
-    }
-}
-
-pub async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result<ExitCode> {
+pub async fn run_audit(
+    config: &Config,
+    command: AuditCommand,
+    out: &mut Output,
+) -> anyhow::Result<ExitCode> {
     match command {
         AuditCommand::Verify { store } => {
             let db = open_store(config, &store).await?;
             // Seal what is finalised but not yet sealed, so the check covers it.
-            crate::seal::seal_pending(&db).await?;
-            let verification = crate::seal::verify(&db).await?;
+            seal::seal_pending(&db).await?;
+            let verification = seal::verify(&db).await?;
             db.close().await;
-            match verification.broken {
+            if let Some((first, removed)) = verification.starts_at {
+                writeln!(
+                    out,
+                    "the kept chain starts at sealed job number {first}: retention removed the {removed} job(s) before it, and the chain is anchored to the last of them"
+                )?;
+            }
+            let code = match verification.broken {
                 None => {
-                    println!(
+                    writeln!(
+                        out,
                         "PASS: the chain of {} sealed job(s) is intact",
                         verification.checked
-                    );
-                    Ok(ExitCode::SUCCESS)
+                    )?;
+                    ExitCode::SUCCESS
                 }
                 Some(link) => {
-                    println!(
+                    writeln!(
+                        out,
                         "FAIL: the chain breaks at job {} (sealed number {}): {}; the {} job(s) before it are intact",
                         link.job_id, link.seq, link.reason, verification.checked
-                    );
-                    Ok(ExitCode::from(1))
+                    )?;
+                    ExitCode::from(1)
                 }
-            }
+            };
+            out.flush()?;
+            Ok(code)
         }
         AuditCommand::Duplicates {
             scope,
@@ -221,9 +207,9 @@ pub async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result
             let db = open_store(config, &store).await?;
             let params = scope.params(include_marked);
             let unresolved = if json {
-                print_json_report(&db, &params).await?
+                print_json_report(&db, &params, out).await?
             } else {
-                print_report(&db, &params, &scope, recent).await?
+                print_report(&db, &params, &scope, recent, out).await?
             };
             db.close().await;
             Ok(ExitCode::from(if unresolved > 0 { 1 } else { 0 }))
@@ -242,7 +228,8 @@ pub async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result
             let bar = progress_bar(u64::try_from(total).unwrap_or(0), "jobs scanned");
             let summary = dedupe(&db, &params, apply, batch, |event| match event {
                 DedupeEvent::Mark(m) if !apply => bar.suspend(|| {
-                    println!(
+                    let _ = writeln!(
+                        out,
                         "would mark {} ({}, {} on {}, {}) as a duplicate of {}",
                         m.job_id,
                         m.user,
@@ -250,7 +237,7 @@ pub async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result
                         m.cluster,
                         format_time(&m.created_at),
                         m.duplicate_of
-                    )
+                    );
                 }),
                 DedupeEvent::Mark(_) => {}
                 DedupeEvent::Progress(n) => bar.set_position(n),
@@ -259,32 +246,38 @@ pub async fn run_audit(config: &Config, command: AuditCommand) -> anyhow::Result
             bar.finish_and_clear();
             db.close().await;
             if apply {
-                println!(
+                writeln!(
+                    out,
                     "marked {} job(s) in {} group(s) as duplicates ({}); {} already marked; {} jobs scanned; nothing deleted",
                     summary.marked,
                     summary.groups,
                     scope.describe(),
                     summary.already_marked,
                     summary.jobs_scanned
-                );
+                )?;
             } else {
-                println!(
+                writeln!(
+                    out,
                     "dry run: {} job(s) in {} group(s) would be marked ({}); {} already marked; {} jobs scanned; run again with --apply to mark them",
                     summary.to_mark,
                     summary.groups,
                     scope.describe(),
                     summary.already_marked,
                     summary.jobs_scanned
-                );
+                )?;
             }
+            out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
     }
 }
 
 /// Streams `{"groups": [...], "count": N}`; returns the unresolved groups.
-async fn print_json_report(db: &Db, params: &DuplicateParams) -> anyhow::Result<u64> {
-    let mut out = std::io::BufWriter::new(std::io::stdout());
+async fn print_json_report(
+    db: &Db,
+    params: &DuplicateParams,
+    out: &mut Output,
+) -> anyhow::Result<u64> {
     let mut scan = DuplicateScan::new(db, params);
     let (mut count, mut unresolved) = (0u64, 0u64);
     out.write_all(b"{\"groups\":[")?;
@@ -292,7 +285,7 @@ async fn print_json_report(db: &Db, params: &DuplicateParams) -> anyhow::Result<
         if count > 0 {
             out.write_all(b",")?;
         }
-        serde_json::to_writer(&mut out, &group)?;
+        serde_json::to_writer(&mut *out, &group)?;
         count += 1;
         unresolved += u64::from(!group.marked);
     }
@@ -309,8 +302,8 @@ async fn print_report(
     params: &DuplicateParams,
     scope: &ScopeArgs,
     recent: u32,
+    out: &mut Output,
 ) -> anyhow::Result<u64> {
-    let mut out = std::io::BufWriter::new(std::io::stdout());
     writeln!(out, "Duplicate groups ({})", scope.describe())?;
     writeln!(out, "{RULE}")?;
     writeln!(
@@ -321,17 +314,21 @@ async fn print_report(
     let mut scan = DuplicateScan::new(db, params);
     let (mut count, mut unresolved, mut jobs) = (0u64, 0u64, 0u64);
     while let Some(group) = scan.next_group().await? {
-        write_group(&mut out, &group)?;
+        write_group(out, &group)?;
         count += 1;
         jobs += group.job_ids.len() as u64;
         unresolved += u64::from(!group.marked);
+        if out.reader_gone() && unresolved > 0 {
+            // Nobody reads on, and the verdict (FAIL) is known.
+            return Ok(unresolved);
+        }
     }
     if count == 0 {
         writeln!(out, "(none)")?;
     }
     writeln!(out)?;
     if recent > 0 {
-        write_recent(&mut out, db, recent).await?;
+        write_recent(out, db, recent).await?;
     }
     if unresolved == 0 {
         let marked = if count > 0 {
@@ -417,7 +414,11 @@ async fn write_recent(out: &mut impl Write, db: &Db, recent: u32) -> anyhow::Res
     Ok(())
 }
 
-pub async fn run_import(config: &Config, command: ImportCommand) -> anyhow::Result<ExitCode> {
+pub async fn run_import(
+    config: &Config,
+    command: ImportCommand,
+    out: &mut Output,
+) -> anyhow::Result<ExitCode> {
     let ImportCommand::Legacy {
         path,
         dry_run,
@@ -428,16 +429,17 @@ pub async fn run_import(config: &Config, command: ImportCommand) -> anyhow::Resu
     let mut assume_users = Vec::new();
     if dry_run {
         if db.count_users().await? == 0 {
-            println!("the store has no user yet: the import will first create the admin account, as serve does");
+            writeln!(out, "the store has no user yet: the import will first create the admin account, as serve does")?;
             assume_users.push("admin".to_owned());
         }
     } else {
         // Imported users are disabled: a store that had no user gets its
         // first admin now, as `serve` would make it, so nobody is locked out.
-        if let Some(password) =
-            crate::accounts::ensure_admin(&db, config.admin_password.as_deref()).await?
-        {
-            println!("Created the first user 'admin'. admin password: {password}");
+        if let Some(password) = ensure_admin(&db, config.admin_password.as_deref()).await? {
+            writeln!(
+                out,
+                "Created the first user 'admin'. admin password: {password}"
+            )?;
         }
     }
     let options = ImportOptions {
@@ -457,10 +459,12 @@ pub async fn run_import(config: &Config, command: ImportCommand) -> anyhow::Resu
         ImportEvent::Started { total } => bar = progress_bar(total, "rows read"),
         ImportEvent::Progress(n) => bar.set_position(n),
         ImportEvent::Skipped { row, reason } => {
-            bar.suspend(|| println!("skipped {row}: {reason}"));
+            bar.suspend(|| {
+                let _ = writeln!(out, "skipped {row}: {reason}");
+            });
         }
         ImportEvent::UserCreated(name) => bar.suspend(|| {
-            println!("{verb} user {name} (operator, disabled, no password)");
+            let _ = writeln!(out, "{verb} user {name} (operator, disabled, no password)");
         }),
     })
     .await
@@ -469,35 +473,31 @@ pub async fn run_import(config: &Config, command: ImportCommand) -> anyhow::Resu
     db.close().await;
     let skipped = summary.already_present + summary.invalid;
     if dry_run {
-        println!(
+        writeln!(
+            out,
             "dry run: {} of {} rows would be imported, {skipped} skipped ({} already imported, {} unreadable), {} user(s) would be created; nothing was written",
             summary.imported, summary.rows, summary.already_present, summary.invalid, summary.users_created
-        );
+        )?;
     } else {
-        println!(
+        writeln!(
+            out,
             "imported {} of {} rows, {skipped} skipped ({} already imported, {} unreadable), {} user(s) created",
             summary.imported, summary.rows, summary.already_present, summary.invalid, summary.users_created
-        );
+        )?;
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn run_export(config: &Config, args: ExportArgs) -> anyhow::Result<ExitCode> {
-    let query = JobsQuery {
-        user: args.user,
-        action: args.action,
-        cluster: args.cluster,
-        status: args.status,
-        cid: args.cid,
-        since: args.since,
-        until: args.until,
-        ..JobsQuery::default()
-    };
-    let filter = query.parse_for(&auditor())?.filter;
-    let db = open_store(config, &args.store).await?;
-    let mut out = std::io::BufWriter::new(std::io::stdout());
-    let rows = export_to_writer(&db, filter, args.format, &mut out).await?;
-    db.close().await;
+pub async fn run_export(
+    config: &Config,
+    args: ExportArgs,
+    out: &mut Output,
+) -> anyhow::Result<ExitCode> {
+    let service = console(config, &args.store).await?;
+    let filter = service.visible_filter(&Actor::Console, &args.filters)?;
+    let rows = export_to_writer(service.db(), filter, args.format, out).await?;
+    service.db().close().await;
     eprintln!("exported {rows} job(s) as {}", args.format.file_extension());
     Ok(ExitCode::SUCCESS)
 }

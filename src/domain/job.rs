@@ -1,8 +1,8 @@
 //! A job: the record of one executed Set Action request, as the audit and the
 //! API show it.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Serialize, Serializer};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use uuid::Uuid;
 
 /// A job's id: a UUIDv7 for jobs this product creates (time-ordered).
@@ -86,30 +86,22 @@ impl JobStatus {
     }
 }
 
-/// Timestamps on the wire: RFC 3339, UTC, milliseconds, `Z`.
-pub fn format_time(t: &DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
+pub use crate::time::{format_time, now_millis, truncate_millis};
 
-fn serialize_time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_time(t))
-}
+/// `response_summary` keeps at most this much of the cluster's body.
+pub const SUMMARY_BYTES: usize = 4 * 1024;
 
-fn serialize_opt_time<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
-    match t {
-        Some(t) => s.serialize_str(&format_time(t)),
-        None => s.serialize_none(),
+/// The body as text, cut to 4 KiB on a character boundary; `None` if empty.
+pub fn summarize(body: &[u8]) -> Option<String> {
+    if body.is_empty() {
+        return None;
     }
-}
-
-/// Times are kept to the millisecond everywhere, so what the API shows is
-/// exactly what the store compares.
-pub fn now_millis() -> DateTime<Utc> {
-    truncate_millis(Utc::now())
-}
-
-pub fn truncate_millis(t: DateTime<Utc>) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(t.timestamp_millis()).unwrap_or(t)
+    let text = String::from_utf8_lossy(&body[..body.len().min(SUMMARY_BYTES + 4)]);
+    let mut end = text.len().min(SUMMARY_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(text[..end].to_owned())
 }
 
 /// A job as the API returns it.
@@ -136,16 +128,16 @@ pub struct Job {
     pub upstream_status: Option<i64>,
     pub response_summary: Option<String>,
     pub error: Option<String>,
-    #[serde(serialize_with = "serialize_time")]
+    #[serde(serialize_with = "crate::time::serialize")]
     pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "serialize_opt_time")]
+    #[serde(serialize_with = "crate::time::serialize_opt")]
     pub finished_at: Option<DateTime<Utc>>,
     pub duration_ms: Option<i64>,
     pub duplicate_of: Option<JobId>,
     pub reason: Option<String>,
     pub confirm_duplicate: bool,
     pub replay_count: i64,
-    #[serde(serialize_with = "serialize_opt_time")]
+    #[serde(serialize_with = "crate::time::serialize_opt")]
     pub last_replay_at: Option<DateTime<Utc>>,
     pub phases: Phases,
     /// Links the job to the previously sealed one; null until sealed.
@@ -160,16 +152,16 @@ pub struct Job {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Phases {
     /// The claim transaction: the job's creation.
-    #[serde(serialize_with = "serialize_opt_time")]
+    #[serde(serialize_with = "crate::time::serialize_opt")]
     pub claimed_at: Option<DateTime<Utc>>,
     /// The request left for the cluster.
-    #[serde(serialize_with = "serialize_opt_time")]
+    #[serde(serialize_with = "crate::time::serialize_opt")]
     pub sent_at: Option<DateTime<Utc>>,
     /// The cluster's answer arrived (null on timeouts and connection errors).
-    #[serde(serialize_with = "serialize_opt_time")]
+    #[serde(serialize_with = "crate::time::serialize_opt")]
     pub answered_at: Option<DateTime<Utc>>,
     /// The outcome was recorded.
-    #[serde(serialize_with = "serialize_opt_time")]
+    #[serde(serialize_with = "crate::time::serialize_opt")]
     pub finalized_at: Option<DateTime<Utc>>,
 }
 
@@ -184,14 +176,6 @@ mod tests {
         let b = JobId::new_at(t + chrono::Duration::milliseconds(1));
         assert_eq!(a.as_uuid().get_version_num(), 7);
         assert!(a < b);
-    }
-
-    #[test]
-    fn times_are_written_in_utc_with_milliseconds() {
-        let t = DateTime::parse_from_rfc3339("2026-11-29T10:00:00.123456+01:00")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(format_time(&truncate_millis(t)), "2026-11-29T09:00:00.123Z");
     }
 
     #[test]

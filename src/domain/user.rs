@@ -1,12 +1,10 @@
 //! Users, their roles and the rules for names and passwords.
 
 use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
-
-use super::job::format_time;
+use serde::Serialize;
 
 /// What a user may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, including user management.
@@ -90,12 +88,8 @@ pub struct User {
     pub username: String,
     pub role: Role,
     pub disabled: bool,
-    #[serde(serialize_with = "ser_time")]
+    #[serde(serialize_with = "crate::time::serialize")]
     pub created_at: DateTime<Utc>,
-}
-
-fn ser_time<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_time(t))
 }
 
 #[cfg(test)]

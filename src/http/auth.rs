@@ -1,5 +1,7 @@
 //! Who is calling: a session cookie (browsers, with the CSRF rule on
-//! state-changing methods) or `Authorization: Bearer` (scripts, exempt).
+//! state-changing methods) or `Authorization: Bearer` (scripts, exempt);
+//! and the session cookie itself, set the same way by every door that
+//! signs someone in.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -7,9 +9,10 @@ use axum::http::Method;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 
 use super::AppState;
-use crate::accounts;
-use crate::domain::user::{Role, User};
+use crate::domain::user::User;
 use crate::error::{Error, Result};
+use crate::service::accounts::{constant_time_eq, NewSession};
+use crate::service::Actor;
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "tms_session";
@@ -29,17 +32,9 @@ pub struct CurrentUser {
 }
 
 impl CurrentUser {
-    /// Refuses the request unless the caller's role passes `allowed`.
-    pub fn require(&self, allowed: impl Fn(Role) -> bool) -> Result<()> {
-        if allowed(self.user.role) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden("your role may not do this"))
-        }
-    }
-
-    pub fn require_admin(&self) -> Result<()> {
-        self.require(|r| r == Role::Admin)
+    /// The caller as the service knows it.
+    pub fn actor(&self) -> Actor {
+        Actor::User(self.user.clone())
     }
 }
 
@@ -61,25 +56,22 @@ impl FromRequestParts<AppState> for CurrentUser {
                 .map(str::trim)
                 .filter(|t| !t.is_empty())
                 .ok_or(Error::Unauthenticated)?;
-            let user = accounts::authenticate_token(&state.db, token).await?;
+            let user = state.service.token_user(token).await?;
             return Ok(CurrentUser {
                 user,
                 method: AuthMethod::Bearer,
             });
         }
         let jar = CookieJar::from_headers(&parts.headers);
-        let session_id = jar
-            .get(SESSION_COOKIE)
-            .map(|c| c.value().to_owned())
-            .ok_or(Error::Unauthenticated)?;
-        let (user, csrf_token) = accounts::session_user(&state.db, &session_id).await?;
+        let session_id = session_id(&jar).ok_or(Error::Unauthenticated)?;
+        let (user, csrf_token) = state.service.session_user(&session_id).await?;
         if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
             let sent = parts
                 .headers
                 .get("x-csrf-token")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
-            if !accounts::constant_time_eq(sent, &csrf_token) {
+            if !constant_time_eq(sent, &csrf_token) {
                 return Err(Error::CsrfFailed);
             }
         }
@@ -104,6 +96,12 @@ pub fn session_cookie(id: String, secure: bool) -> Cookie<'static> {
         .same_site(SameSite::Strict)
         .secure(secure)
         .build()
+}
+
+/// The jar with a session started by the service: what every sign-in
+/// (and every change that ended the user's other sessions) answers.
+pub fn with_session(jar: CookieJar, session: NewSession, secure: bool) -> CookieJar {
+    jar.add(session_cookie(session.id, secure))
 }
 
 /// A cookie that removes the session cookie.

@@ -29,10 +29,20 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
 /// Reads a request body as JSON of type `T`. The whole body must be UTF-8
 /// (RFC 8259): serde alone would let invalid bytes through inside members
-/// it skips.
+/// it skips. Every body of this API is an object: serde's derive would also
+/// read a struct from an array of its fields in order
+/// (`["sandbox","Trans-Begin",["C1"]]`), which no client means.
 pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| Error::InvalidBody(format!("the body is not UTF-8 text: {e}")))?;
+    if !text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+    {
+        return Err(Error::InvalidBody(
+            "the body must be a JSON object ({...})".into(),
+        ));
+    }
     serde_json::from_str(text).map_err(|e| {
         Error::InvalidBody(format!(
             "the body is not valid JSON of the expected shape: {e}"
@@ -82,7 +92,7 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::execution::SetActionRequest;
+    use crate::service::execution::SetActionRequest;
 
     #[test]
     fn a_body_with_invalid_utf8_in_an_unknown_member_is_refused() {
@@ -92,6 +102,25 @@ mod tests {
         let body = b"{\"cluster\":\"eu-prod\",\"action\":\"Susrend\",\"cids\":\"C0 C2\",\"rea\":\"TI\xffqET-42\"}";
         let parsed = parse_json_body::<SetActionRequest>(body);
         assert!(matches!(parsed, Err(Error::InvalidBody(_))), "{parsed:?}");
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_refused() {
+        for body in [
+            &br#"["sandbox","Trans-Begin",["V1"]]"#[..],
+            br#"  ["sandbox","Trans-Begin","V1",null,false,null]"#,
+            b"\"text\"",
+            b"42",
+            b"null",
+            b"",
+        ] {
+            let parsed = parse_json_body::<SetActionRequest>(body);
+            assert!(matches!(parsed, Err(Error::InvalidBody(_))), "{parsed:?}");
+        }
+        let parsed = parse_json_body::<SetActionRequest>(
+            b" \r\n\t{\"cluster\":\"sandbox\",\"action\":\"Trans-Begin\",\"cids\":[\"C1\"]}",
+        );
+        assert!(parsed.is_ok(), "{parsed:?}");
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! the sandbox, assembled into one router over one shared state.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue};
@@ -14,8 +13,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::InternalErrorReport;
-use crate::execution::ExecutionService;
-use crate::store::Db;
+use crate::service::Service;
 
 pub mod api;
 pub mod auth;
@@ -30,19 +28,17 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Settings the HTTP layer needs.
 #[derive(Clone, Debug)]
 pub struct HttpSettings {
+    /// Mark cookies `Secure` (behind a TLS proxy).
     pub secure_cookies: bool,
-    pub session_ttl: Duration,
 }
 
-/// Everything a handler may use; cheap to clone.
+/// Everything a handler may use; cheap to clone. Handlers parse, call the
+/// service and render.
 #[derive(Clone)]
 pub struct AppState {
-    pub db: Db,
-    pub execution: Arc<ExecutionService>,
+    pub service: Service,
     pub settings: Arc<HttpSettings>,
     pub metrics: PrometheusHandle,
-    /// Single sign-on, when configured.
-    pub sso: Option<Arc<crate::oidc::Sso>>,
 }
 
 /// The whole application: API, operations endpoints, and the sandbox when given.

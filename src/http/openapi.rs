@@ -221,13 +221,13 @@ impl Modify for Conventions {
         api::session::login, api::session::logout, api::session::me,
         api::catalog::catalog,
         api::actions::set_action,
-        api::jobs::list, api::jobs::show, api::export::export,
+        api::jobs::list, api::jobs::show, api::jobs::export,
         api::users::list, api::users::create, api::users::update,
         api::tokens::create, api::tokens::list, api::tokens::revoke,
         api::audit::duplicates,
         ops::healthz, ops::readyz, ops::metrics, openapi_json,
     ),
-    components(schemas(Problem, api::export::ExportFormatName)),
+    components(schemas(Problem, api::jobs::ExportFormatName)),
     modifiers(&Security, &Conventions),
     security(("session" = []), ("bearer" = [])),
 )]
@@ -282,14 +282,13 @@ pub fn with_catalog(
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", security(()),
     responses((status = 200, description = "The OpenAPI 3 description of this API", body = Object)))]
 pub async fn openapi_json(State(state): State<AppState>) -> Json<serde_json::Value> {
-    let clusters: Vec<&str> = state
-        .execution
+    let execution = state.service.execution();
+    let clusters: Vec<&str> = execution
         .clusters()
         .iter()
         .map(|c| c.name.as_str())
         .collect();
-    let actions: Vec<&str> = state
-        .execution
+    let actions: Vec<&str> = execution
         .catalog()
         .iter()
         .map(|a| a.name.as_str())

@@ -29,10 +29,9 @@ pub async fn healthz() -> Json<serde_json::Value> {
     responses((status = 200, description = "Ready", body = Object,
         example = json!({"status": "ready", "store": "sqlite"}))))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, Error> {
-    if state.db.ping().await {
-        Ok(Json(
-            json!({"status": "ready", "store": state.db.backend_name()}),
-        ))
+    let db = state.service.db();
+    if db.ping().await {
+        Ok(Json(json!({"status": "ready", "store": db.backend_name()})))
     } else {
         Err(Error::Unavailable)
     }

@@ -3,10 +3,12 @@
 //! retention purge (the only statement that deletes jobs).
 
 use chrono::{DateTime, Utc};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::jobs::job_cids_insert;
-use super::{bind_args, with_pool, write_tx, Arg, Db};
+use super::jobs::{lock_job_batches, ChainTip};
+use super::tx::{args, write_tx, Backend, Tx};
+use super::{with_pool, Db};
 use crate::domain::job::JobId;
 use crate::error::Result;
 
@@ -73,17 +75,42 @@ pub struct ImportedJob {
 
 /// `WHERE` of the scan: failed jobs are left out (the cluster did not
 /// apply them), every other status is kept.
-fn scan_where(range: &ScanRange, args: &mut Vec<Arg>) -> String {
-    let mut sql = String::from(" WHERE status <> 'failed'");
+fn push_scan_where<'a, DB>(query: &mut QueryBuilder<'a, DB>, range: &ScanRange)
+where
+    DB: sqlx::Database,
+    DateTime<Utc>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    query.push(" WHERE status <> 'failed'");
     if let Some(since) = range.since {
-        args.push(Arg::Time(since));
-        sql.push_str(&format!(" AND created_at >= ${}", args.len()));
+        query.push(" AND created_at >= ").push_bind(since);
     }
     if let Some(until) = range.until {
-        args.push(Arg::Time(until));
-        sql.push_str(&format!(" AND created_at < ${}", args.len()));
+        query.push(" AND created_at < ").push_bind(until);
     }
-    sql
+}
+
+/// The statement that inserts a job's CIDs from a JSON array (`$2`), with
+/// their positions, in each dialect.
+fn insert_job_cids_sql(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => {
+            "INSERT INTO job_cids (cid, job_id, position) SELECT value, $1, key FROM json_each($2)"
+        }
+        Backend::Postgres => {
+            "INSERT INTO job_cids (cid, job_id, position) \
+             SELECT c.value, $1, c.n - 1 FROM json_array_elements_text($2::json) WITH ORDINALITY AS c(value, n)"
+        }
+    }
+}
+
+/// `job_id IN (...)` of a JSON array of ids (`$1`), in each dialect.
+fn ids_in_json(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Sqlite => "(SELECT unhex(replace(value, '-', '')) FROM json_each($1))",
+        Backend::Postgres => {
+            "(SELECT value::uuid FROM json_array_elements_text($1::json) AS c(value))"
+        }
+    }
 }
 
 impl Db {
@@ -97,42 +124,38 @@ impl Db {
         after: Option<&ScanKey>,
         limit: u32,
     ) -> Result<Vec<ScanRow>> {
-        let mut args = Vec::new();
-        let mut sql = String::from(
-            "SELECT job_id, user_name, cluster, action, intent_hash, cid_count, created_at, duplicate_of FROM jobs",
-        );
-        sql.push_str(&scan_where(range, &mut args));
-        if let Some(k) = after {
-            let first = args.len() + 1;
-            args.extend([
-                Arg::Text(k.user_name.clone()),
-                Arg::Text(k.cluster.clone()),
-                Arg::Text(k.action.clone()),
-                Arg::Text(k.intent_hash.clone()),
-                Arg::Time(k.created_at),
-                Arg::Uuid(k.job_id),
-            ]);
-            let params: Vec<String> = (first..first + 6).map(|i| format!("${i}")).collect();
-            sql.push_str(&format!(
-                " AND (user_name, cluster, action, intent_hash, created_at, job_id) > ({})",
-                params.join(", ")
-            ));
-        }
-        args.push(Arg::Int(i64::from(limit)));
-        sql.push_str(&format!(
-            " ORDER BY user_name, cluster, action, intent_hash, created_at, job_id LIMIT ${}",
-            args.len()
-        ));
-        let rows = with_pool!(self, pool => bind_args!(sqlx::query_as(&sql), &args).fetch_all(pool).await)?;
+        let rows = with_pool!(self, pool => {
+            let mut query = QueryBuilder::new(
+                "SELECT job_id, user_name, cluster, action, intent_hash, cid_count, created_at, duplicate_of FROM jobs",
+            );
+            push_scan_where(&mut query, range);
+            if let Some(k) = after {
+                query.push(" AND (user_name, cluster, action, intent_hash, created_at, job_id) > (");
+                let mut row = query.separated(", ");
+                row.push_bind(k.user_name.as_str())
+                    .push_bind(k.cluster.as_str())
+                    .push_bind(k.action.as_str())
+                    .push_bind(k.intent_hash.as_str())
+                    .push_bind(k.created_at)
+                    .push_bind(k.job_id);
+                query.push(")");
+            }
+            query
+                .push(" ORDER BY user_name, cluster, action, intent_hash, created_at, job_id LIMIT ")
+                .push_bind(i64::from(limit));
+            query.build_query_as().fetch_all(pool).await
+        })?;
         Ok(rows)
     }
 
     /// How many jobs a scan of `range` reads (for progress bars).
     #[tracing::instrument(skip_all)]
     pub async fn count_scanned_jobs(&self, range: &ScanRange) -> Result<i64> {
-        let mut args = Vec::new();
-        let sql = format!("SELECT COUNT(*) FROM jobs{}", scan_where(range, &mut args));
-        let n: i64 = with_pool!(self, pool => bind_args!(sqlx::query_scalar(&sql), &args).fetch_one(pool).await)?;
+        let n: i64 = with_pool!(self, pool => {
+            let mut query = QueryBuilder::new("SELECT COUNT(*) FROM jobs");
+            push_scan_where(&mut query, range);
+            query.build_query_scalar().fetch_one(pool).await
+        })?;
         Ok(n)
     }
 
@@ -141,23 +164,20 @@ impl Db {
     /// Returns how many jobs were marked.
     #[tracing::instrument(skip_all, fields(marks = marks.len()))]
     pub async fn mark_duplicates(&self, marks: &[(JobId, JobId)]) -> Result<u64> {
-        let sql = "UPDATE jobs SET duplicate_of = $2 WHERE job_id = $1 AND duplicate_of IS NULL AND job_id <> $2";
-        let marked = with_pool!(self, pool => {
-            let mut tx = write_tx!(pool)?;
-            super::lock_job_batches!(self, tx);
+        let marks = marks.to_vec();
+        write_tx!(self, |tx| async move {
+            lock_job_batches(tx).await?;
             let mut marked = 0;
-            for (job, first) in marks {
-                marked += sqlx::query(sql)
-                    .bind(job.as_uuid())
-                    .bind(first.as_uuid())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+            for (job, first) in &marks {
+                marked += tx
+                    .execute(
+                        "UPDATE jobs SET duplicate_of = $2 WHERE job_id = $1 AND duplicate_of IS NULL AND job_id <> $2",
+                        &args![*job, *first],
+                    )
+                    .await?;
             }
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(marked)
-        })?;
-        Ok(marked)
+            Ok(marked)
+        })
     }
 
     /// True when a job with this id, or this legacy id, is in the store.
@@ -177,80 +197,107 @@ impl Db {
     /// left alone; the answer says, job by job, whether it was inserted.
     #[tracing::instrument(skip_all, fields(jobs = jobs.len()))]
     pub async fn insert_imported_jobs(&self, jobs: &[ImportedJob]) -> Result<Vec<bool>> {
-        let insert = "INSERT INTO jobs (job_id, user_name, idempotency_key, payload_hash, intent_hash, cluster, \
-             action, action_code, cids, cid_count, status, response_summary, created_at, finished_at, \
-             finalized_at, duration_ms, imported, legacy_id) \
-             VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, 'succeeded', $10, $11, $11, $11, NULL, TRUE, $12) \
-             ON CONFLICT DO NOTHING";
-        let mut encoded = Vec::with_capacity(jobs.len());
+        let mut rows = Vec::with_capacity(jobs.len());
         for job in jobs {
-            encoded.push(serde_json::to_string(&job.cids).map_err(anyhow::Error::from)?);
+            let cids = serde_json::to_string(&job.cids).map_err(anyhow::Error::from)?;
+            rows.push((job.clone(), cids));
         }
-        let inserted = with_pool!(self, pool => {
-            let mut tx = write_tx!(pool)?;
-            let mut inserted = Vec::with_capacity(jobs.len());
-            for (job, cids_json) in jobs.iter().zip(&encoded) {
-                let n = sqlx::query(insert)
-                    .bind(job.job_id.as_uuid())
-                    .bind(&job.user)
-                    .bind(&job.payload_hash)
-                    .bind(&job.intent_hash)
-                    .bind(&job.cluster)
-                    .bind(&job.action)
-                    .bind(job.action_code)
-                    .bind(cids_json)
-                    .bind(job.cids.len() as i64)
-                    .bind(job.response_summary.as_deref())
-                    .bind(job.created_at)
-                    .bind(job.legacy_id.as_deref())
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+        write_tx!(self, |tx| async move {
+            let mut inserted = Vec::with_capacity(rows.len());
+            for (job, cids_json) in &rows {
+                let n = tx
+                    .execute(
+                        "INSERT INTO jobs (job_id, user_name, idempotency_key, payload_hash, intent_hash, cluster, \
+                         action, action_code, cids, cid_count, status, response_summary, created_at, finished_at, \
+                         finalized_at, duration_ms, imported, legacy_id) \
+                         VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, 'succeeded', $10, $11, $11, $11, NULL, TRUE, $12) \
+                         ON CONFLICT DO NOTHING",
+                        &args![
+                            job.job_id,
+                            &job.user,
+                            &job.payload_hash,
+                            &job.intent_hash,
+                            &job.cluster,
+                            &job.action,
+                            job.action_code,
+                            cids_json,
+                            job.cids.len() as i64,
+                            job.response_summary.as_deref(),
+                            job.created_at,
+                            job.legacy_id.as_deref(),
+                        ],
+                    )
+                    .await?;
                 if n == 1 && !job.cids.is_empty() {
-                    let (sql, args) = job_cids_insert(job.job_id.as_uuid(), &job.cids);
-                    bind_args!(sqlx::query(&sql), &args).execute(&mut *tx).await?;
+                    tx.execute(
+                        insert_job_cids_sql(tx.backend()),
+                        &args![job.job_id, cids_json],
+                    )
+                    .await?;
                 }
                 inserted.push(n == 1);
             }
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(inserted)
-        })?;
-        Ok(inserted)
+            Ok(inserted)
+        })
     }
-    /// Deletes up to `batch` finished jobs created before `cutoff`, with
-    /// their CID rows, in one transaction; returns how many. A `pending` job
-    /// stays, and so does a job that a kept job is marked a duplicate of.
-    /// Marks between two old jobs deleted in different batches are cleared
-    /// first, so no reference is left dangling.
+
+    /// Deletes up to `batch` of the oldest links of the audit chain, when
+    /// they were created before `cutoff`, with their CID rows, in one
+    /// transaction, and moves the chain's anchor to the last one removed, so
+    /// what is kept still verifies. Only a prefix of the chain goes: it
+    /// stops at the first job created since `cutoff`, and at the first job a
+    /// kept job is marked a duplicate of. Returns how many were deleted.
     #[tracing::instrument(skip_all)]
-    pub async fn purge_jobs_before(&self, cutoff: DateTime<Utc>, batch: u32) -> Result<u64> {
-        let select = "SELECT job_id FROM jobs WHERE created_at < $1 AND status <> 'pending' \
-             AND NOT EXISTS (SELECT 1 FROM jobs AS kept WHERE kept.duplicate_of = jobs.job_id AND kept.created_at >= $1) \
-             ORDER BY created_at, job_id LIMIT $2";
-        let deleted = with_pool!(self, pool => {
-            let mut tx = write_tx!(pool)?;
-            super::lock_job_batches!(self, tx);
-            let ids: Vec<Uuid> = sqlx::query_scalar(select)
-                .bind(cutoff)
-                .bind(i64::from(batch))
-                .fetch_all(&mut *tx)
+    pub async fn purge_sealed_before(&self, cutoff: DateTime<Utc>, batch: u32) -> Result<u64> {
+        write_tx!(self, |tx| async move {
+            lock_job_batches(tx).await?;
+            let boundary = tx
+                .fetch_optional(
+                    "SELECT MIN(audit_seq) FROM jobs WHERE audit_seq IS NOT NULL AND (created_at >= $1 \
+                     OR EXISTS (SELECT 1 FROM jobs AS kept WHERE kept.duplicate_of = jobs.job_id AND kept.created_at >= $1))",
+                    &args![cutoff],
+                )
+                .await?
+                .map_or(Ok(None), |row| row.get::<Option<i64>>(0))?
+                .unwrap_or(i64::MAX);
+            let doomed = tx
+                .fetch(
+                    "SELECT job_id, audit_seq, audit_hash FROM jobs WHERE audit_seq IS NOT NULL AND audit_seq < $1 \
+                     ORDER BY audit_seq LIMIT $2",
+                    &args![boundary, i64::from(batch)],
+                )
                 .await?;
-            if !ids.is_empty() {
-                let args: Vec<Arg> = ids.iter().map(|id| Arg::Uuid(*id)).collect();
-                let list: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-                let list = list.join(", ");
-                for sql in [
-                    format!("DELETE FROM job_cids WHERE job_id IN ({list})"),
-                    format!("DELETE FROM busy_cids WHERE job_id IN ({list})"),
-                    format!("UPDATE jobs SET duplicate_of = NULL WHERE duplicate_of IN ({list}) AND job_id NOT IN ({list})"),
-                    format!("DELETE FROM jobs WHERE job_id IN ({list})"),
-                ] {
-                    bind_args!(sqlx::query(&sql), &args).execute(&mut *tx).await?;
-                }
+            let Some(last) = doomed.last() else {
+                return Ok(0);
+            };
+            let anchor = ChainTip {
+                seq: last.get(1)?,
+                hash: last.get(2)?,
+            };
+            let ids = doomed
+                .iter()
+                .map(|row| row.get::<Uuid>(0).map(|id| id.to_string()))
+                .collect::<Result<Vec<_>>>()?;
+            let ids = serde_json::to_string(&ids).map_err(anyhow::Error::from)?;
+            let list = ids_in_json(tx.backend());
+            for sql in [
+                format!("DELETE FROM job_cids WHERE job_id IN {list}"),
+                format!("DELETE FROM busy_cids WHERE job_id IN {list}"),
+                // Marks between two old jobs deleted in different batches.
+                format!("UPDATE jobs SET duplicate_of = NULL WHERE duplicate_of IN {list} AND job_id NOT IN {list}"),
+                format!("DELETE FROM jobs WHERE job_id IN {list}"),
+            ] {
+                tx.execute(&sql, &args![ids.as_str()]).await?;
             }
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(ids.len() as u64)
-        })?;
-        Ok(deleted)
+            let removed = doomed.len() as i64;
+            tx.execute(
+                "INSERT INTO audit_anchor (id, audit_seq, audit_hash, removed, anchored_at) VALUES (1, $1, $2, $3, $4) \
+                 ON CONFLICT (id) DO UPDATE SET audit_seq = excluded.audit_seq, audit_hash = excluded.audit_hash, \
+                 removed = audit_anchor.removed + excluded.removed, anchored_at = excluded.anchored_at",
+                &args![anchor.seq, anchor.hash, removed, crate::domain::job::now_millis()],
+            )
+            .await?;
+            Ok(removed as u64)
+        })
     }
 }

@@ -1,11 +1,16 @@
-//! Jobs: the claim that makes a request run once, its finalisation, and the
-//! audit's queries.
+//! Jobs: the claim that makes a request run once, its finalisation, the
+//! replay counter, the seals of the audit chain, and the audit's queries.
+//! The claim and the finalisation are written once, over the write seam
+//! (`store::tx`), for both stores.
 
 use chrono::{DateTime, Utc};
+use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{bind_args, with_pool, write_tx, Arg, Db};
+use super::tx::{args, write_tx, Backend, Tx};
+use super::{with_pool, Db};
 use crate::domain::job::{Job, JobId, JobStatus, Phases};
+use crate::domain::query::{JobCursor, JobFilter};
 use crate::error::{Error, Result};
 
 const JOB_COLUMNS: &str = "job_id, user_name, cluster, action, action_code, cids, cid_count, status, \
@@ -123,40 +128,24 @@ pub struct NewJob {
     pub cids: Vec<String>,
     pub reason: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// When the sweep may call the job interrupted if it is still pending:
+    /// the creating instance's upstream timeout plus a grace.
+    pub deadline_at: DateTime<Utc>,
     pub confirm_duplicate: bool,
     /// Refuse when a `pending` or `succeeded` job of the same intent was
     /// created since this time (`None`: the guard is off or lifted).
     pub duplicate_guard_since: Option<DateTime<Utc>>,
 }
 
-/// The result of claiming `(user, key)`.
+/// The result of claiming `(user, key)`. The recent-duplicate guard and the
+/// per-customer lock refuse with their errors (`RecentDuplicate`,
+/// `CidsBusy`), and a refused claim leaves nothing behind.
 #[derive(Debug)]
 pub enum Claim {
     /// The job was inserted as `pending`; this request runs it.
     Claimed,
     /// The key was taken: here is the job that holds it.
     Existing(Box<StoredJob>),
-    /// The same intent ran recently (the recent-duplicate guard).
-    RecentDuplicate {
-        job_id: JobId,
-        user: String,
-        created_at: DateTime<Utc>,
-    },
-    /// Some CIDs are in a `pending` job of the same cluster.
-    CidsBusy { job_id: JobId, busy: Vec<String> },
-}
-
-/// What a claim decided inside its transaction: committed (`Claimed`,
-/// `KeyTaken`) or rolled back (`Refused`). The job holding a taken key is
-/// read after the commit, the same way on both stores.
-#[derive(Debug)]
-pub enum ClaimDecision {
-    /// Inserted as `pending`: this request runs it.
-    Claimed,
-    /// The key was taken by another job.
-    KeyTaken,
-    /// The recent-duplicate guard or the per-customer lock refused it.
-    Refused(Claim),
 }
 
 /// The final state of a job and the answer its request got.
@@ -167,29 +156,20 @@ pub struct Finalisation {
     pub response_body: String,
 }
 
-/// Filters of the audit; every one optional.
-#[derive(Clone, Debug, Default)]
-pub struct JobFilter {
-    pub user: Option<String>,
-    pub action: Option<String>,
-    pub cluster: Option<String>,
-    pub status: Option<JobStatus>,
-    pub cid: Option<String>,
-    /// Inclusive.
-    pub since: Option<DateTime<Utc>>,
-    /// Exclusive.
-    pub until: Option<DateTime<Utc>>,
-    /// Jobs that answered repeated requests (`true`) or none (`false`).
-    pub retried: Option<bool>,
-    /// Jobs whose reason contains this text, ignoring case.
-    pub reason: Option<String>,
+/// The last link of the audit chain: the sequence number and hash the next
+/// seal continues from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChainTip {
+    pub seq: i64,
+    pub hash: String,
 }
 
-/// A position in the newest-first order: the last job of a page.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct JobCursor {
-    pub created_at: DateTime<Utc>,
-    pub job_id: Uuid,
+/// One job's place in the audit chain.
+#[derive(Clone, Debug)]
+pub struct Seal {
+    pub job_id: JobId,
+    pub seq: i64,
+    pub hash: String,
 }
 
 impl Db {
@@ -202,54 +182,34 @@ impl Db {
     /// for the writer (group commit) and returns once that is durable.
     #[tracing::instrument(skip_all, fields(job_id = %new.job_id))]
     pub async fn claim_job(&self, new: &NewJob) -> Result<Claim> {
-        let decision = match self {
-            Db::Sqlite(sqlite) => sqlite.writer.claim(new.clone()).await?,
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                // Two requests of the same intent under different keys must not
-                // both pass the guard: serialise them (SQLite's single writer
-                // already does).
-                sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                    .bind(&new.intent_hash)
-                    .execute(&mut *tx)
-                    .await?;
-                let decision = claim_on_postgres(&mut tx, new).await?;
-                if let ClaimDecision::Refused(_) = decision {
-                    tx.rollback().await?;
-                } else {
-                    tx.commit().await?;
-                }
-                decision
-            }
-        };
-        match decision {
-            ClaimDecision::Claimed => Ok(Claim::Claimed),
-            // Read after the commit that made the holder visible.
-            ClaimDecision::KeyTaken => self
-                .job_by_key(&new.user, &new.key)
-                .await?
-                .map(|held| Claim::Existing(Box::new(held)))
-                .ok_or_else(|| {
-                    Error::Internal(anyhow::anyhow!("the job holding this key vanished"))
-                }),
-            ClaimDecision::Refused(claim) => Ok(claim),
+        let owned = new.clone();
+        let claimed = write_tx!(self, |tx| async move { claim(tx, &owned).await })?;
+        if claimed {
+            return Ok(Claim::Claimed);
         }
+        // Read after the commit that made the holder visible.
+        self.job_by_key(&new.user, &new.key)
+            .await?
+            .map(|held| Claim::Existing(Box::new(held)))
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("the job holding this key vanished")))
     }
 
     /// Counts a replayed request on the job it was answered from.
     #[tracing::instrument(skip_all, fields(job_id = %job_id))]
     pub async fn record_replay(&self, job_id: JobId, at: DateTime<Utc>) -> Result<()> {
-        match self {
-            Db::Sqlite(sqlite) => sqlite.writer.record_replay(job_id, at).await,
-            Db::Postgres(pool) => {
-                sqlx::query(RECORD_REPLAY_SQL)
-                    .bind(job_id.as_uuid())
-                    .bind(at)
-                    .execute(pool)
-                    .await?;
-                Ok(())
-            }
-        }
+        write_tx!(self, |tx| async move {
+            tx.execute(RECORD_REPLAY_SQL, &args![job_id, at]).await?;
+            Ok(())
+        })
+    }
+
+    /// Records the final state of a `pending` job and the answer its request
+    /// got (kept for replays), and releases its CIDs. False when the job was
+    /// no longer pending (the sweep got there first): a job is finalised once.
+    #[tracing::instrument(skip_all, fields(job_id = %done.job.job_id, status = done.job.status.as_str()))]
+    pub async fn finalize_job(&self, done: &Finalisation) -> Result<bool> {
+        let done = done.clone();
+        write_tx!(self, |tx| async move { finalize(tx, &done).await })
     }
 
     /// The job a user's key names, if any.
@@ -268,34 +228,18 @@ impl Db {
         row.map(StoredJob::try_from).transpose()
     }
 
-    /// Records the final state of a `pending` job and the answer its request
-    /// got (kept for replays), and releases its CIDs. False when the job was
-    /// no longer pending (the sweep got there first): a job is finalised once.
-    #[tracing::instrument(skip_all, fields(job_id = %done.job.job_id, status = done.job.status.as_str()))]
-    pub async fn finalize_job(&self, done: &Finalisation) -> Result<bool> {
-        match self {
-            Db::Sqlite(sqlite) => sqlite.writer.finalize(done.clone()).await,
-            Db::Postgres(pool) => {
-                let mut tx = pool.begin().await?;
-                let finalised = finalize_on_postgres(&mut tx, done).await?;
-                tx.commit().await?;
-                Ok(finalised)
-            }
-        }
-    }
-
-    /// Jobs still `pending` that were created before `cutoff`.
+    /// Jobs still `pending` whose deadline passed before `now`.
     #[tracing::instrument(skip_all)]
-    pub async fn stale_pending_jobs(&self, cutoff: DateTime<Utc>) -> Result<Vec<StoredJob>> {
+    pub async fn overdue_pending_jobs(&self, now: DateTime<Utc>) -> Result<Vec<StoredJob>> {
         let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'pending' AND created_at < $1 ORDER BY created_at LIMIT 1000"
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'pending' AND deadline_at < $1 ORDER BY deadline_at LIMIT 1000"
         );
         let rows: Vec<JobRow> =
-            with_pool!(self, pool => sqlx::query_as(&sql).bind(cutoff).fetch_all(pool).await)?;
+            with_pool!(self, pool => sqlx::query_as(&sql).bind(now).fetch_all(pool).await)?;
         rows.into_iter().map(StoredJob::try_from).collect()
     }
 
-    /// One page of jobs, newest first, after `cursor`.
+    /// Up to `limit` jobs, newest first, after `cursor`.
     #[tracing::instrument(skip_all)]
     pub async fn list_jobs(
         &self,
@@ -303,8 +247,13 @@ impl Db {
         cursor: Option<JobCursor>,
         limit: u32,
     ) -> Result<Vec<Job>> {
-        let (sql, args) = list_jobs_sql(filter, cursor, limit);
-        let rows: Vec<JobRow> = with_pool!(self, pool => bind_args!(sqlx::query_as(&sql), &args).fetch_all(pool).await)?;
+        let limit = i64::from(limit);
+        let rows: Vec<JobRow> = with_pool!(self, pool => {
+            let mut query = QueryBuilder::new(format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1"));
+            push_job_filter(&mut query, filter);
+            push_page(&mut query, cursor, limit);
+            query.build_query_as().fetch_all(pool).await
+        })?;
         rows.into_iter()
             .map(|r| StoredJob::try_from(r).map(|s| s.job))
             .collect()
@@ -320,14 +269,15 @@ impl Db {
         cursor: Option<JobCursor>,
         limit: u32,
     ) -> Result<Vec<String>> {
-        let (sql, args) = list_jobs_sql(filter, cursor, limit);
+        let limit = i64::from(limit);
+        let select = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1");
         let lines = match self {
             Db::Sqlite(sqlite) => {
-                let explain = format!("EXPLAIN QUERY PLAN {sql}");
+                let mut query = QueryBuilder::new(format!("EXPLAIN QUERY PLAN {select}"));
+                push_job_filter(&mut query, filter);
+                push_page(&mut query, cursor, limit);
                 let rows: Vec<(i64, i64, i64, String)> =
-                    bind_args!(sqlx::query_as(&explain), &args)
-                        .fetch_all(&sqlite.pool)
-                        .await?;
+                    query.build_query_as().fetch_all(&sqlite.pool).await?;
                 rows.into_iter().map(|r| r.3).collect()
             }
             Db::Postgres(pool) => {
@@ -335,10 +285,10 @@ impl Db {
                 sqlx::query("SET LOCAL enable_seqscan = off")
                     .execute(&mut *tx)
                     .await?;
-                let explain = format!("EXPLAIN {sql}");
-                let rows: Vec<(String,)> = bind_args!(sqlx::query_as(&explain), &args)
-                    .fetch_all(&mut *tx)
-                    .await?;
+                let mut query = QueryBuilder::new(format!("EXPLAIN {select}"));
+                push_job_filter(&mut query, filter);
+                push_page(&mut query, cursor, limit);
+                let rows: Vec<(String,)> = query.build_query_as().fetch_all(&mut *tx).await?;
                 tx.rollback().await?;
                 rows.into_iter().map(|r| r.0).collect()
             }
@@ -347,176 +297,45 @@ impl Db {
     }
 }
 
-/// The query of one audit page: filters, then the cursor, newest first.
-fn list_jobs_sql(filter: &JobFilter, cursor: Option<JobCursor>, limit: u32) -> (String, Vec<Arg>) {
-    let (mut sql, mut args) = filtered_jobs_sql(filter);
-    if let Some(c) = cursor {
-        args.push(Arg::Time(c.created_at));
-        let t = args.len();
-        args.push(Arg::Uuid(c.job_id));
-        let id = args.len();
-        sql.push_str(&format!(
-            " AND (created_at < ${t} OR (created_at = ${t} AND job_id < ${id}))"
-        ));
-    }
-    args.push(Arg::Int(i64::from(limit)));
-    sql.push_str(&format!(
-        " ORDER BY created_at DESC, job_id DESC LIMIT ${}",
-        args.len()
-    ));
-    (sql, args)
-}
-
-/// The hot path's SQL, shared by PostgreSQL's steps below and SQLite's
-/// group-commit writer (`store::writer`), which runs the same statements
-/// through its own connection.
-pub(super) const CLAIM_INSERT_SQL: &str = "INSERT INTO jobs (job_id, user_name, idempotency_key, payload_hash, \
-     intent_hash, cluster, action, action_code, cids, cid_count, reason, status, created_at, confirm_duplicate) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13) \
-     ON CONFLICT (user_name, idempotency_key) DO NOTHING";
-pub(super) const RECENT_INTENT_SQL: &str = "SELECT job_id, user_name, created_at FROM jobs WHERE intent_hash = $1 \
-     AND created_at >= $2 AND status IN ('pending', 'succeeded') AND job_id <> $3 ORDER BY created_at DESC LIMIT 1";
-pub(super) const FINALIZE_SQL: &str =
-    "UPDATE jobs SET status = $2, upstream_status = $3, response_summary = $4, \
-     error = $5, finished_at = $6, duration_ms = $7, response_status = $8, response_body = $9, \
-     sent_at = $10, answered_at = $11, finalized_at = $12 WHERE job_id = $1 AND status = 'pending'";
-pub(super) const RELEASE_CIDS_SQL: &str = "DELETE FROM busy_cids WHERE job_id = $1";
-pub(super) const RECORD_REPLAY_SQL: &str =
-    "UPDATE jobs SET replay_count = replay_count + 1, last_replay_at = $2 WHERE job_id = $1";
-
-/// The claim's reads and writes on PostgreSQL, in the transaction
-/// `Db::claim_job` owns; SQLite's writer runs the same steps.
-async fn claim_on_postgres(
-    conn: &mut sqlx::PgConnection,
-    new: &NewJob,
-) -> std::result::Result<ClaimDecision, sqlx::Error> {
-    let cids_json = serde_json::to_string(&new.cids).map_err(|e| sqlx::Error::Encode(e.into()))?;
-    let job_uuid = new.job_id.as_uuid();
-    let inserted = sqlx::query(CLAIM_INSERT_SQL)
-        .bind(job_uuid)
-        .bind(&new.user)
-        .bind(&new.key)
-        .bind(&new.payload_hash)
-        .bind(&new.intent_hash)
-        .bind(&new.cluster)
-        .bind(&new.action)
-        .bind(new.action_code)
-        .bind(&cids_json)
-        .bind(new.cids.len() as i64)
-        .bind(new.reason.as_deref())
-        .bind(new.created_at)
-        .bind(new.confirm_duplicate)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    if inserted == 0 {
-        return Ok(ClaimDecision::KeyTaken);
-    }
-    if let Some(since) = new.duplicate_guard_since {
-        let recent: Option<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(RECENT_INTENT_SQL)
-            .bind(&new.intent_hash)
-            .bind(since)
-            .bind(job_uuid)
-            .fetch_optional(&mut *conn)
-            .await?;
-        if let Some((job_id, user, created_at)) = recent {
-            return Ok(ClaimDecision::Refused(Claim::RecentDuplicate {
-                job_id: JobId::from_uuid(job_id),
-                user,
-                created_at,
-            }));
-        }
-    }
-    let (busy_sql, busy_args) = busy_cids_insert(&new.cluster, job_uuid, &new.cids);
-    let locked = bind_args!(sqlx::query(&busy_sql), &busy_args)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    if locked < new.cids.len() as u64 {
-        let (lookup_sql, lookup_args) = busy_cids_lookup(&new.cluster, job_uuid, &new.cids);
-        let rows: Vec<(String, Uuid)> = bind_args!(sqlx::query_as(&lookup_sql), &lookup_args)
-            .fetch_all(&mut *conn)
-            .await?;
-        let job_id = rows
-            .first()
-            .map(|r| JobId::from_uuid(r.1))
-            .unwrap_or(new.job_id);
-        let busy = rows.into_iter().map(|r| r.0).collect();
-        return Ok(ClaimDecision::Refused(Claim::CidsBusy { job_id, busy }));
-    }
-    let (cid_sql, cid_args) = job_cids_insert(job_uuid, &new.cids);
-    bind_args!(sqlx::query(&cid_sql), &cid_args)
-        .execute(&mut *conn)
-        .await?;
-    Ok(ClaimDecision::Claimed)
-}
-
-/// The finalisation's writes on PostgreSQL (see `Db::finalize_job`).
-async fn finalize_on_postgres(
-    conn: &mut sqlx::PgConnection,
-    done: &Finalisation,
-) -> std::result::Result<bool, sqlx::Error> {
-    let job = &done.job;
-    let updated = sqlx::query(FINALIZE_SQL)
-        .bind(job.job_id.as_uuid())
-        .bind(job.status.as_str())
-        .bind(job.upstream_status)
-        .bind(job.response_summary.as_deref())
-        .bind(job.error.as_deref())
-        .bind(job.finished_at)
-        .bind(job.duration_ms)
-        .bind(i64::from(done.response_status))
-        .bind(&done.response_body)
-        .bind(job.phases.sent_at)
-        .bind(job.phases.answered_at)
-        .bind(job.phases.finalized_at)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-    sqlx::query(RELEASE_CIDS_SQL)
-        .bind(job.job_id.as_uuid())
-        .execute(&mut *conn)
-        .await?;
-    Ok(updated == 1)
-}
-
-/// `SELECT ... WHERE <filters>` with its bind values, shared by every
-/// listing of jobs.
-pub(super) fn filtered_jobs_sql(filter: &JobFilter) -> (String, Vec<Arg>) {
-    let mut sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE 1 = 1");
-    let mut args = Vec::new();
-    let mut push = |sql: &mut String, clause: &str, arg: Arg| {
-        args.push(arg);
-        sql.push_str(&clause.replace("$?", &format!("${}", args.len())));
-    };
+/// `AND ...` for each filter that is set, its value bound.
+pub(super) fn push_job_filter<'a, DB>(query: &mut QueryBuilder<'a, DB>, filter: &'a JobFilter)
+where
+    DB: sqlx::Database,
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    DateTime<Utc>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
     if let Some(v) = &filter.user {
-        push(&mut sql, " AND user_name = $?", Arg::Text(v.clone()));
+        query.push(" AND user_name = ").push_bind(v.as_str());
     }
     if let Some(v) = &filter.action {
-        push(&mut sql, " AND action = $?", Arg::Text(v.clone()));
+        query.push(" AND action = ").push_bind(v.as_str());
     }
     if let Some(v) = &filter.cluster {
-        push(&mut sql, " AND cluster = $?", Arg::Text(v.clone()));
+        query.push(" AND cluster = ").push_bind(v.as_str());
     }
     if let Some(v) = filter.status {
-        push(&mut sql, " AND status = $?", Arg::Text(v.as_str().into()));
+        query.push(" AND status = ").push_bind(v.as_str());
     }
     if let Some(v) = &filter.cid {
-        push(
-            &mut sql,
-            " AND job_id IN (SELECT job_id FROM job_cids WHERE cid = $?)",
-            Arg::Text(v.clone()),
-        );
+        query
+            .push(" AND job_id IN (SELECT job_id FROM job_cids WHERE cid = ")
+            .push_bind(v.as_str())
+            .push(")");
     }
     if let Some(v) = filter.since {
-        push(&mut sql, " AND created_at >= $?", Arg::Time(v));
+        query.push(" AND created_at >= ").push_bind(v);
     }
     if let Some(v) = filter.until {
-        push(&mut sql, " AND created_at < $?", Arg::Time(v));
+        query.push(" AND created_at < ").push_bind(v);
     }
     match filter.retried {
-        Some(true) => sql.push_str(" AND replay_count > 0"),
-        Some(false) => sql.push_str(" AND replay_count = 0"),
+        Some(true) => {
+            query.push(" AND replay_count > 0");
+        }
+        Some(false) => {
+            query.push(" AND replay_count = 0");
+        }
         None => {}
     }
     if let Some(v) = &filter.reason {
@@ -525,108 +344,289 @@ pub(super) fn filtered_jobs_sql(filter: &JobFilter) -> (String, Vec<Arg>) {
             .replace('\\', "\\\\")
             .replace('%', "\\%")
             .replace('_', "\\_");
-        push(
-            &mut sql,
-            " AND LOWER(reason) LIKE $? ESCAPE '\\'",
-            Arg::Text(format!("%{escaped}%")),
-        );
+        query
+            .push(" AND LOWER(reason) LIKE ")
+            .push_bind(format!("%{escaped}%"))
+            .push(" ESCAPE '\\'");
     }
-    (sql, args)
 }
 
-/// Takes the per-customer lock on each CID; conflicting rows are skipped,
-/// so fewer rows than CIDs means some were busy.
-pub(super) fn busy_cids_insert(cluster: &str, job_id: Uuid, cids: &[String]) -> (String, Vec<Arg>) {
-    let mut args = vec![Arg::Text(cluster.to_owned()), Arg::Uuid(job_id)];
-    let rows: Vec<String> = cids
-        .iter()
-        .map(|cid| {
-            args.push(Arg::Text(cid.clone()));
-            format!("($1, ${}, $2)", args.len())
-        })
-        .collect();
-    let sql = format!(
-        "INSERT INTO busy_cids (cluster, cid, job_id) VALUES {} ON CONFLICT DO NOTHING",
-        rows.join(", ")
-    );
-    (sql, args)
+/// The cursor's condition and the newest-first order of one page.
+fn push_page<'a, DB>(query: &mut QueryBuilder<'a, DB>, cursor: Option<JobCursor>, limit: i64)
+where
+    DB: sqlx::Database,
+    DateTime<Utc>: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    Uuid: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    if let Some(c) = cursor {
+        // A row value, which both stores serve from the (.., created_at,
+        // job_id) indexes as a range.
+        query
+            .push(" AND (created_at, job_id) < (")
+            .push_bind(c.created_at)
+            .push(", ")
+            .push_bind(c.job_id)
+            .push(")");
+    }
+    query
+        .push(" ORDER BY created_at DESC, job_id DESC LIMIT ")
+        .push_bind(limit);
 }
 
-/// The CIDs of the request held by another pending job, with that job.
-pub(super) fn busy_cids_lookup(cluster: &str, job_id: Uuid, cids: &[String]) -> (String, Vec<Arg>) {
-    let mut args = vec![Arg::Text(cluster.to_owned()), Arg::Uuid(job_id)];
-    let params: Vec<String> = cids
-        .iter()
-        .map(|cid| {
-            args.push(Arg::Text(cid.clone()));
-            format!("${}", args.len())
-        })
-        .collect();
-    let sql = format!(
-        "SELECT cid, job_id FROM busy_cids WHERE cluster = $1 AND job_id <> $2 AND cid IN ({}) ORDER BY job_id, cid",
-        params.join(", ")
-    );
-    (sql, args)
+const CLAIM_INSERT_SQL: &str = "INSERT INTO jobs (job_id, user_name, idempotency_key, payload_hash, \
+     intent_hash, cluster, action, action_code, cids, cid_count, reason, status, created_at, deadline_at, confirm_duplicate) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14) \
+     ON CONFLICT (user_name, idempotency_key) DO NOTHING";
+const RECENT_INTENT_SQL: &str = "SELECT job_id, user_name, created_at FROM jobs WHERE intent_hash = $1 \
+     AND created_at >= $2 AND status IN ('pending', 'succeeded') AND job_id <> $3 ORDER BY created_at DESC LIMIT 1";
+const FINALIZE_SQL: &str =
+    "UPDATE jobs SET status = $2, upstream_status = $3, response_summary = $4, \
+     error = $5, finished_at = $6, duration_ms = $7, response_status = $8, response_body = $9, \
+     sent_at = $10, answered_at = $11, finalized_at = $12 WHERE job_id = $1 AND status = 'pending'";
+const RELEASE_CIDS_SQL: &str = "DELETE FROM busy_cids WHERE job_id = $1";
+const RECORD_REPLAY_SQL: &str =
+    "UPDATE jobs SET replay_count = replay_count + 1, last_replay_at = $2 WHERE job_id = $1";
+
+/// The statements that read a JSON array of CIDs (`$n`), in each dialect.
+struct CidStatements {
+    /// `$1` job, `$2` the CIDs: one row per CID with its position.
+    insert_job_cids: &'static str,
+    /// `$1` cluster, `$2` job, `$3` the CIDs: the per-customer lock; a CID
+    /// another job holds is skipped, so fewer rows than CIDs means busy.
+    lock_cids: &'static str,
+    /// `$1` cluster, `$2` job, `$3` the CIDs: who holds the busy ones.
+    busy_cids: &'static str,
 }
 
-/// One multi-row insert of a job's CIDs with their positions.
-pub(super) fn job_cids_insert(job_id: Uuid, cids: &[String]) -> (String, Vec<Arg>) {
-    let mut args = Vec::with_capacity(cids.len() * 2 + 1);
-    args.push(Arg::Uuid(job_id));
-    let rows: Vec<String> = cids
-        .iter()
-        .enumerate()
-        .map(|(position, cid)| {
-            args.push(Arg::Text(cid.clone()));
-            args.push(Arg::Int(position as i64));
-            format!("(${}, $1, ${})", args.len() - 1, args.len())
-        })
-        .collect();
-    (
-        format!(
-            "INSERT INTO job_cids (cid, job_id, position) VALUES {}",
-            rows.join(", ")
-        ),
-        args,
-    )
+const SQLITE_CIDS: CidStatements = CidStatements {
+    insert_job_cids: "INSERT INTO job_cids (cid, job_id, position) SELECT value, $1, key FROM json_each($2)",
+    // `WHERE true` keeps SQLite from reading ON CONFLICT as a join clause.
+    lock_cids: "INSERT INTO busy_cids (cluster, cid, job_id) SELECT $1, value, $2 FROM json_each($3) WHERE true \
+        ON CONFLICT DO NOTHING",
+    busy_cids: "SELECT cid, job_id FROM busy_cids WHERE cluster = $1 AND job_id <> $2 \
+        AND cid IN (SELECT value FROM json_each($3)) ORDER BY job_id, cid",
+};
+
+const POSTGRES_CIDS: CidStatements = CidStatements {
+    insert_job_cids: "INSERT INTO job_cids (cid, job_id, position) \
+        SELECT c.value, $1, c.n - 1 FROM json_array_elements_text($2::json) WITH ORDINALITY AS c(value, n)",
+    lock_cids: "INSERT INTO busy_cids (cluster, cid, job_id) \
+        SELECT $1, c.value, $2 FROM json_array_elements_text($3::json) AS c(value) ON CONFLICT DO NOTHING",
+    busy_cids: "SELECT cid, job_id FROM busy_cids WHERE cluster = $1 AND job_id <> $2 \
+        AND cid IN (SELECT json_array_elements_text($3::json)) ORDER BY job_id, cid",
+};
+
+fn cid_statements(backend: Backend) -> &'static CidStatements {
+    match backend {
+        Backend::Sqlite => &SQLITE_CIDS,
+        Backend::Postgres => &POSTGRES_CIDS,
+    }
+}
+
+/// The claim's reads and writes: the key, the recent-duplicate guard, the
+/// per-customer lock, then the job's CID rows. True when the job was
+/// inserted; false when another job holds the key (nothing was written).
+pub(crate) async fn claim(tx: &mut impl Tx, new: &NewJob) -> Result<bool> {
+    if tx.backend() == Backend::Postgres {
+        // Two requests of the same intent under different keys must not both
+        // pass the guard: serialise them (SQLite's single writer already does).
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+            &args![&new.intent_hash],
+        )
+        .await?;
+    }
+    let cids_json = serde_json::to_string(&new.cids).map_err(anyhow::Error::from)?;
+    let inserted = tx
+        .execute(
+            CLAIM_INSERT_SQL,
+            &args![
+                new.job_id,
+                &new.user,
+                &new.key,
+                &new.payload_hash,
+                &new.intent_hash,
+                &new.cluster,
+                &new.action,
+                new.action_code,
+                cids_json.as_str(),
+                new.cids.len() as i64,
+                new.reason.as_deref(),
+                new.created_at,
+                new.deadline_at,
+                new.confirm_duplicate,
+            ],
+        )
+        .await?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    if let Some(since) = new.duplicate_guard_since {
+        let recent = tx
+            .fetch_optional(
+                RECENT_INTENT_SQL,
+                &args![&new.intent_hash, since, new.job_id],
+            )
+            .await?;
+        if let Some(row) = recent {
+            return Err(Error::RecentDuplicate {
+                job_id: row.get(0)?,
+                user: row.get(1)?,
+                created_at: row.get(2)?,
+            });
+        }
+    }
+    let sql = cid_statements(tx.backend());
+    let lock_args = args![&new.cluster, new.job_id, cids_json.as_str()];
+    let locked = tx.execute(sql.lock_cids, &lock_args).await?;
+    if locked < new.cids.len() as u64 {
+        let rows = tx.fetch(sql.busy_cids, &lock_args).await?;
+        let job_id = match rows.first() {
+            Some(row) => row.get(1)?,
+            None => new.job_id,
+        };
+        let busy = rows
+            .iter()
+            .map(|row| row.get(0))
+            .collect::<Result<Vec<String>>>()?;
+        return Err(Error::CidsBusy { job_id, busy });
+    }
+    tx.execute(sql.insert_job_cids, &args![new.job_id, cids_json.as_str()])
+        .await?;
+    Ok(true)
+}
+
+/// Records the outcome of a `pending` job and releases its CIDs; false when
+/// it was no longer pending.
+pub(crate) async fn finalize(tx: &mut impl Tx, done: &Finalisation) -> Result<bool> {
+    let job = &done.job;
+    let updated = tx
+        .execute(
+            FINALIZE_SQL,
+            &args![
+                job.job_id,
+                job.status.as_str(),
+                job.upstream_status,
+                job.response_summary.as_deref(),
+                job.error.as_deref(),
+                job.finished_at,
+                job.duration_ms,
+                i64::from(done.response_status),
+                done.response_body.as_str(),
+                job.phases.sent_at,
+                job.phases.answered_at,
+                job.phases.finalized_at,
+            ],
+        )
+        .await?;
+    tx.execute(RELEASE_CIDS_SQL, &args![job.job_id]).await?;
+    Ok(updated == 1)
+}
+
+/// Serialises the writes that change many finalised jobs at once (the
+/// sealer, duplicate marking, retention) so they never deadlock each other
+/// on PostgreSQL; SQLite's single writer already does.
+pub(crate) async fn lock_job_batches(tx: &mut impl Tx) -> Result<()> {
+    if tx.backend() == Backend::Postgres {
+        tx.execute("SELECT pg_advisory_xact_lock(7277001)", &[])
+            .await?;
+    }
+    Ok(())
+}
+
+const LAST_SEAL_SQL: &str = "SELECT audit_seq, audit_hash FROM jobs WHERE audit_seq IS NOT NULL \
+     ORDER BY audit_seq DESC LIMIT 1";
+const ANCHOR_SQL: &str = "SELECT audit_seq, audit_hash FROM audit_anchor WHERE id = 1";
+
+/// The chain's last link: the newest sealed job, else the anchor retention
+/// left, else none (the chain starts at the genesis).
+async fn chain_tip(tx: &mut impl Tx) -> Result<Option<ChainTip>> {
+    for sql in [LAST_SEAL_SQL, ANCHOR_SQL] {
+        if let Some(row) = tx.fetch_optional(sql, &[]).await? {
+            return Ok(Some(ChainTip {
+                seq: row.get(0)?,
+                hash: row.get(1)?,
+            }));
+        }
+    }
+    Ok(None)
 }
 
 impl Db {
-    /// Seals up to `limit` finalised jobs in finalisation order, in one
-    /// transaction that only one sealer at a time can hold (SQLite's write
-    /// lock; an advisory lock on PostgreSQL). Returns how many were sealed.
+    /// The chain's tip and up to `limit` finalised, unsealed jobs in
+    /// finalisation order: what the sealer hashes, outside any write.
     #[tracing::instrument(skip_all)]
-    pub async fn seal_batch(&self, limit: u32, hash: impl Fn(&str, &Job) -> String) -> Result<u64> {
-        let last_sql = "SELECT audit_seq, audit_hash FROM jobs WHERE audit_seq IS NOT NULL ORDER BY audit_seq DESC LIMIT 1";
+    pub async fn seal_candidates(&self, limit: u32) -> Result<(Option<ChainTip>, Vec<Job>)> {
         let batch_sql = format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE audit_hash IS NULL AND status <> 'pending' \
              ORDER BY finalized_at, job_id LIMIT $1"
         );
-        let sealed = with_pool!(self, pool => {
-            let mut tx = write_tx!(pool)?;
-            super::lock_job_batches!(self, tx);
-            let last: Option<(i64, String)> = sqlx::query_as(last_sql).fetch_optional(&mut *tx).await?;
-            let (mut seq, mut previous) = last.unwrap_or((0, crate::seal::GENESIS.to_owned()));
-            let rows: Vec<JobRow> = sqlx::query_as(&batch_sql).bind(i64::from(limit)).fetch_all(&mut *tx).await?;
-            let mut links = Vec::with_capacity(rows.len());
-            for row in rows {
-                let stored = StoredJob::try_from(row)?;
-                seq += 1;
-                let audit_hash = hash(&previous, &stored.job);
-                previous = audit_hash.clone();
-                links.push((stored.job.job_id.as_uuid(), seq, audit_hash));
-            }
-            // Many links per statement: one statement per job held the write
-            // lock long enough to slow Set Actions down.
-            for chunk in links.chunks(SEAL_LINKS_PER_STATEMENT) {
-                let (sql, args) = seal_update(chunk);
-                bind_args!(sqlx::query(&sql), &args).execute(&mut *tx).await?;
-            }
-            let sealed = links.len() as u64;
-            tx.commit().await?;
-            Ok::<_, sqlx::Error>(sealed)
+        type Link = Option<(i64, String)>;
+        let (last, anchor, rows): (Link, Link, Vec<JobRow>) = with_pool!(self, pool => {
+            let last = sqlx::query_as(LAST_SEAL_SQL).fetch_optional(pool).await?;
+            let anchor = sqlx::query_as(ANCHOR_SQL).fetch_optional(pool).await?;
+            let rows = sqlx::query_as(&batch_sql).bind(i64::from(limit)).fetch_all(pool).await?;
+            Ok::<_, sqlx::Error>((last, anchor, rows))
         })?;
-        Ok(sealed)
+        let tip = last.or(anchor).map(|(seq, hash)| ChainTip { seq, hash });
+        let jobs = rows
+            .into_iter()
+            .map(|r| StoredJob::try_from(r).map(|s| s.job))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((tip, jobs))
+    }
+
+    /// Writes `seals`, which continue the chain from `tip`. Nothing is
+    /// written, and 0 returned, when the chain moved since `tip` was read
+    /// (another instance sealed first); the next round starts from there.
+    #[tracing::instrument(skip_all, fields(seals = seals.len()))]
+    pub async fn apply_seals(&self, tip: Option<ChainTip>, seals: Vec<Seal>) -> Result<u64> {
+        if seals.is_empty() {
+            return Ok(0);
+        }
+        write_tx!(self, |tx| async move {
+            lock_job_batches(tx).await?;
+            if chain_tip(tx).await? != tip {
+                return Ok(0);
+            }
+            let links: Vec<serde_json::Value> = seals
+                .iter()
+                .map(|s| serde_json::json!({"job_id": s.job_id, "seq": s.seq, "hash": s.hash}))
+                .collect();
+            let links = serde_json::to_string(&links).map_err(anyhow::Error::from)?;
+            let sql = match tx.backend() {
+                Backend::Sqlite => {
+                    "UPDATE jobs SET audit_seq = v.seq, audit_hash = v.hash FROM \
+                     (SELECT unhex(replace(value ->> 'job_id', '-', '')) AS job_id, value ->> 'seq' AS seq, \
+                     value ->> 'hash' AS hash FROM json_each($1)) AS v \
+                     WHERE jobs.job_id = v.job_id AND jobs.audit_hash IS NULL"
+                }
+                Backend::Postgres => {
+                    "UPDATE jobs SET audit_seq = v.seq, audit_hash = v.hash \
+                     FROM json_to_recordset($1::json) AS v(job_id uuid, seq bigint, hash text) \
+                     WHERE jobs.job_id = v.job_id AND jobs.audit_hash IS NULL"
+                }
+            };
+            let sealed = tx.execute(sql, &args![links]).await?;
+            if sealed != seals.len() as u64 {
+                return Err(Error::Internal(anyhow::anyhow!(
+                    "{} of {} jobs to seal changed while they were sealed",
+                    seals.len() as u64 - sealed,
+                    seals.len()
+                )));
+            }
+            Ok(sealed)
+        })
+    }
+
+    /// Where the verified chain starts: the anchor retention left, if any,
+    /// with how many jobs it removed.
+    #[tracing::instrument(skip_all)]
+    pub async fn chain_anchor(&self) -> Result<Option<(ChainTip, i64)>> {
+        let row: Option<(i64, String, i64)> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT audit_seq, audit_hash, removed FROM audit_anchor WHERE id = 1").fetch_optional(pool).await)?;
+        Ok(row.map(|(seq, hash, removed)| (ChainTip { seq, hash }, removed)))
     }
 
     /// Sealed jobs in chain order after `seq`, with their sequence numbers.
@@ -640,32 +640,6 @@ impl Db {
             .map(|r| StoredJob::try_from(r.job).map(|s| (r.audit_seq, s.job)))
             .collect()
     }
-}
-
-/// Links of the audit chain written by one statement.
-const SEAL_LINKS_PER_STATEMENT: usize = 100;
-
-/// One `UPDATE ... FROM (VALUES ...)` setting `audit_seq` and `audit_hash`
-/// of each `(job, seq, hash)`; both stores name the values' columns
-/// `column1`, `column2`, ...
-fn seal_update(links: &[(Uuid, i64, String)]) -> (String, Vec<Arg>) {
-    let mut args = Vec::with_capacity(links.len() * 3);
-    let rows: Vec<String> = links
-        .iter()
-        .map(|(job_id, seq, hash)| {
-            args.push(Arg::Uuid(*job_id));
-            args.push(Arg::Int(*seq));
-            args.push(Arg::Text(hash.clone()));
-            let n = args.len();
-            format!("(${}, ${}, ${})", n - 2, n - 1, n)
-        })
-        .collect();
-    let sql = format!(
-        "UPDATE jobs SET audit_seq = v.column2, audit_hash = v.column3 FROM (VALUES {}) AS v \
-         WHERE jobs.job_id = v.column1 AND jobs.audit_hash IS NULL",
-        rows.join(", ")
-    );
-    (sql, args)
 }
 
 #[derive(sqlx::FromRow)]

@@ -1,16 +1,17 @@
 //! The store: one `Db` over SQLite or PostgreSQL, chosen once from the URL.
 //! Every query is written once in the dialect both understand (`$N` binds,
-//! `ON CONFLICT`, times bound from Rust) and run on whichever pool is live.
+//! `ON CONFLICT`, times bound from Rust): reads run on whichever pool is
+//! live (`with_pool!`), writes through the write seam (`tx`), which on SQLite
+//! sends every write of the process to one writer. The few statements whose
+//! dialects differ are chosen by `Backend`, beside each other.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, SqlitePool};
-use uuid::Uuid;
+use sqlx::{Connection, PgPool, SqliteConnection, SqlitePool};
 
 pub mod audit;
 pub mod jobs;
@@ -18,10 +19,14 @@ pub mod oidc;
 pub mod sessions;
 pub mod stats;
 pub mod tokens;
+pub mod tx;
 pub mod users;
 pub mod writer;
 
-/// Runs the same expression on whichever pool is live; `$pool` names it.
+pub use tx::Backend;
+
+/// Runs the same read on whichever pool is live; `$pool` names it. Writes
+/// go through `tx::write_tx!` instead.
 macro_rules! with_pool {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
@@ -35,75 +40,6 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
-/// Opens a write transaction: `BEGIN IMMEDIATE` on SQLite, so the write lock is
-/// taken up front and a read-then-write transaction can never fail to upgrade.
-macro_rules! write_tx {
-    ($pool:ident) => {
-        $crate::store::WriteTx::begin($pool).await
-    };
-}
-pub(crate) use write_tx;
-
-/// How each backend opens a write transaction.
-pub(crate) trait WriteTx: Sized {
-    type Db: sqlx::Database;
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
-}
-
-impl WriteTx for SqlitePool {
-    type Db = sqlx::Sqlite;
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
-        self.begin_with("BEGIN IMMEDIATE").await
-    }
-}
-
-impl WriteTx for PgPool {
-    type Db = sqlx::Postgres;
-    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
-        sqlx::Pool::begin(self).await
-    }
-}
-
-/// Serialises the transactions that change many finalised jobs at once (the
-/// sealer, duplicate marking, retention) so they never deadlock each other on
-/// PostgreSQL; SQLite's single writer already does.
-macro_rules! lock_job_batches {
-    ($db:expr, $tx:expr) => {
-        if let $crate::store::Db::Postgres(_) = $db {
-            sqlx::query("SELECT pg_advisory_xact_lock(7277001)")
-                .execute(&mut *$tx)
-                .await?;
-        }
-    };
-}
-pub(crate) use lock_job_batches;
-
-/// A value bound to a query assembled at run time (the job filters).
-#[derive(Clone, Debug)]
-pub(crate) enum Arg {
-    Text(String),
-    Time(DateTime<Utc>),
-    Uuid(Uuid),
-    Int(i64),
-}
-
-/// Binds `Arg`s in order onto a query of either backend.
-macro_rules! bind_args {
-    ($query:expr, $args:expr) => {{
-        let mut q = $query;
-        for arg in $args {
-            q = match arg {
-                $crate::store::Arg::Text(v) => q.bind(v.clone()),
-                $crate::store::Arg::Time(v) => q.bind(*v),
-                $crate::store::Arg::Uuid(v) => q.bind(*v),
-                $crate::store::Arg::Int(v) => q.bind(*v),
-            };
-        }
-        q
-    }};
-}
-pub(crate) use bind_args;
-
 /// The live store.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -111,8 +47,8 @@ pub enum Db {
     Postgres(PgPool),
 }
 
-/// A SQLite store: the pool for reads and rare writes, and the group-commit
-/// writer for the Set Action's hot path.
+/// A SQLite store: a read-only pool for reads, and the one writer every
+/// write of the process goes through.
 #[derive(Clone, Debug)]
 pub struct Sqlite {
     pub pool: SqlitePool,
@@ -145,62 +81,71 @@ fn sqlite_path(url: &str) -> Option<&str> {
 }
 
 impl Db {
-    /// Connects to the store the URL names (without migrating).
-    pub async fn connect(url: &str, settings: &PoolSettings) -> anyhow::Result<Self> {
+    /// Opens the store the URL names and applies the migrations embedded in
+    /// the binary: what every command that opens the store does.
+    pub async fn open(url: &str, settings: &PoolSettings) -> anyhow::Result<Self> {
         if url.starts_with("sqlite:") {
-            if let Some(parent) = sqlite_path(url).and_then(|p| std::path::Path::new(p).parent()) {
-                if !parent.as_os_str().is_empty() {
-                    std::fs::create_dir_all(parent).with_context(|| {
-                        format!("Failed to create the folder {}", parent.display())
-                    })?;
-                }
+            Self::open_sqlite(url, settings).await
+        } else {
+            Self::open_postgres(url, settings).await
+        }
+    }
+
+    async fn open_sqlite(url: &str, settings: &PoolSettings) -> anyhow::Result<Self> {
+        let path = sqlite_path(url)
+            .context("The SQLite store must be a file (the writer opens it too)")?;
+        if let Some(parent) = std::path::Path::new(path).parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("Failed to create the folder {}", parent.display()))?;
             }
-            // An answered job must survive a power cut: WAL with FULL sync.
-            let options = SqliteConnectOptions::from_str(url)
-                .context("Failed to parse the SQLite URL")?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(settings.max_connections)
-                .acquire_timeout(settings.acquire_timeout)
-                .connect_with(options)
+        }
+        // An answered job must survive a power cut: WAL with FULL sync.
+        let options = SqliteConnectOptions::from_str(url)
+            .context("Failed to parse the SQLite URL")?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        // Migrations first, on a connection of their own, so the pool can be
+        // read-only: every other write goes through the writer.
+        let mut migrating =
+            SqliteConnection::connect_with(&options.clone().create_if_missing(true))
                 .await
                 .context("Failed to open the SQLite store")?;
-            let path = sqlite_path(url)
-                .context("The SQLite store must be a file (the writer opens it too)")?;
-            let writer = writer::Writer::start(std::path::Path::new(path))
-                .context("Failed to start the SQLite writer")?;
-            Ok(Db::Sqlite(Sqlite { pool, writer }))
-        } else {
-            let options =
-                PgConnectOptions::from_str(url).context("Failed to parse the PostgreSQL URL")?;
-            let pool = PgPoolOptions::new()
-                .max_connections(settings.max_connections)
-                .acquire_timeout(settings.acquire_timeout)
-                .connect_with(options)
-                .await
-                .context("Failed to connect to PostgreSQL")?;
-            Ok(Db::Postgres(pool))
-        }
+        sqlx::migrate!("migrations/sqlite")
+            .run(&mut migrating)
+            .await
+            .context("Failed to migrate the store")?;
+        migrating
+            .close()
+            .await
+            .context("Failed to open the SQLite store")?;
+        let writer = writer::Writer::start(std::path::Path::new(path))
+            .context("Failed to start the SQLite writer")?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options.read_only(true))
+            .await
+            .context("Failed to open the SQLite store")?;
+        Ok(Db::Sqlite(Sqlite { pool, writer }))
     }
 
-    /// Applies the migrations embedded in the binary.
-    pub async fn migrate(&self) -> anyhow::Result<()> {
-        match self {
-            Db::Sqlite(sqlite) => sqlx::migrate!("migrations/sqlite").run(&sqlite.pool).await,
-            Db::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await,
-        }
-        .context("Failed to migrate the store")
-    }
-
-    /// Connects and migrates: what every command that opens the store does.
-    pub async fn open(url: &str, settings: &PoolSettings) -> anyhow::Result<Self> {
-        let db = Self::connect(url, settings).await?;
-        db.migrate().await?;
-        Ok(db)
+    async fn open_postgres(url: &str, settings: &PoolSettings) -> anyhow::Result<Self> {
+        let options =
+            PgConnectOptions::from_str(url).context("Failed to parse the PostgreSQL URL")?;
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_with(options)
+            .await
+            .context("Failed to connect to PostgreSQL")?;
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .context("Failed to migrate the store")?;
+        Ok(Db::Postgres(pool))
     }
 
     /// True when the store answers a trivial query.
@@ -218,17 +163,19 @@ impl Db {
         with_pool!(self, pool => pool.close().await)
     }
 
-    pub fn backend_name(&self) -> &'static str {
+    pub fn backend(&self) -> Backend {
         match self {
-            Db::Sqlite(_) => "sqlite",
-            Db::Postgres(_) => "postgres",
+            Db::Sqlite(_) => Backend::Sqlite,
+            Db::Postgres(_) => Backend::Postgres,
         }
     }
-}
 
-/// True when the error is a violation of a unique constraint.
-pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend() {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{with_pool, Db};
+use super::tx::{args, write_tx, Tx};
+use super::Db;
 use crate::error::Result;
 
 /// What `/auth/oidc/login` leaves for `/auth/oidc/callback`.
@@ -28,26 +29,28 @@ impl Db {
         now: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        with_pool!(self, pool => {
-            sqlx::query("DELETE FROM oidc_logins WHERE expires_at <= $1")
-                .bind(now)
-                .execute(pool)
-                .await?;
-            sqlx::query(
+        let row = args![
+            id_hash,
+            login.state.as_str(),
+            login.nonce.as_str(),
+            login.pkce_verifier.as_str(),
+            login.next.as_str(),
+            expires_at
+        ];
+        write_tx!(self, |tx| async move {
+            tx.execute(
+                "DELETE FROM oidc_logins WHERE expires_at <= $1",
+                &args![now],
+            )
+            .await?;
+            tx.execute(
                 "INSERT INTO oidc_logins (id_hash, state, nonce, pkce_verifier, next, expires_at) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
+                &row,
             )
-            .bind(id_hash)
-            .bind(&login.state)
-            .bind(&login.nonce)
-            .bind(&login.pkce_verifier)
-            .bind(&login.next)
-            .bind(expires_at)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-        })?;
-        Ok(())
+            .await?;
+            Ok(())
+        })
     }
 
     /// Removes and returns the live login recorded under `id_hash`.
@@ -57,19 +60,24 @@ impl Db {
         id_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<PendingLogin>> {
-        let sql = "DELETE FROM oidc_logins WHERE id_hash = $1 \
-                   RETURNING state, nonce, pkce_verifier, next, expires_at";
-        let row: Option<(String, String, String, String, DateTime<Utc>)> = with_pool!(self, pool =>
-            sqlx::query_as(sql).bind(id_hash).fetch_optional(pool).await)?;
-        Ok(
-            row.and_then(|(state, nonce, pkce_verifier, next, expires_at)| {
-                (expires_at > now).then_some(PendingLogin {
-                    state,
-                    nonce,
-                    pkce_verifier,
-                    next,
-                })
-            }),
-        )
+        let id_hash = id_hash.to_owned();
+        let row = write_tx!(self, |tx| async move {
+            tx.fetch_optional(
+                "DELETE FROM oidc_logins WHERE id_hash = $1 \
+                 RETURNING state, nonce, pkce_verifier, next, expires_at",
+                &args![id_hash],
+            )
+            .await
+        })?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let expires_at: DateTime<Utc> = row.get(4)?;
+        Ok((expires_at > now).then_some(PendingLogin {
+            state: row.get(0)?,
+            nonce: row.get(1)?,
+            pkce_verifier: row.get(2)?,
+            next: row.get(3)?,
+        }))
     }
 }

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::tx::{args, write_tx, Tx};
 use super::{with_pool, Db};
 use crate::error::Result;
 
@@ -16,17 +17,15 @@ impl Db {
         created_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
-        let sql = "INSERT INTO sessions (id_hash, username, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)";
-        with_pool!(self, pool => sqlx::query(sql)
-            .bind(id_hash)
-            .bind(username)
-            .bind(csrf_token)
-            .bind(created_at)
-            .bind(expires_at)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
+        let row = args![id_hash, username, csrf_token, created_at, expires_at];
+        write_tx!(self, |tx| async move {
+            tx.execute(
+                "INSERT INTO sessions (id_hash, username, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                &row,
+            )
+            .await?;
+            Ok(())
+        })
     }
 
     /// The username and CSRF token of a live session.
@@ -44,14 +43,40 @@ impl Db {
 
     #[tracing::instrument(skip_all)]
     pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
-        with_pool!(self, pool => sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(())
+        let id_hash = id_hash.to_owned();
+        write_tx!(self, |tx| async move {
+            tx.execute("DELETE FROM sessions WHERE id_hash = $1", &args![id_hash])
+                .await?;
+            Ok(())
+        })
     }
 
+    /// Forgets what only matters for a while: sessions past their expiry,
+    /// failed logins older than `failures_before` and locks that ended.
+    /// This is what keeps the throttling tables bounded by what arrives
+    /// within one window, whatever usernames are tried.
     #[tracing::instrument(skip_all)]
-    pub async fn delete_expired_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
-        let done = with_pool!(self, pool => sqlx::query("DELETE FROM sessions WHERE expires_at <= $1").bind(now).execute(pool).await.map(|r| r.rows_affected()))?;
-        Ok(done)
+    pub async fn delete_expired_sessions(
+        &self,
+        now: DateTime<Utc>,
+        failures_before: DateTime<Utc>,
+    ) -> Result<u64> {
+        write_tx!(self, |tx| async move {
+            let sessions = tx
+                .execute("DELETE FROM sessions WHERE expires_at <= $1", &args![now])
+                .await?;
+            tx.execute(
+                "DELETE FROM login_failures WHERE failed_at <= $1",
+                &args![failures_before],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM login_locks WHERE locked_until <= $1",
+                &args![now],
+            )
+            .await?;
+            Ok(sessions)
+        })
     }
 
     /// Until when logins of `username` are refused, if they are.
@@ -78,25 +103,40 @@ impl Db {
     ) -> Result<Option<DateTime<Utc>>> {
         let since = now - window;
         let until = now + window;
-        let locked = with_pool!(self, pool => {
-            let mut tx = super::write_tx!(pool)?;
-            sqlx::query("DELETE FROM login_failures WHERE username = $1 AND failed_at <= $2")
-                .bind(username).bind(since).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO login_failures (username, failed_at) VALUES ($1, $2)")
-                .bind(username).bind(now).execute(&mut *tx).await?;
-            let recent: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM login_failures WHERE username = $1")
-                .bind(username).fetch_one(&mut *tx).await?;
+        let username = username.to_owned();
+        let locked = write_tx!(self, |tx| async move {
+            tx.execute(
+                "DELETE FROM login_failures WHERE username = $1 AND failed_at <= $2",
+                &args![&username, since],
+            )
+            .await?;
+            tx.execute(
+                "INSERT INTO login_failures (username, failed_at) VALUES ($1, $2)",
+                &args![&username, now],
+            )
+            .await?;
+            let recent: i64 = tx
+                .fetch_optional(
+                    "SELECT COUNT(*) FROM login_failures WHERE username = $1",
+                    &args![&username],
+                )
+                .await?
+                .map_or(Ok(0), |row| row.get(0))?;
             let locked = recent >= limit;
             if locked {
-                sqlx::query(
+                tx.execute(
                     "INSERT INTO login_locks (username, locked_until) VALUES ($1, $2) \
                      ON CONFLICT (username) DO UPDATE SET locked_until = excluded.locked_until",
+                    &args![&username, until],
                 )
-                .bind(username).bind(until).execute(&mut *tx).await?;
-                sqlx::query("DELETE FROM login_failures WHERE username = $1").bind(username).execute(&mut *tx).await?;
+                .await?;
+                tx.execute(
+                    "DELETE FROM login_failures WHERE username = $1",
+                    &args![&username],
+                )
+                .await?;
             }
-            tx.commit().await?;
-            Ok::<bool, sqlx::Error>(locked)
+            Ok(locked)
         })?;
         Ok(locked.then_some(until))
     }
@@ -104,12 +144,26 @@ impl Db {
     /// A successful login resets the count.
     #[tracing::instrument(skip_all)]
     pub async fn clear_login_failures(&self, username: &str) -> Result<()> {
-        with_pool!(self, pool => {
-            let mut tx = super::write_tx!(pool)?;
-            sqlx::query("DELETE FROM login_failures WHERE username = $1").bind(username).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM login_locks WHERE username = $1").bind(username).execute(&mut *tx).await?;
-            tx.commit().await
-        })?;
-        Ok(())
+        let username = username.to_owned();
+        write_tx!(self, |tx| async move {
+            tx.execute(
+                "DELETE FROM login_failures WHERE username = $1",
+                &args![&username],
+            )
+            .await?;
+            tx.execute(
+                "DELETE FROM login_locks WHERE username = $1",
+                &args![&username],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// How many failed logins the store remembers (for tests and metrics).
+    #[tracing::instrument(skip_all)]
+    pub async fn count_login_failures(&self) -> Result<i64> {
+        let n: i64 = with_pool!(self, pool => sqlx::query_scalar("SELECT COUNT(*) FROM login_failures").fetch_one(pool).await)?;
+        Ok(n)
     }
 }

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::tx::{args, write_tx, Tx};
 use super::{with_pool, Db};
-use crate::domain::job::format_time;
 use crate::error::Result;
 
 /// What the owner may see of a token (never the token).
@@ -13,8 +13,12 @@ use crate::error::Result;
 pub struct TokenInfo {
     pub id: Uuid,
     pub name: String,
-    pub created_at: String,
-    pub last_used_at: Option<String>,
+    #[serde(serialize_with = "crate::time::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::time::serialize_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<DateTime<Utc>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -35,17 +39,15 @@ impl Db {
         token_hash: &str,
         created_at: DateTime<Utc>,
     ) -> Result<()> {
-        let sql = "INSERT INTO api_tokens (id, username, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)";
-        with_pool!(self, pool => sqlx::query(sql)
-            .bind(id)
-            .bind(username)
-            .bind(name)
-            .bind(token_hash)
-            .bind(created_at)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
+        let row = args![id, username, name, token_hash, created_at];
+        write_tx!(self, |tx| async move {
+            tx.execute(
+                "INSERT INTO api_tokens (id, username, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+                &row,
+            )
+            .await?;
+            Ok(())
+        })
     }
 
     #[tracing::instrument(skip_all)]
@@ -58,8 +60,8 @@ impl Db {
             .map(|r| TokenInfo {
                 id: r.id,
                 name: r.name,
-                created_at: format_time(&r.created_at),
-                last_used_at: r.last_used_at.as_ref().map(format_time),
+                created_at: r.created_at,
+                last_used_at: r.last_used_at,
             })
             .collect())
     }
@@ -67,8 +69,14 @@ impl Db {
     /// Deletes one of the user's own tokens; false when there is none.
     #[tracing::instrument(skip_all)]
     pub async fn delete_token(&self, username: &str, id: Uuid) -> Result<bool> {
-        let sql = "DELETE FROM api_tokens WHERE id = $1 AND username = $2";
-        let done = with_pool!(self, pool => sqlx::query(sql).bind(id).bind(username).execute(pool).await.map(|r| r.rows_affected()))?;
+        let key = args![id, username];
+        let done = write_tx!(self, |tx| async move {
+            tx.execute(
+                "DELETE FROM api_tokens WHERE id = $1 AND username = $2",
+                &key,
+            )
+            .await
+        })?;
         Ok(done == 1)
     }
 

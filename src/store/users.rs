@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{is_unique_violation, with_pool, Db};
+use super::tx::{args, write_tx, Tx};
+use super::{with_pool, Db};
 use crate::domain::user::{Role, User, Username};
 use crate::error::{Error, ErrorCode, Result};
 
@@ -76,29 +77,35 @@ impl Db {
         disabled: bool,
         created_at: DateTime<Utc>,
     ) -> Result<User> {
-        let sql = "INSERT INTO users (username, role, password_hash, disabled, created_at) VALUES ($1, $2, $3, $4, $5)";
-        let result = with_pool!(self, pool => sqlx::query(sql)
-            .bind(username.as_str())
-            .bind(role.as_str())
-            .bind(password_hash)
-            .bind(disabled)
-            .bind(created_at)
-            .execute(pool)
+        let user = User {
+            username: username.as_str().to_owned(),
+            role,
+            disabled,
+            created_at,
+        };
+        let row = user.clone();
+        let password_hash = password_hash.map(str::to_owned);
+        let inserted = write_tx!(self, |tx| async move {
+            tx.execute(
+                "INSERT INTO users (username, role, password_hash, disabled, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING",
+                &args![
+                    row.username,
+                    row.role.as_str(),
+                    password_hash,
+                    row.disabled,
+                    row.created_at
+                ],
+            )
             .await
-            .map(|r| r.rows_affected()));
-        match result {
-            Ok(_) => Ok(User {
-                username: username.as_str().to_owned(),
-                role,
-                disabled,
-                created_at,
-            }),
-            Err(e) if is_unique_violation(&e) => Err(Error::rejected(
+        })?;
+        if inserted == 0 {
+            return Err(Error::rejected(
                 ErrorCode::UserExists,
                 format!("user {:?} already exists", username.as_str()),
-            )),
-            Err(e) => Err(e.into()),
+            ));
         }
+        Ok(user)
     }
 
     /// Creates the user of a first single sign-on login: no password, marked
@@ -110,15 +117,15 @@ impl Db {
         role: Role,
         created_at: DateTime<Utc>,
     ) -> Result<Option<User>> {
-        let sql = "INSERT INTO users (username, role, password_hash, disabled, created_at, sso) \
-                   VALUES ($1, $2, NULL, FALSE, $3, TRUE) ON CONFLICT (username) DO NOTHING";
-        let inserted = with_pool!(self, pool => sqlx::query(sql)
-            .bind(username.as_str())
-            .bind(role.as_str())
-            .bind(created_at)
-            .execute(pool)
+        let name = username.as_str().to_owned();
+        let inserted = write_tx!(self, |tx| async move {
+            tx.execute(
+                "INSERT INTO users (username, role, password_hash, disabled, created_at, sso) \
+                 VALUES ($1, $2, NULL, FALSE, $3, TRUE) ON CONFLICT (username) DO NOTHING",
+                &args![name, role.as_str(), created_at],
+            )
             .await
-            .map(|r| r.rows_affected()))?;
+        })?;
         Ok((inserted == 1).then(|| User {
             username: username.as_str().to_owned(),
             role,
@@ -148,23 +155,27 @@ impl Db {
     /// or changing their password ends their sessions.
     #[tracing::instrument(skip_all)]
     pub async fn update_user(&self, username: &str, changes: &UserChanges) -> Result<Option<User>> {
-        let ends_sessions = changes.disabled == Some(true) || changes.password_hash.is_some();
-        let updated = with_pool!(self, pool => {
-            let mut tx = super::write_tx!(pool)?;
-            let sql = "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), \
-                       password_hash = COALESCE($4, password_hash) WHERE username = $1";
-            let done = sqlx::query(sql)
-                .bind(username)
-                .bind(changes.role.map(Role::as_str))
-                .bind(changes.disabled)
-                .bind(changes.password_hash.as_deref())
-                .execute(&mut *tx)
+        let name = username.to_owned();
+        let changes = changes.clone();
+        let updated = write_tx!(self, |tx| async move {
+            let ends_sessions = changes.disabled == Some(true) || changes.password_hash.is_some();
+            let done = tx
+                .execute(
+                    "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), \
+                     password_hash = COALESCE($4, password_hash) WHERE username = $1",
+                    &args![
+                        name.as_str(),
+                        changes.role.map(Role::as_str),
+                        changes.disabled,
+                        changes.password_hash
+                    ],
+                )
                 .await?;
             if ends_sessions {
-                sqlx::query("DELETE FROM sessions WHERE username = $1").bind(username).execute(&mut *tx).await?;
+                tx.execute("DELETE FROM sessions WHERE username = $1", &args![name])
+                    .await?;
             }
-            tx.commit().await?;
-            Ok::<bool, sqlx::Error>(done.rows_affected() == 1)
+            Ok(done == 1)
         })?;
         if !updated {
             return Ok(None);

@@ -1,110 +1,101 @@
-//! Group commit for SQLite. SQLite has one writer at a time and every commit
-//! waits for an fsync (`synchronous=FULL`), so concurrent Set Actions that
-//! each commit on their own queue behind the write lock. Instead, one writer
-//! takes the hot path's writes (claims, finalisations, replays) from a queue
-//! and runs whatever is waiting in one transaction:
+//! The one SQLite writer of the process, with group commit.
 //!
-//! - each claim runs in a savepoint, decided by the same unique constraints
-//!   as on its own, and a refused claim rolls back only its savepoint;
-//! - every request is answered after the commit that made its row durable;
-//! - if any write or the commit fails, the whole transaction is rolled back
-//!   and every request of the batch gets the error: nothing half-written.
+//! SQLite has one writer at a time and every commit waits for an fsync
+//! (`synchronous=FULL`). Every write of the store (claims, finalisations,
+//! replays, users, sessions, the sealer, imports, marks, retention) is
+//! queued here and run on one connection, on a thread of its own, so writes
+//! of this process never wait on each other's locks. Whatever is waiting
+//! when a batch starts runs in one `BEGIN IMMEDIATE` transaction:
 //!
-//! No delay is added to gather a batch: requests that arrive while one
-//! batch commits form the next.
+//! - each write runs in a savepoint; a write that fails (a refused claim, a
+//!   taken username, a broken statement) rolls back its savepoint only and
+//!   its caller gets the error, while the others go on;
+//! - every caller is answered after the commit that made its write durable;
+//! - if the commit fails, or SQLite abandons the transaction, every write of
+//!   the batch gets the error: nothing is half-written.
 //!
-//! The writer owns a connection on a thread of its own. The pool's driver
-//! runs each statement on a worker thread and wakes the caller after it;
-//! profiles of Set Action under load showed those hand-offs, not SQLite,
-//! taking most of the time. Here a whole batch costs one hand-off. The SQL
-//! is the hot path's own (`store::jobs`), bound the way the pool binds it.
+//! No delay is added to gather a batch: writes that arrive while one batch
+//! commits form the next. A whole batch costs one hand-off between threads;
+//! the pool's driver costs one per statement, which profiles of Set Action
+//! under load showed taking most of the time.
 
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use rusqlite::types::Value;
 use rusqlite::{Connection, TransactionBehavior};
 use tokio::sync::{mpsc, oneshot};
-use uuid::Uuid;
 
-use super::jobs::{
-    busy_cids_insert, busy_cids_lookup, job_cids_insert, Claim, ClaimDecision, Finalisation,
-    NewJob, CLAIM_INSERT_SQL, FINALIZE_SQL, RECENT_INTENT_SQL, RECORD_REPLAY_SQL, RELEASE_CIDS_SQL,
-};
-use super::Arg;
-use crate::domain::job::JobId;
+use super::tx::{is_sqlite_busy, SqliteTx};
 use crate::error::{Error, Result};
 
 /// Most writes one transaction takes; bounds the time a batch holds the lock.
 const MAX_BATCH: usize = 256;
 /// Writes that may wait for the writer before callers wait to enqueue.
 const QUEUE_CAPACITY: usize = 4096;
+/// How long the writer waits for another process (a command such as
+/// `audit dedupe --apply` run beside `serve`) to release the store's lock.
+const BUSY_WAIT_MS: i32 = 10_000;
 
-/// A write waiting for the writer, what the batch decided for it, and where
-/// its answer goes once the batch is committed.
-enum Write {
-    Claim {
-        new: Box<NewJob>,
-        decided: Option<ClaimDecision>,
-        reply: oneshot::Sender<Result<ClaimDecision>>,
-    },
-    Finalize {
-        done: Box<Finalisation>,
-        finalised: bool,
-        reply: oneshot::Sender<Result<bool>>,
-    },
-    Replay {
-        job_id: JobId,
-        at: DateTime<Utc>,
-        reply: oneshot::Sender<Result<()>>,
-    },
+/// A write waiting for the writer, and where its answer goes.
+trait PendingWrite: Send {
+    /// Runs the write in the batch's transaction; false when it failed.
+    fn run(&mut self, tx: &mut SqliteTx<'_>) -> bool;
+    /// Answers the caller: its own result once the batch committed, or the
+    /// batch's failure.
+    fn answer(self: Box<Self>, batch_failure: Option<Error>);
 }
 
-impl Write {
-    /// Answers after the commit. A caller that went away no longer needs its
-    /// answer; the write is durable either way.
-    fn answer(self) {
-        match self {
-            Write::Claim { decided, reply, .. } => {
-                let _ = reply.send(decided.ok_or_else(|| {
-                    Error::Internal(anyhow::anyhow!("a committed claim was not decided"))
-                }));
-            }
-            Write::Finalize {
-                finalised, reply, ..
-            } => {
-                let _ = reply.send(Ok(finalised));
-            }
-            Write::Replay { reply, .. } => {
-                let _ = reply.send(Ok(()));
-            }
-        }
+struct Pending<T, F> {
+    write: Option<F>,
+    result: Option<Result<T>>,
+    reply: oneshot::Sender<Result<T>>,
+}
+
+impl<T, F> PendingWrite for Pending<T, F>
+where
+    T: Send,
+    F: FnOnce(&mut SqliteTx<'_>) -> Result<T> + Send,
+{
+    fn run(&mut self, tx: &mut SqliteTx<'_>) -> bool {
+        let Some(write) = self.write.take() else {
+            return false;
+        };
+        // A panicking write must not take the writer (and every later
+        // write) down with it.
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| write(tx)))
+            .unwrap_or_else(|_| Err(Error::Internal(anyhow::anyhow!("a store write panicked"))));
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
     }
 
-    fn fail(self, error: Error) {
-        match self {
-            Write::Claim { reply, .. } => {
-                let _ = reply.send(Err(error));
-            }
-            Write::Finalize { reply, .. } => {
-                let _ = reply.send(Err(error));
-            }
-            Write::Replay { reply, .. } => {
-                let _ = reply.send(Err(error));
-            }
-        }
+    fn answer(self: Box<Self>, batch_failure: Option<Error>) {
+        let this = *self;
+        let result = match batch_failure {
+            Some(e) => Err(e),
+            None => this.result.unwrap_or_else(|| {
+                Err(Error::Internal(anyhow::anyhow!(
+                    "a committed write was never run"
+                )))
+            }),
+        };
+        // A caller that went away no longer needs its answer; the write is
+        // durable (or rolled back) either way.
+        let _ = this.reply.send(result);
     }
 }
 
-/// The handle requests use to reach the writer; cheap to clone.
+type Queued = Box<dyn PendingWrite>;
+
+/// The handle writes reach the writer through; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Writer {
-    queue: mpsc::Sender<Write>,
+    queue: mpsc::Sender<Queued>,
 }
 
 /// The writer's side of the queue.
 pub struct WriterInbox {
-    queue: mpsc::Receiver<Write>,
+    queue: mpsc::Receiver<Queued>,
 }
 
 /// A writer handle and its inbox; `WriterInbox::start` must be called for
@@ -123,46 +114,31 @@ impl Writer {
         Ok(writer)
     }
 
-    pub async fn claim(&self, new: NewJob) -> Result<ClaimDecision> {
-        self.submit(|reply| Write::Claim {
-            new: Box::new(new),
-            decided: None,
+    /// Runs `write` in the writer's next batch and answers once its batch
+    /// is committed. Use the `write_tx!` macro rather than calling this.
+    pub(crate) async fn run<T, F>(&self, write: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut SqliteTx<'_>) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            write: Some(write),
+            result: None,
             reply,
-        })
-        .await
-    }
-
-    pub async fn finalize(&self, done: Finalisation) -> Result<bool> {
-        self.submit(|reply| Write::Finalize {
-            done: Box::new(done),
-            finalised: false,
-            reply,
-        })
-        .await
-    }
-
-    pub async fn record_replay(&self, job_id: JobId, at: DateTime<Utc>) -> Result<()> {
-        self.submit(|reply| Write::Replay { job_id, at, reply })
+        };
+        // A closed queue or a dropped reply means the writer stopped (the
+        // store is closing): the client may retry.
+        self.queue
+            .send(Box::new(pending))
             .await
+            .map_err(|_| Error::Unavailable)?;
+        answer.await.map_err(|_| Error::Unavailable)?
     }
 
     /// Writes waiting for the writer.
     pub fn queued(&self) -> usize {
         self.queue.max_capacity() - self.queue.capacity()
-    }
-
-    async fn submit<T>(
-        &self,
-        write: impl FnOnce(oneshot::Sender<Result<T>>) -> Write,
-    ) -> Result<T> {
-        let (reply, answer) = oneshot::channel();
-        // A closed queue or a dropped reply means the writer stopped (the
-        // store is closing): the client may retry.
-        self.queue
-            .send(write(reply))
-            .await
-            .map_err(|_| Error::Unavailable)?;
-        answer.await.map_err(|_| Error::Unavailable)?
     }
 }
 
@@ -193,299 +169,129 @@ impl WriterInbox {
     }
 }
 
-/// The writer's connection, set up as the pool's are: an answered job must
-/// survive a power cut.
+/// The writer's connection: an answered write must survive a power cut.
 fn open(path: &Path) -> anyhow::Result<Connection> {
     let connection = Connection::open(path)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
-    // While the sealer or an admin command holds the write lock, retry
-    // every millisecond (for up to 10 s) rather than with SQLite's default
-    // back-off, which sleeps up to 100 ms between tries: the batch waiting
-    // here holds every request in it.
+    // Only another process can hold the lock now (this one writes through
+    // here alone). Retry every millisecond rather than with SQLite's
+    // back-off, which sleeps up to 100 ms between tries while the whole
+    // batch waits; each wait is counted, so a profile can tell.
     connection.busy_handler(Some(|attempt: i32| {
+        metrics::counter!("tms_store_busy_waits_total").increment(1);
         std::thread::sleep(std::time::Duration::from_millis(1));
-        attempt < 10_000
+        attempt < BUSY_WAIT_MS
     }))?;
-    connection.set_prepared_statement_cache_capacity(64);
+    connection.set_prepared_statement_cache_capacity(128);
     Ok(connection)
 }
 
+/// Why a whole batch failed.
+#[derive(Debug)]
+enum BatchFailure {
+    Sqlite(rusqlite::Error),
+    /// SQLite ended the transaction itself after a failed statement (for
+    /// example a full disk): nothing of the batch was kept.
+    TransactionLost,
+}
+
+impl From<rusqlite::Error> for BatchFailure {
+    fn from(e: rusqlite::Error) -> Self {
+        BatchFailure::Sqlite(e)
+    }
+}
+
 /// Runs `writes` in one transaction and answers each after the commit, or
-/// answers each with the failure.
-fn run_batch(connection: &mut Connection, mut writes: Vec<Write>) {
-    match decide_and_commit(connection, &mut writes) {
-        Ok(()) => writes.into_iter().for_each(Write::answer),
-        Err(e) => {
+/// answers each with the batch's failure.
+fn run_batch(connection: &mut Connection, mut writes: Vec<Queued>) {
+    match run_in_one_transaction(connection, &mut writes) {
+        Ok(()) => writes.into_iter().for_each(|w| w.answer(None)),
+        Err(failure) => {
             // The transaction was rolled back when it dropped.
-            tracing::error!(error = %e, writes = writes.len(), "a batch of store writes failed; all of it was rolled back");
-            let busy = matches!(
-                e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-            );
+            tracing::error!(error = ?failure, writes = writes.len(), "a batch of store writes failed; all of it was rolled back");
+            let busy = matches!(&failure, BatchFailure::Sqlite(e) if is_sqlite_busy(e));
             for write in writes {
-                write.fail(if busy {
+                write.answer(Some(if busy {
                     Error::Unavailable
                 } else {
                     Error::Internal(anyhow::anyhow!(
                         "the store transaction of this write failed"
                     ))
-                });
+                }));
             }
         }
     }
 }
 
-fn decide_and_commit(connection: &mut Connection, writes: &mut [Write]) -> rusqlite::Result<()> {
+fn run_in_one_transaction(
+    connection: &mut Connection,
+    writes: &mut [Queued],
+) -> std::result::Result<(), BatchFailure> {
     let mut tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for write in writes.iter_mut() {
-        match write {
-            Write::Claim { new, decided, .. } => {
-                let mut savepoint = tx.savepoint()?;
-                let decision = claim(&savepoint, new)?;
-                if matches!(decision, ClaimDecision::Refused(_)) {
-                    savepoint.rollback()?;
-                }
-                savepoint.commit()?;
-                *decided = Some(decision);
-            }
-            Write::Finalize {
-                done, finalised, ..
-            } => {
-                *finalised = finalize(&tx, done)?;
-            }
-            Write::Replay { job_id, at, .. } => {
-                execute(&tx, RECORD_REPLAY_SQL, &[uuid(job_id.as_uuid()), time(*at)])?;
-            }
+        let mut savepoint = tx.savepoint()?;
+        let ok = write.run(&mut SqliteTx::new(&savepoint));
+        if savepoint.is_autocommit() {
+            return Err(BatchFailure::TransactionLost);
         }
-    }
-    tx.commit()
-}
-
-/// The claim's reads and writes, in the order of `Db::claim_job` on
-/// PostgreSQL: the key, the recent-duplicate guard, the per-customer lock.
-fn claim(connection: &Connection, new: &NewJob) -> rusqlite::Result<ClaimDecision> {
-    let job_uuid = new.job_id.as_uuid();
-    let cids_json = serde_json::to_string(&new.cids)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
-    let inserted = execute(
-        connection,
-        CLAIM_INSERT_SQL,
-        &[
-            uuid(job_uuid),
-            Value::Text(new.user.clone()),
-            Value::Text(new.key.clone()),
-            Value::Text(new.payload_hash.clone()),
-            Value::Text(new.intent_hash.clone()),
-            Value::Text(new.cluster.clone()),
-            Value::Text(new.action.clone()),
-            Value::Integer(new.action_code),
-            Value::Text(cids_json),
-            Value::Integer(new.cids.len() as i64),
-            new.reason.clone().map_or(Value::Null, Value::Text),
-            time(new.created_at),
-            Value::Integer(i64::from(new.confirm_duplicate)),
-        ],
-    )?;
-    if inserted == 0 {
-        return Ok(ClaimDecision::KeyTaken);
-    }
-    if let Some(since) = new.duplicate_guard_since {
-        let recent = query(
-            connection,
-            RECENT_INTENT_SQL,
-            &[
-                Value::Text(new.intent_hash.clone()),
-                time(since),
-                uuid(job_uuid),
-            ],
-            |row| {
-                Ok((
-                    row.get::<_, Vec<u8>>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                ))
-            },
-        )?;
-        if let Some((job_id, user, created_at)) = recent.into_iter().next() {
-            return Ok(ClaimDecision::Refused(Claim::RecentDuplicate {
-                job_id: JobId::from_uuid(blob_uuid(&job_id)?),
-                user,
-                created_at: parse_time(&created_at)?,
-            }));
+        if !ok {
+            savepoint.rollback()?;
         }
+        savepoint.commit()?;
     }
-    let (busy_sql, busy_args) = busy_cids_insert(&new.cluster, job_uuid, &new.cids);
-    let locked = execute(connection, &busy_sql, &values(&busy_args))?;
-    if locked < new.cids.len() {
-        let (lookup_sql, lookup_args) = busy_cids_lookup(&new.cluster, job_uuid, &new.cids);
-        let rows = query(connection, &lookup_sql, &values(&lookup_args), |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?))
-        })?;
-        let job_id = match rows.first() {
-            Some((_, holder)) => JobId::from_uuid(blob_uuid(holder)?),
-            None => new.job_id,
-        };
-        let busy = rows.into_iter().map(|(cid, _)| cid).collect();
-        return Ok(ClaimDecision::Refused(Claim::CidsBusy { job_id, busy }));
-    }
-    let (cid_sql, cid_args) = job_cids_insert(job_uuid, &new.cids);
-    execute(connection, &cid_sql, &values(&cid_args))?;
-    Ok(ClaimDecision::Claimed)
-}
-
-/// Records the outcome of a `pending` job and releases its CIDs; false when
-/// it was no longer pending.
-fn finalize(connection: &Connection, done: &Finalisation) -> rusqlite::Result<bool> {
-    let job = &done.job;
-    let text = |v: Option<&str>| v.map_or(Value::Null, |v| Value::Text(v.to_owned()));
-    let int = |v: Option<i64>| v.map_or(Value::Null, Value::Integer);
-    let at = |v: Option<DateTime<Utc>>| v.map_or(Value::Null, time);
-    let updated = execute(
-        connection,
-        FINALIZE_SQL,
-        &[
-            uuid(job.job_id.as_uuid()),
-            Value::Text(job.status.as_str().to_owned()),
-            int(job.upstream_status),
-            text(job.response_summary.as_deref()),
-            text(job.error.as_deref()),
-            at(job.finished_at),
-            int(job.duration_ms),
-            Value::Integer(i64::from(done.response_status)),
-            Value::Text(done.response_body.clone()),
-            at(job.phases.sent_at),
-            at(job.phases.answered_at),
-            at(job.phases.finalized_at),
-        ],
-    )?;
-    execute(connection, RELEASE_CIDS_SQL, &[uuid(job.job_id.as_uuid())])?;
-    Ok(updated == 1)
-}
-
-/// Binds `args` to a statement written with `$N` placeholders: parameter
-/// `$N` takes `args[N - 1]`, wherever it first appears (as the pool does).
-fn bind(statement: &mut rusqlite::CachedStatement<'_>, args: &[Value]) -> rusqlite::Result<()> {
-    for index in 1..=statement.parameter_count() {
-        let n = statement
-            .parameter_name(index)
-            .and_then(|name| name.strip_prefix('$'))
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(index);
-        let value = args
-            .get(n - 1)
-            .ok_or(rusqlite::Error::InvalidParameterCount(n, args.len()))?;
-        statement.raw_bind_parameter(index, value)?;
-    }
+    tx.commit()?;
     Ok(())
-}
-
-fn execute(connection: &Connection, sql: &str, args: &[Value]) -> rusqlite::Result<usize> {
-    let mut statement = connection.prepare_cached(sql)?;
-    bind(&mut statement, args)?;
-    statement.raw_execute()
-}
-
-fn query<T>(
-    connection: &Connection,
-    sql: &str,
-    args: &[Value],
-    mut read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<Vec<T>> {
-    let mut statement = connection.prepare_cached(sql)?;
-    bind(&mut statement, args)?;
-    let mut rows = statement.raw_query();
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        out.push(read(row)?);
-    }
-    Ok(out)
-}
-
-/// Values stored exactly as the pool stores them, so both can read and
-/// order what the other wrote: UUIDs as 16-byte blobs, times as RFC 3339
-/// text.
-fn uuid(id: Uuid) -> Value {
-    Value::Blob(id.as_bytes().to_vec())
-}
-
-fn time(t: DateTime<Utc>) -> Value {
-    Value::Text(t.to_rfc3339_opts(SecondsFormat::AutoSi, false))
-}
-
-fn values(args: &[Arg]) -> Vec<Value> {
-    args.iter()
-        .map(|arg| match arg {
-            Arg::Text(v) => Value::Text(v.clone()),
-            Arg::Time(v) => time(*v),
-            Arg::Uuid(v) => uuid(*v),
-            Arg::Int(v) => Value::Integer(*v),
-        })
-        .collect()
-}
-
-fn blob_uuid(bytes: &[u8]) -> rusqlite::Result<Uuid> {
-    Uuid::from_slice(bytes).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Blob, e.into())
-    })
-}
-
-fn parse_time(text: &str) -> rusqlite::Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-        })
 }
 
 #[cfg(test)]
 mod tests {
+    use chrono::{DateTime, Utc};
+    use sqlx::Connection as _;
+    use uuid::Uuid;
 
     use super::*;
-    use crate::domain::job::{now_millis, Job, JobStatus};
+    use crate::domain::job::now_millis;
+    use crate::store::tx::{args, Tx};
     use crate::store::{Db, PoolSettings};
 
-    async fn store(dir: &tempfile::TempDir) -> sqlx::SqlitePool {
-        let url = format!("sqlite://{}/writer.db", dir.path().display());
-        let pool = match Db::open(&url, &PoolSettings::default()).await.unwrap() {
-            Db::Sqlite(sqlite) => sqlite.pool,
-            Db::Postgres(_) => unreachable!("a sqlite URL opens SQLite"),
-        };
-        sqlx::query("INSERT INTO users (username, role, created_at) VALUES ('ops', 'operator', '2026-01-01')")
-            .execute(&pool)
-            .await
-            .unwrap();
-        pool
+    fn path(dir: &tempfile::TempDir) -> std::path::PathBuf {
+        dir.path().join("writer.db")
     }
 
-    fn new_job(key: &str, intent: &str, cids: &[&str]) -> NewJob {
-        let created_at = now_millis();
-        NewJob {
-            job_id: JobId::new_at(created_at),
-            user: "ops".into(),
-            key: key.into(),
-            payload_hash: format!("payload-{intent}"),
-            intent_hash: intent.into(),
-            cluster: "sandbox".into(),
-            action: "Trans-Begin".into(),
-            action_code: 1,
-            cids: cids.iter().map(|c| c.to_string()).collect(),
-            reason: None,
-            created_at,
-            confirm_duplicate: false,
-            duplicate_guard_since: None,
-        }
+    /// A migrated store in `dir`, and a read-write sqlx connection to it.
+    async fn store(dir: &tempfile::TempDir) -> sqlx::SqliteConnection {
+        let url = format!("sqlite://{}", path(dir).display());
+        let db = Db::open(&url, &PoolSettings::default()).await.unwrap();
+        db.close().await;
+        let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO users (username, role, created_at) VALUES ('ops', 'operator', '2026-01-01')",
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        conn
     }
 
-    /// Starts the writer once `n` writes wait in its queue, so they form
-    /// one batch.
-    async fn start_when_queued(
-        writer: &Writer,
-        inbox: WriterInbox,
+    type TestWrite<T> = Box<dyn FnOnce(&mut SqliteTx<'_>) -> Result<T> + Send>;
+
+    /// Queues `n` writes, then starts the writer once all of them wait, so
+    /// they form one batch.
+    async fn in_one_batch<T: Send + 'static>(
         dir: &tempfile::TempDir,
-        n: usize,
-    ) {
+        writes: Vec<TestWrite<T>>,
+    ) -> Vec<Result<T>> {
+        let (writer, inbox) = channel();
+        let n = writes.len();
+        let tasks: Vec<_> = writes
+            .into_iter()
+            .map(|write| {
+                let writer = writer.clone();
+                tokio::spawn(async move { writer.run(write).await })
+            })
+            .collect();
         for _ in 0..10_000 {
             if writer.queued() == n {
                 break;
@@ -494,26 +300,6 @@ mod tests {
         }
         assert_eq!(writer.queued(), n, "the writes never reached the queue");
         inbox.start(&path(dir)).unwrap();
-    }
-
-    fn path(dir: &tempfile::TempDir) -> std::path::PathBuf {
-        dir.path().join("writer.db")
-    }
-
-    async fn claims_in_one_batch(
-        dir: &tempfile::TempDir,
-        jobs: Vec<NewJob>,
-    ) -> Vec<Result<ClaimDecision>> {
-        let (writer, inbox) = channel();
-        let n = jobs.len();
-        let tasks: Vec<_> = jobs
-            .into_iter()
-            .map(|job| {
-                let writer = writer.clone();
-                tokio::spawn(async move { writer.claim(job).await })
-            })
-            .collect();
-        start_when_queued(&writer, inbox, dir, n).await;
         let mut answers = Vec::new();
         for task in tasks {
             answers.push(task.await.unwrap());
@@ -521,193 +307,144 @@ mod tests {
         answers
     }
 
-    fn finalisation(new: &NewJob) -> Finalisation {
-        let finished_at = now_millis();
-        let job = Job {
-            job_id: new.job_id,
-            user: new.user.clone(),
-            cluster: new.cluster.clone(),
-            action: new.action.clone(),
-            action_code: new.action_code,
-            cids: new.cids.clone(),
-            cid_count: new.cids.len() as i64,
-            status: JobStatus::Succeeded,
-            upstream_status: Some(200),
-            response_summary: None,
-            error: None,
-            created_at: new.created_at,
-            finished_at: Some(finished_at),
-            duration_ms: Some(0),
-            duplicate_of: None,
-            reason: None,
-            confirm_duplicate: false,
-            replay_count: 0,
-            last_replay_at: None,
-            phases: Default::default(),
-            audit_hash: None,
-            imported: false,
-            legacy_id: None,
-        };
-        Finalisation {
-            job,
-            response_status: 200,
-            response_body: "{}".into(),
-        }
+    fn insert_token(name: &'static str) -> TestWrite<u64> {
+        Box::new(move |tx| {
+            futures::executor::block_on(tx.execute(
+                "INSERT INTO api_tokens (id, username, name, token_hash, created_at) VALUES ($1, 'ops', $2, $2, $3)",
+                &args![Uuid::now_v7(), name, now_millis()],
+            ))
+        })
     }
 
-    #[tokio::test]
-    async fn one_batch_of_claims_with_the_same_key_inserts_one_job() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = store(&dir).await;
-        let jobs = (0..10)
-            .map(|_| new_job("same-key", "intent-a", &["C1"]))
-            .collect();
-        let answers = claims_in_one_batch(&dir, jobs).await;
-        let claimed = answers
-            .iter()
-            .filter(|a| matches!(a, Ok(ClaimDecision::Claimed)))
-            .count();
-        let existing = answers
-            .iter()
-            .filter(|a| matches!(a, Ok(ClaimDecision::KeyTaken)))
-            .count();
-        assert_eq!((claimed, existing), (1, 9), "{answers:?}");
-        assert_eq!(count(&pool, "jobs").await, 1);
-        assert_eq!(count(&pool, "busy_cids").await, 1);
-    }
-
-    #[tokio::test]
-    async fn refused_claims_in_a_batch_leave_nothing_and_the_others_are_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = store(&dir).await;
-        let mut jobs = vec![
-            new_job("k1", "intent-1", &["C1", "C2"]),
-            // Overlaps k1's CIDs: refused as busy.
-            new_job("k2", "intent-2", &["C2", "C3"]),
-            new_job("k3", "intent-3", &["C4"]),
-            // Same intent as k3 under a new key, with the guard on.
-            new_job("k4", "intent-3", &["C4"]),
-        ];
-        jobs[3].duplicate_guard_since = Some(jobs[3].created_at - chrono::Duration::minutes(5));
-        let answers = claims_in_one_batch(&dir, jobs).await;
-        assert!(
-            matches!(answers[0], Ok(ClaimDecision::Claimed)),
-            "{answers:?}"
-        );
-        assert!(
-            matches!(&answers[1], Ok(ClaimDecision::Refused(Claim::CidsBusy { busy, .. })) if busy == &["C2"]),
-            "{answers:?}"
-        );
-        assert!(
-            matches!(answers[2], Ok(ClaimDecision::Claimed)),
-            "{answers:?}"
-        );
-        assert!(
-            matches!(
-                answers[3],
-                Ok(ClaimDecision::Refused(Claim::RecentDuplicate { .. }))
-            ),
-            "{answers:?}"
-        );
-        let keys: Vec<String> =
-            sqlx::query_scalar("SELECT idempotency_key FROM jobs ORDER BY idempotency_key")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        assert_eq!(keys, ["k1", "k3"]);
-        assert_eq!(count(&pool, "busy_cids").await, 3);
-        assert_eq!(count(&pool, "job_cids").await, 3);
-    }
-
-    #[tokio::test]
-    async fn a_failing_write_fails_its_whole_batch_and_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = store(&dir).await;
-        // A job from an earlier batch, to finalise and replay in the failing one.
-        let earlier = new_job("earlier", "intent-0", &["C0"]);
-        let writer = Writer::start(&path(&dir)).unwrap();
-        assert!(matches!(
-            writer.claim(earlier.clone()).await,
-            Ok(ClaimDecision::Claimed)
-        ));
-        // The store refuses one CID: its claim fails inside the batch.
-        sqlx::query(
-            "CREATE TRIGGER refuse_boom BEFORE INSERT ON job_cids WHEN NEW.cid = 'BOOM' \
-             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
-
-        let (writer, inbox) = channel();
-        let mut claims = Vec::new();
-        for (key, cid) in [("k1", "C1"), ("k2", "BOOM"), ("k3", "C3")] {
-            let writer = writer.clone();
-            let job = new_job(key, key, &[cid]);
-            claims.push(tokio::spawn(async move { writer.claim(job).await }));
-        }
-        let finalise = {
-            let writer = writer.clone();
-            let done = finalisation(&earlier);
-            tokio::spawn(async move { writer.finalize(done).await })
-        };
-        let replay = {
-            let writer = writer.clone();
-            tokio::spawn(async move { writer.record_replay(earlier.job_id, now_millis()).await })
-        };
-        start_when_queued(&writer, inbox, &dir, 5).await;
-        for claim in claims {
-            assert!(claim.await.unwrap().is_err());
-        }
-        assert!(finalise.await.unwrap().is_err());
-        assert!(replay.await.unwrap().is_err());
-
-        // Only the earlier job, still pending, never replayed.
-        let rows: Vec<(String, String, i64)> =
-            sqlx::query_as("SELECT idempotency_key, status, replay_count FROM jobs")
-                .fetch_all(&pool)
-                .await
-                .unwrap();
-        assert_eq!(rows, [("earlier".to_owned(), "pending".to_owned(), 0)]);
-        assert_eq!(count(&pool, "busy_cids").await, 1);
-        assert_eq!(count(&pool, "job_cids").await, 1);
-
-        // The writer goes on: the next batch, without the refused CID, commits.
-        let retry = writer.claim(new_job("k1", "k1", &["C1"])).await;
-        assert!(matches!(retry, Ok(ClaimDecision::Claimed)), "{retry:?}");
-    }
-
-    #[tokio::test]
-    async fn a_claim_and_its_finalisation_commit_and_a_job_is_finalised_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let pool = store(&dir).await;
-        let writer = Writer::start(&path(&dir)).unwrap();
-        let new = new_job("k1", "intent-1", &["C1"]);
-        assert!(matches!(
-            writer.claim(new.clone()).await,
-            Ok(ClaimDecision::Claimed)
-        ));
-        let done = finalisation(&new);
-        let (first, second) = tokio::join!(writer.finalize(done.clone()), writer.finalize(done));
-        assert_eq!(
-            [first.unwrap(), second.unwrap()]
-                .iter()
-                .filter(|f| **f)
-                .count(),
-            1
-        );
-        assert_eq!(count(&pool, "busy_cids").await, 0);
-        let status: String = sqlx::query_scalar("SELECT status FROM jobs")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert_eq!(status, "succeeded");
-    }
-
-    async fn count(pool: &sqlx::SqlitePool, table: &str) -> i64 {
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-            .fetch_one(pool)
+    async fn token_names(conn: &mut sqlx::SqliteConnection) -> Vec<String> {
+        sqlx::query_scalar("SELECT name FROM api_tokens ORDER BY name")
+            .fetch_all(conn)
             .await
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_rolls_back_only_itself_and_the_batch_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = store(&dir).await;
+        let mut writes = vec![insert_token("t1")];
+        // Writes a row, then fails: its row must not stay.
+        writes.push(Box::new(|tx| {
+            futures::executor::block_on(async {
+                tx.execute(
+                    "INSERT INTO api_tokens (id, username, name, token_hash, created_at) VALUES ($1, 'ops', 'half', 'half', $2)",
+                    &args![Uuid::now_v7(), now_millis()],
+                )
+                .await?;
+                tx.execute("INSERT INTO no_such_table VALUES (1)", &[]).await
+            })
+        }));
+        writes.push(Box::new(|_| panic!("a write that panics")));
+        writes.push(insert_token("t3"));
+        let answers = in_one_batch(&dir, writes).await;
+        assert!(answers[0].is_ok() && answers[3].is_ok(), "{answers:?}");
+        assert!(answers[1].is_err() && answers[2].is_err(), "{answers:?}");
+        assert_eq!(token_names(&mut conn).await, ["t1", "t3"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_fails_every_write_of_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = store(&dir).await;
+        // A deferred foreign key is checked at the commit: the token of an
+        // unknown user makes the whole commit fail.
+        sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let mut writes = vec![insert_token("t1")];
+        writes.push(Box::new(|tx| {
+            futures::executor::block_on(async {
+                tx.execute("PRAGMA defer_foreign_keys = ON", &[]).await?;
+                tx.execute(
+                    "INSERT INTO api_tokens (id, username, name, token_hash, created_at) VALUES ($1, 'nobody', 'x', 'x', $2)",
+                    &args![Uuid::now_v7(), now_millis()],
+                )
+                .await
+            })
+        }));
+        let answers = in_one_batch(&dir, writes).await;
+        assert!(answers.iter().all(|a| a.is_err()), "{answers:?}");
+        assert!(token_names(&mut conn).await.is_empty());
+
+        // The writer goes on: the next batch commits.
+        let writer = Writer::start(&path(&dir)).unwrap();
+        assert!(writer.run(insert_token("t2")).await.is_ok());
+        assert_eq!(token_names(&mut conn).await, ["t2"]);
+    }
+
+    #[tokio::test]
+    async fn the_writer_stores_values_as_sqlx_reads_them_and_reads_what_sqlx_stores() {
+        // The writer binds UUIDs, times and booleans itself; the pool reads
+        // them with sqlx's decoders, and the other way round.
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = store(&dir).await;
+        let writer = Writer::start(&path(&dir)).unwrap();
+        let id = Uuid::now_v7();
+        let at: DateTime<Utc> = "2026-11-29T10:00:00.123Z".parse().unwrap();
+        let whole: DateTime<Utc> = "2026-11-29T10:00:01Z".parse().unwrap();
+        writer
+            .run(move |tx| {
+                futures::executor::block_on(tx.execute(
+                    "INSERT INTO users (username, role, created_at, disabled, sso) VALUES ('w', 'auditor', $1, $2, TRUE)",
+                    &args![at, true],
+                ))?;
+                futures::executor::block_on(tx.execute(
+                    "INSERT INTO api_tokens (id, username, name, token_hash, created_at, last_used_at) VALUES ($1, 'w', 'n', 'h', $2, $3)",
+                    &args![id, whole, None::<DateTime<Utc>>],
+                ))
+            })
+            .await
+            .unwrap();
+        let (read_id, created, last): (Uuid, DateTime<Utc>, Option<DateTime<Utc>>) =
+            sqlx::query_as("SELECT id, created_at, last_used_at FROM api_tokens WHERE name = 'n'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!((read_id, created, last), (id, whole, None));
+        let (user_at, disabled): (DateTime<Utc>, bool) =
+            sqlx::query_as("SELECT created_at, disabled FROM users WHERE username = 'w'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!((user_at, disabled), (at, true));
+        // Text as sqlx writes it, so both order alike in SQL.
+        let stored: String =
+            sqlx::query_scalar("SELECT created_at FROM users WHERE username = 'w'")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+        let (_, sqlx_text): (i64, String) = sqlx::query_as("SELECT 1, $1")
+            .bind(at)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(stored, sqlx_text);
+
+        // What sqlx wrote, the writer reads back.
+        let other = Uuid::now_v7();
+        sqlx::query("INSERT INTO api_tokens (id, username, name, token_hash, created_at) VALUES ($1, 'w', 'm', 'h2', $2)")
+            .bind(other)
+            .bind(at)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let (read, read_at, sso) = writer
+            .run(|tx| {
+                let row = futures::executor::block_on(tx.fetch_optional(
+                    "SELECT t.id, t.created_at, u.sso FROM api_tokens t JOIN users u ON u.username = t.username WHERE t.name = 'm'",
+                    &[],
+                ))?
+                .expect("the row");
+                Ok((row.get::<Uuid>(0)?, row.get::<DateTime<Utc>>(1)?, row.get::<bool>(2)?))
+            })
+            .await
+            .unwrap();
+        assert_eq!((read, read_at, sso), (other, at, true));
     }
 }

@@ -3,7 +3,7 @@
 
 use chrono::{Duration, Utc};
 use tms_dashboard::domain::job::JobStatus;
-use tms_dashboard::store::jobs::{JobCursor, JobFilter};
+use tms_dashboard::domain::query::{JobCursor, JobFilter};
 use tms_dashboard::store::{Db, PoolSettings};
 
 use crate::store::{Backend, TestStore};

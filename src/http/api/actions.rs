@@ -8,12 +8,12 @@ use axum::routing::post;
 use axum::Router;
 
 use crate::error::{Error, Result};
-use crate::execution::SetActionRequest;
 use crate::http::api::jobs::JobEnvelope;
 use crate::http::auth::CurrentUser;
 use crate::http::extract::{IdempotencyKeyHeader, JsonBody};
 use crate::http::openapi::Problem;
 use crate::http::AppState;
+use crate::service::execution::SetActionRequest;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/actions", post(set_action))
@@ -45,12 +45,10 @@ pub async fn set_action(
     key: Result<IdempotencyKeyHeader>,
     body: Result<JsonBody<SetActionRequest>>,
 ) -> Result<Response> {
-    current.require(|role| role.can_execute())?;
-    let JsonBody(request) = body?;
-    let IdempotencyKeyHeader(key) = key?;
     let answer = state
-        .execution
-        .execute(&current.user, &key, request)
+        .service
+        .execution()
+        .execute(&current.user, key.map(|k| k.0), body.map(|b| b.0))
         .await?;
     let status = StatusCode::from_u16(answer.status).map_err(|e| Error::Internal(e.into()))?;
     let mut headers = HeaderMap::new();

@@ -29,12 +29,8 @@ pub struct Catalog {
 #[utoipa::path(get, path = "/api/v1/catalog", tag = "catalog",
     responses((status = 200, body = Catalog), (status = 401, body = Problem)))]
 pub async fn catalog(State(state): State<AppState>, _current: CurrentUser) -> Json<Catalog> {
-    let clusters = state
-        .execution
-        .clusters()
-        .iter()
-        .map(|c| c.view())
-        .collect();
-    let actions = state.execution.catalog().iter().map(|a| a.view()).collect();
+    let execution = state.service.execution();
+    let clusters = execution.clusters().iter().map(|c| c.view()).collect();
+    let actions = execution.catalog().iter().map(|a| a.view()).collect();
     Json(Catalog { clusters, actions })
 }

@@ -7,7 +7,6 @@ use super::AppState;
 pub mod actions;
 pub mod audit;
 pub mod catalog;
-pub mod export;
 pub mod jobs;
 pub mod session;
 pub mod tokens;
@@ -19,7 +18,6 @@ pub fn router() -> Router<AppState> {
         .merge(catalog::router())
         .merge(actions::router())
         .merge(jobs::router())
-        .merge(export::router())
         .merge(users::router())
         .merge(tokens::router())
         .merge(audit::router())

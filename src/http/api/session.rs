@@ -9,14 +9,13 @@ use axum_extra::extract::CookieJar;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::accounts;
-use crate::domain::sso::local_login_allowed;
 use crate::domain::user::User;
-use crate::error::{Result, SignInError};
-use crate::http::auth::{removal_cookie, session_cookie, session_id, AuthMethod, CurrentUser};
+use crate::error::Result;
+use crate::http::auth::{removal_cookie, session_id, with_session, AuthMethod, CurrentUser};
 use crate::http::extract::JsonBody;
 use crate::http::openapi::Problem;
 use crate::http::AppState;
+use crate::service::accounts::Credentials;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -60,24 +59,21 @@ pub async fn login(
     jar: CookieJar,
     JsonBody(body): JsonBody<LoginBody>,
 ) -> Result<impl IntoResponse> {
-    if let Some(sso) = &state.sso {
-        if !local_login_allowed(sso.local_login, &body.username) {
-            return Err(SignInError::LocalLoginOff.into());
-        }
-    }
-    let user = accounts::login(&state.db, &body.username, &body.password).await?;
-    if let Some(old) = session_id(&jar) {
-        accounts::end_session(&state.db, &old).await?;
-    }
-    let session =
-        accounts::start_session(&state.db, &user.username, state.settings.session_ttl).await?;
-    tracing::info!(username = %user.username, "logged in");
-    let jar = jar.add(session_cookie(session.id, state.settings.secure_cookies));
+    let credentials = Credentials::Password {
+        username: &body.username,
+        password: &body.password,
+    };
+    let signed_in = state
+        .service
+        .sign_in(credentials, session_id(&jar).as_deref())
+        .await?;
+    let csrf_token = signed_in.session.csrf_token.clone();
+    let jar = with_session(jar, signed_in.session, state.settings.secure_cookies);
     Ok((
         jar,
         Json(SessionStarted {
-            user,
-            csrf_token: session.csrf_token,
+            user: signed_in.user,
+            csrf_token,
         }),
     ))
 }
@@ -90,7 +86,7 @@ pub async fn logout(
     jar: CookieJar,
 ) -> Result<impl IntoResponse> {
     if let (AuthMethod::Session { .. }, Some(id)) = (&current.method, session_id(&jar)) {
-        accounts::end_session(&state.db, &id).await?;
+        state.service.sign_out(&id).await?;
     }
     Ok((
         StatusCode::NO_CONTENT,

@@ -7,8 +7,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::accounts;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::auth::CurrentUser;
 use crate::http::extract::JsonBody;
 use crate::http::openapi::Problem;
@@ -37,7 +36,9 @@ pub struct NewTokenBody {
 pub struct NewToken {
     pub id: uuid::Uuid,
     pub name: String,
-    pub created_at: String,
+    #[serde(serialize_with = "crate::time::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: chrono::DateTime<chrono::Utc>,
     pub token: String,
 }
 
@@ -58,9 +59,10 @@ pub async fn create(
     current: CurrentUser,
     JsonBody(body): JsonBody<NewTokenBody>,
 ) -> Result<(StatusCode, Json<NewToken>)> {
-    let (info, token) =
-        accounts::create_api_token(&state.db, &current.user.username, &body.name).await?;
-    tracing::info!(username = %current.user.username, token_id = %info.id, "API token created");
+    let (info, token) = state
+        .service
+        .create_token(&current.user, &body.name)
+        .await?;
     let created = NewToken {
         id: info.id,
         name: info.name,
@@ -74,7 +76,7 @@ pub async fn create(
     responses((status = 200, body = TokenList), (status = 401, body = Problem)))]
 pub async fn list(State(state): State<AppState>, current: CurrentUser) -> Result<Json<TokenList>> {
     Ok(Json(TokenList {
-        tokens: state.db.list_tokens(&current.user.username).await?,
+        tokens: state.service.list_tokens(&current.user).await?,
     }))
 }
 
@@ -85,10 +87,6 @@ pub async fn revoke(
     current: CurrentUser,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    let id = uuid::Uuid::parse_str(&id).map_err(|_| Error::NotFound)?;
-    if state.db.delete_token(&current.user.username, id).await? {
-        Ok(StatusCode::NO_CONTENT)
-    } else {
-        Err(Error::NotFound)
-    }
+    state.service.revoke_token(&current.user, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

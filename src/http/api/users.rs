@@ -7,67 +7,19 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::accounts;
-use crate::domain::user::{check_password_policy, Role, User};
-use crate::error::{Error, ErrorCode, Result};
+use crate::domain::user::{Role, User};
+use crate::error::Result;
 use crate::http::api::session::UserEnvelope;
 use crate::http::auth::CurrentUser;
 use crate::http::extract::JsonBody;
 use crate::http::openapi::Problem;
 use crate::http::AppState;
-use crate::store::users::UserChanges;
+use crate::service::accounts::{parse_role, NewUser, UserChange};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/users", get(list).post(create))
         .route("/api/v1/users/{username}", patch(update))
-}
-
-/// Applies an admin's changes to a user, with the rules every surface shares:
-/// nobody disables themselves or gives up their own admin role, and a new
-/// password follows the policy. Used by the API and the Users page.
-pub async fn change_user(
-    state: &AppState,
-    admin: &User,
-    username: &str,
-    role: Option<Role>,
-    disabled: Option<bool>,
-    password: Option<&str>,
-) -> Result<User> {
-    let demotes_self = role.is_some_and(|r| r != Role::Admin);
-    if username == admin.username && (disabled == Some(true) || demotes_self) {
-        return Err(Error::rejected(
-            ErrorCode::SelfLockout,
-            "you cannot disable yourself or give up your own admin role",
-        ));
-    }
-    let password_hash = match password {
-        Some(p) => {
-            check_password_policy(p)
-                .map_err(|detail| Error::rejected(ErrorCode::InvalidPassword, detail))?;
-            Some(accounts::hash_password(p).await?)
-        }
-        None => None,
-    };
-    let changes = UserChanges {
-        role,
-        disabled,
-        password_hash,
-    };
-    state
-        .db
-        .update_user(username, &changes)
-        .await?
-        .ok_or(Error::NotFound)
-}
-
-pub fn parse_role(s: &str) -> Result<Role> {
-    Role::parse(s).ok_or_else(|| {
-        Error::rejected(
-            ErrorCode::InvalidRole,
-            format!("role {s:?} is not admin, operator or auditor"),
-        )
-    })
 }
 
 /// Every user.
@@ -104,9 +56,8 @@ pub struct UserChangesBody {
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
     responses((status = 200, body = UserList), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn list(State(state): State<AppState>, current: CurrentUser) -> Result<Json<UserList>> {
-    current.require_admin()?;
     Ok(Json(UserList {
-        users: state.db.list_users().await?,
+        users: state.service.list_users(&current.actor()).await?,
     }))
 }
 
@@ -123,12 +74,15 @@ pub async fn create(
     current: CurrentUser,
     body: Result<JsonBody<NewUserBody>>,
 ) -> Result<(StatusCode, Json<UserEnvelope>)> {
-    current.require_admin()?;
+    let actor = current.actor();
+    actor.require_admin()?;
     let JsonBody(body) = body?;
-    let role = parse_role(&body.role)?;
-    let (user, _) =
-        accounts::create_user(&state.db, &body.username, Some(&body.password), role).await?;
-    tracing::info!(by = %current.user.username, username = %user.username, role = role.as_str(), "user created");
+    let new = NewUser {
+        role: parse_role(&body.role)?,
+        username: body.username,
+        password: Some(body.password),
+    };
+    let (user, _) = state.service.create_user(&actor, new).await?;
     Ok((StatusCode::CREATED, Json(UserEnvelope { user })))
 }
 
@@ -147,18 +101,14 @@ pub async fn update(
     Path(username): Path<String>,
     body: Result<JsonBody<UserChangesBody>>,
 ) -> Result<Json<UserEnvelope>> {
-    current.require_admin()?;
+    let actor = current.actor();
+    actor.require_admin()?;
     let JsonBody(body) = body?;
-    let role = body.role.as_deref().map(parse_role).transpose()?;
-    let user = change_user(
-        &state,
-        &current.user,
-        &username,
-        role,
-        body.disabled,
-        body.password.as_deref(),
-    )
-    .await?;
-    tracing::info!(by = %current.user.username, username = %user.username, "user changed");
+    let change = UserChange {
+        role: body.role.as_deref().map(parse_role).transpose()?,
+        disabled: body.disabled,
+        password: body.password,
+    };
+    let user = state.service.change_user(&actor, &username, change).await?;
     Ok(Json(UserEnvelope { user }))
 }

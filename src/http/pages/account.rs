@@ -19,13 +19,11 @@ use serde::Deserialize;
 use super::common::{
     minutes, render_with, see_other, show_time, Chrome, FormBody, PageError, PageResult, PageUser,
 };
-use crate::accounts;
-use crate::domain::user::check_password_policy;
 use crate::error::Error;
-use crate::http::auth::session_cookie;
+use crate::http::auth::with_session;
 use crate::http::AppState;
 use crate::store::tokens::TokenInfo;
-use crate::store::users::UserChanges;
+use crate::time::format_time;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,12 +33,33 @@ pub fn router() -> Router<AppState> {
         .route("/account/tokens/{id}/revoke", post(revoke_token))
 }
 
+/// A token as the page lists it.
+struct TokenRow {
+    id: String,
+    name: String,
+    created_iso: String,
+    created: String,
+    last_used: Option<String>,
+}
+
+impl TokenRow {
+    fn new(token: TokenInfo) -> Self {
+        TokenRow {
+            id: token.id.to_string(),
+            created_iso: format_time(&token.created_at),
+            created: show_time(&token.created_at),
+            last_used: token.last_used_at.as_ref().map(show_time),
+            name: token.name,
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage {
     chrome: Chrome,
     created: String,
-    tokens: Vec<TokenInfo>,
+    tokens: Vec<TokenRow>,
     notice: Option<String>,
     error: Option<String>,
     new_token: Option<(String, String)>,
@@ -59,7 +78,8 @@ async fn page(
     error: Option<String>,
     new_token: Option<(String, String)>,
 ) -> PageResult {
-    let tokens = state.db.list_tokens(&page_user.user.username).await?;
+    let tokens = state.service.list_tokens(&page_user.user).await?;
+    let tokens = tokens.into_iter().map(TokenRow::new).collect();
     render_with(
         status,
         &AccountPage {
@@ -114,58 +134,36 @@ async fn change_password(
     FormBody(f): FormBody<PasswordForm>,
 ) -> PageResult {
     page_user.check_csrf(&f.csrf_token)?;
-    let username = page_user.user.username.clone();
-    let refuse = |message: String, status: StatusCode| {
-        let state = state.clone();
-        let page_user = page_user.clone();
-        async move { page(&state, &page_user, status, None, Some(message), None).await }
-    };
-    match accounts::login(&state.db, &username, &f.current_password).await {
-        Ok(_) => {}
-        Err(Error::InvalidCredentials) => {
-            return refuse(
-                "The current password is wrong.".into(),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
+    let changed = state
+        .service
+        .change_own_password(
+            &page_user.user,
+            &f.current_password,
+            &f.new_password,
+            &f.confirm_password,
+        )
+        .await;
+    let (status, message) = match changed {
+        Ok(session) => {
+            // Every session of the user ended with the change; this browser
+            // goes on in the new one.
+            let jar = with_session(jar, session, state.settings.secure_cookies);
+            return Ok((jar, see_other("/account?done=password")).into_response());
         }
-        Err(Error::RateLimited { retry_after_s }) => {
-            let message = format!(
+        Err(Error::Rejected { detail, .. }) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("Not changed: {detail}."),
+        ),
+        Err(Error::RateLimited { retry_after_s }) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
                 "Too many wrong passwords. Try again in {} minutes.",
                 minutes(retry_after_s)
-            );
-            return refuse(message, StatusCode::TOO_MANY_REQUESTS).await;
-        }
+            ),
+        ),
         Err(e) => return Err(PageError(e)),
-    }
-    if f.new_password != f.confirm_password {
-        return refuse(
-            "The two new passwords differ.".into(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
-    }
-    if let Err(why) = check_password_policy(&f.new_password) {
-        return refuse(
-            format!("The new password is refused: {why}."),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
-    }
-    let changes = UserChanges {
-        password_hash: Some(accounts::hash_password(&f.new_password).await?),
-        ..UserChanges::default()
     };
-    state
-        .db
-        .update_user(&username, &changes)
-        .await?
-        .ok_or(PageError(Error::NotFound))?;
-    // Every session of the user ended with the change; this browser goes on in a new one.
-    let session = accounts::start_session(&state.db, &username, state.settings.session_ttl).await?;
-    tracing::info!(username = %username, "password changed (console)");
-    let jar = jar.add(session_cookie(session.id, state.settings.secure_cookies));
-    Ok((jar, see_other("/account?done=password")).into_response())
+    page(&state, &page_user, status, None, Some(message), None).await
 }
 
 #[derive(Deserialize)]
@@ -183,9 +181,8 @@ async fn create_token(
     FormBody(f): FormBody<TokenForm>,
 ) -> PageResult {
     page_user.check_csrf(&f.csrf_token)?;
-    match accounts::create_api_token(&state.db, &page_user.user.username, &f.name).await {
+    match state.service.create_token(&page_user.user, &f.name).await {
         Ok((info, token)) => {
-            tracing::info!(token_id = %info.id, "API token created (console)");
             page(
                 &state,
                 &page_user,
@@ -225,10 +222,6 @@ async fn revoke_token(
     FormBody(f): FormBody<RevokeForm>,
 ) -> PageResult {
     page_user.check_csrf(&f.csrf_token)?;
-    let id = uuid::Uuid::parse_str(&id).map_err(|_| PageError(Error::NotFound))?;
-    if !state.db.delete_token(&page_user.user.username, id).await? {
-        return Err(PageError(Error::NotFound));
-    }
-    tracing::info!(token_id = %id, "API token revoked (console)");
+    state.service.revoke_token(&page_user.user, &id).await?;
     Ok(see_other("/account?done=revoked"))
 }

@@ -12,11 +12,12 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
 use super::assets;
-use crate::accounts;
 use crate::domain::user::{Role, User};
 use crate::error::Error;
 use crate::http::auth::session_id;
 use crate::http::AppState;
+use crate::service::accounts::constant_time_eq;
+use crate::service::Actor;
 
 /// A page's result: the page, or an error page.
 pub type PageResult<T = Response> = Result<T, PageError>;
@@ -30,9 +31,14 @@ pub struct PageUser {
 }
 
 impl PageUser {
+    /// The user as the service knows them.
+    pub fn actor(&self) -> Actor {
+        Actor::User(self.user.clone())
+    }
+
     /// Refuses a form whose hidden `csrf_token` is not this session's.
     pub fn check_csrf(&self, sent: &str) -> PageResult<()> {
-        if accounts::constant_time_eq(sent, &self.csrf_token) {
+        if constant_time_eq(sent, &self.csrf_token) {
             Ok(())
         } else {
             Err(PageError(Error::CsrfFailed))
@@ -68,7 +74,7 @@ impl FromRequestParts<AppState> for PageUser {
         let Some(id) = session_id(&jar) else {
             return Err(login_redirect(&parts.uri));
         };
-        match accounts::session_user(&state.db, &id).await {
+        match state.service.session_user(&id).await {
             Ok((user, csrf_token)) => Ok(PageUser { user, csrf_token }),
             Err(Error::Unauthenticated) => Err(login_redirect(&parts.uri)),
             Err(e) => Err(PageError(e).into_response()),
@@ -98,17 +104,9 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-/// Percent-encodes a query parameter value.
+/// Percent-encodes a query parameter value (`application/x-www-form-urlencoded`).
 pub fn enc(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 /// The layout's data: who is logged in, their CSRF token, the active nav item.
@@ -283,7 +281,8 @@ mod tests {
     #[test]
     fn query_values_are_percent_encoded() {
         assert_eq!(enc("/jobs?a=1&b=2"), "%2Fjobs%3Fa%3D1%26b%3D2");
-        assert_eq!(enc("C-1_2.3~"), "C-1_2.3~");
+        assert_eq!(enc("C-1_2.3*"), "C-1_2.3*");
+        assert_eq!(enc("a b"), "a+b");
     }
 
     #[test]

@@ -40,15 +40,11 @@ struct CustomerSetPage {
 
 #[tracing::instrument(skip_all, fields(user = %page_user.user.username))]
 async fn show(State(state): State<AppState>, page_user: PageUser) -> PageResult {
-    let clusters: Vec<ClusterView> = state
-        .execution
-        .clusters()
-        .iter()
-        .map(|c| c.view())
-        .collect();
-    let actions = state.execution.catalog().iter().map(|a| a.view()).collect();
-    let cid_pattern = state.execution.cid_policy().pattern().to_owned();
-    let upstream = state.execution.upstream_timeout();
+    let execution = state.service.execution();
+    let clusters: Vec<ClusterView> = execution.clusters().iter().map(|c| c.view()).collect();
+    let actions = execution.catalog().iter().map(|a| a.view()).collect();
+    let cid_pattern = execution.cid_policy().pattern().to_owned();
+    let upstream = execution.upstream_timeout();
     render(&CustomerSetPage {
         chrome: page_user.chrome("set"),
         can_execute: page_user.user.role.can_execute(),

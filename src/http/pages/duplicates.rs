@@ -10,12 +10,10 @@ use axum::Router;
 use serde::Deserialize;
 
 use super::common::{enc, render, see_other, show_time, Chrome, FormBody, PageResult, PageUser};
-use crate::audit::dedupe::{dedupe, DEFAULT_BATCH};
-use crate::audit::duplicates::find_duplicates;
 use crate::domain::user::Role;
-use crate::http::api::audit::DuplicatesQuery;
 use crate::http::extract::QueryParams;
 use crate::http::AppState;
+use crate::service::audit::DuplicatesQuery;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -69,14 +67,15 @@ async fn show(
     viewer: PageUser,
     QueryParams(q): QueryParams<PageQuery>,
 ) -> PageResult {
-    viewer.require(|r| r.sees_all_jobs())?;
+    let actor = viewer.actor();
+    actor.require_sees_all()?;
     let query = DuplicatesQuery {
         window_s: q.window_s.clone(),
         include_marked: q.include_marked.clone(),
         ..DuplicatesQuery::default()
     };
     let params = query.parse()?;
-    let report = find_duplicates(&state.db, &params).await?;
+    let report = state.service.duplicate_report(&actor, &params).await?;
     let groups: Vec<GroupView> = report
         .groups
         .iter()
@@ -133,19 +132,16 @@ async fn mark(
     admin: PageUser,
     FormBody(f): FormBody<MarkForm>,
 ) -> PageResult<Response> {
-    admin.require(|r| r == Role::Admin)?;
     admin.check_csrf(&f.csrf_token)?;
     let query = DuplicatesQuery {
         window_s: Some(f.window_s.clone()),
         ..DuplicatesQuery::default()
     };
     let params = query.parse()?;
-    let summary = dedupe(&state.db, &params, true, DEFAULT_BATCH, |_| {}).await?;
-    tracing::info!(
-        marked = summary.marked,
-        groups = summary.groups,
-        "duplicates marked (console)"
-    );
+    let summary = state
+        .service
+        .mark_duplicates(&admin.actor(), &params)
+        .await?;
     Ok(see_other(&format!(
         "/audit/duplicates?window_s={}&include_marked=true&marked={}",
         enc(&f.window_s),

@@ -7,9 +7,8 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::Router;
 
-use super::common::{render, show_duration, show_time, Chrome, PageError, PageResult, PageUser};
-use crate::domain::job::{format_time, Job, JobId};
-use crate::error::Error;
+use super::common::{render, show_duration, show_time, Chrome, PageResult, PageUser};
+use crate::domain::job::{format_time, Job};
 use crate::http::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -131,18 +130,10 @@ async fn show(
     page_user: PageUser,
     Path(job_id): Path<String>,
 ) -> PageResult {
-    let job_id = JobId::parse(&job_id).ok_or(PageError(Error::NotFound))?;
-    let stored = state
-        .db
-        .get_job(job_id)
-        .await?
-        .ok_or(PageError(Error::NotFound))?;
-    let job = stored.job;
-    if !page_user.user.role.sees_all_jobs() && job.user != page_user.user.username {
-        return Err(PageError(Error::NotFound));
-    }
-    let action = state.execution.catalog().get(&job.action);
-    let cluster = state.execution.clusters().get(&job.cluster);
+    let job = state.service.get_job(&page_user.actor(), &job_id).await?;
+    let execution = state.service.execution();
+    let action = execution.catalog().get(&job.action);
+    let cluster = execution.clusters().get(&job.cluster);
     let body = serde_json::json!({
         "action": job.action,
         "action_code": job.action_code,

@@ -1,6 +1,7 @@
-//! `/jobs`: User Jobs Audit. Every filter lives in the URL (a GET form);
-//! pages follow the API's cursor, and "newer" walks back through the cursors
-//! kept in `prev`. The chart counts jobs per day by status for the last 30
+//! `/jobs`: User Jobs Audit. Every filter lives in the URL (a GET form) as
+//! the service's `JobFilterParams`, so the export link carries exactly the
+//! same filters; pages follow the API's cursor, and "newer" walks back
+//! through the cursors kept in `prev`. The chart counts jobs per day by status for the last 30
 //! days of the filtered range.
 
 use askama::Template;
@@ -13,10 +14,9 @@ use serde::Deserialize;
 use super::chart::{self, Chart};
 use super::common::{enc, render, show_duration, show_time, Chrome, PageResult, PageUser};
 use crate::domain::job::{format_time, Job, JobStatus};
-use crate::error::Error;
-use crate::http::api::jobs::{fetch_page, JobsQuery};
 use crate::http::extract::QueryParams;
 use crate::http::AppState;
+use crate::service::jobs::{JobFilterParams, PageParams};
 
 /// The chart covers at most this many days.
 pub const CHART_DAYS: i64 = 30;
@@ -25,24 +25,19 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/jobs", get(show))
 }
 
-/// The page's query: the API's filters with dates instead of times, the
-/// cursor, and the cursors of the pages before it.
+/// The page's query: the service's filters (the form's dates are days,
+/// which the filters take as they are), the page size, the cursor, and the
+/// cursors of the pages before it.
 #[derive(Clone, Debug, Default, Deserialize)]
 pub struct AuditQuery {
-    pub user: Option<String>,
-    pub action: Option<String>,
-    pub cluster: Option<String>,
-    pub status: Option<String>,
-    pub cid: Option<String>,
-    /// First day shown (`YYYY-MM-DD`, UTC).
-    pub since: Option<String>,
-    /// Last day shown, inclusive (`YYYY-MM-DD`, UTC).
-    pub until: Option<String>,
+    #[serde(flatten)]
+    pub filters: JobFilterParams,
+    #[serde(default)]
     pub limit: Option<String>,
-    pub retried: Option<String>,
-    pub reason: Option<String>,
+    #[serde(default)]
     pub cursor: Option<String>,
     /// Comma-separated cursors of the pages before this one (the first page has none).
+    #[serde(default)]
     pub prev: Option<String>,
 }
 
@@ -50,65 +45,8 @@ fn value(v: &Option<String>) -> String {
     v.as_deref().map(str::trim).unwrap_or_default().to_owned()
 }
 
-fn parse_day(name: &str, v: &str) -> Result<Option<NaiveDate>, Error> {
-    if v.is_empty() {
-        return Ok(None);
-    }
-    NaiveDate::parse_from_str(v, "%Y-%m-%d")
-        .map(Some)
-        .map_err(|_| Error::InvalidQuery(format!("{name}: {v:?} is not a date (YYYY-MM-DD)")))
-}
-
 fn midnight(day: NaiveDate) -> chrono::DateTime<Utc> {
     day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
-}
-
-/// The filters as typed, for the form and for links.
-#[derive(Clone, Debug, Default)]
-pub struct Filters {
-    pub user: String,
-    pub action: String,
-    pub cluster: String,
-    pub status: String,
-    pub cid: String,
-    pub since: String,
-    pub until: String,
-    pub limit: String,
-    pub retried: String,
-    pub reason: String,
-}
-
-impl Filters {
-    fn pairs(&self) -> Vec<(&'static str, &str)> {
-        [
-            ("user", self.user.as_str()),
-            ("action", &self.action),
-            ("cluster", &self.cluster),
-            ("status", &self.status),
-            ("cid", &self.cid),
-            ("since", &self.since),
-            ("until", &self.until),
-            ("limit", &self.limit),
-            ("retried", &self.retried),
-            ("reason", &self.reason),
-        ]
-        .into_iter()
-        .filter(|(_, v)| !v.is_empty())
-        .collect()
-    }
-
-    /// `name=value&...` of the non-empty filters.
-    pub fn query_string(&self) -> String {
-        self.pairs()
-            .iter()
-            .map(|(k, v)| format!("{k}={}", enc(v)))
-            .collect::<Vec<_>>()
-            .join("&")
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.pairs().is_empty()
-    }
 }
 
 /// One row of the table.
@@ -154,7 +92,9 @@ impl JobRowView {
 struct JobsPage {
     chrome: Chrome,
     sees_all: bool,
-    filters: Filters,
+    /// The filters as typed, blank ones left out.
+    filters: JobFilterParams,
+    limit: String,
     users: Vec<String>,
     actions: Vec<String>,
     clusters: Vec<String>,
@@ -167,74 +107,61 @@ struct JobsPage {
     chart: Chart,
 }
 
+impl JobsPage {
+    /// A filter's value for the form.
+    fn v<'a>(&self, value: &'a Option<String>) -> &'a str {
+        value.as_deref().unwrap_or_default()
+    }
+}
+
 #[tracing::instrument(skip_all, fields(user = %page_user.user.username))]
 async fn show(
     State(state): State<AppState>,
     page_user: PageUser,
     QueryParams(q): QueryParams<AuditQuery>,
 ) -> PageResult {
-    let viewer = &page_user.user;
-    let sees_all = viewer.role.sees_all_jobs();
-    let filters = Filters {
-        user: if sees_all {
-            value(&q.user)
-        } else {
-            String::new()
-        },
-        action: value(&q.action),
-        cluster: value(&q.cluster),
-        status: value(&q.status),
-        cid: value(&q.cid),
-        since: value(&q.since),
-        until: value(&q.until),
-        limit: value(&q.limit),
-        retried: value(&q.retried),
-        reason: value(&q.reason),
-    };
-    let since_day = parse_day("since", &filters.since)?;
-    let until_day = parse_day("until", &filters.until)?;
-    let since = since_day.map(midnight);
-    let until = until_day.map(|d| midnight(d) + Duration::days(1));
+    let actor = page_user.actor();
+    let sees_all = actor.sees_all_jobs();
+    let mut filters = q.filters.trimmed();
+    if !sees_all {
+        // Operators have no user filter: theirs is implied.
+        filters.user = None;
+    }
+    let limit = value(&q.limit);
     let cursor = value(&q.cursor);
     let prev: Vec<String> = value(&q.prev)
         .split(',')
         .filter(|c| !c.is_empty())
         .map(str::to_owned)
         .collect();
-
-    let api_query = JobsQuery {
-        user: Some(filters.user.clone()),
-        action: Some(filters.action.clone()),
-        cluster: Some(filters.cluster.clone()),
-        status: Some(filters.status.clone()),
-        cid: Some(filters.cid.clone()),
-        since: since.as_ref().map(format_time),
-        until: until.as_ref().map(format_time),
-        limit: Some(filters.limit.clone()),
+    let page = PageParams {
+        limit: Some(limit.clone()),
         cursor: Some(cursor.clone()),
-        retried: Some(filters.retried.clone()),
-        reason: Some(filters.reason.clone()),
     };
-    let page = api_query.parse_for(viewer)?;
-    let list = fetch_page(&state, &page).await?;
+    let list = state.service.list_jobs(&actor, &filters, &page).await?;
 
     // The chart: the last CHART_DAYS days of the range, today included when open-ended.
-    let end = until.unwrap_or_else(|| midnight(Utc::now().date_naive()) + Duration::days(1));
-    let start = match since {
+    let range = filters.parse()?;
+    let end = range
+        .until
+        .unwrap_or_else(|| midnight(Utc::now().date_naive()) + Duration::days(1));
+    let start = match range.since {
         Some(s) if s > end - Duration::days(CHART_DAYS) => s,
         _ => end - Duration::days(CHART_DAYS),
     };
-    let mut chart_filter = page.filter.clone();
-    chart_filter.since = Some(start);
-    chart_filter.until = Some(end);
-    let counts = if start < end {
-        state.db.jobs_per_day(&chart_filter).await?
-    } else {
-        Vec::new()
-    };
+    let counts = state
+        .service
+        .jobs_per_day(&actor, &filters, start, end)
+        .await?;
     let chart = chart::build(start.date_naive(), end.date_naive(), &counts);
 
-    let base = filters.query_string();
+    let mut base = filters.query_string();
+    if !limit.is_empty() {
+        if !base.is_empty() {
+            base.push('&');
+        }
+        base.push_str(&format!("limit={}", enc(&limit)));
+    }
     let link = |cursor: Option<&str>, prev: &[String]| {
         let mut parts: Vec<String> = Vec::new();
         if !base.is_empty() {
@@ -265,43 +192,25 @@ async fn show(
     });
     let page_number = if cursor.is_empty() { 1 } else { prev.len() + 2 };
 
-    let mut export_params = vec!["format=csv".to_owned()];
-    for (k, v) in [
-        ("user", filters.user.clone()),
-        ("action", filters.action.clone()),
-        ("cluster", filters.cluster.clone()),
-        ("status", filters.status.clone()),
-        ("cid", filters.cid.clone()),
-        ("since", since.as_ref().map(format_time).unwrap_or_default()),
-        ("until", until.as_ref().map(format_time).unwrap_or_default()),
-    ] {
-        if !v.is_empty() {
-            export_params.push(format!("{k}={}", enc(&v)));
-        }
+    // The export holds exactly the jobs the page filters: the same parameters.
+    let mut export_url = "/api/v1/jobs/export?format=csv".to_owned();
+    let filter_query = filters.query_string();
+    if !filter_query.is_empty() {
+        export_url.push('&');
+        export_url.push_str(&filter_query);
     }
     let users = if sees_all {
-        state
-            .db
-            .list_users()
-            .await?
-            .into_iter()
-            .map(|u| u.username)
-            .collect()
+        state.service.usernames(&actor).await?
     } else {
         Vec::new()
     };
+    let execution = state.service.execution();
     render(&JobsPage {
         chrome: page_user.chrome("jobs"),
         sees_all,
         users,
-        actions: state
-            .execution
-            .catalog()
-            .iter()
-            .map(|a| a.name.clone())
-            .collect(),
-        clusters: state
-            .execution
+        actions: execution.catalog().iter().map(|a| a.name.clone()).collect(),
+        clusters: execution
             .clusters()
             .iter()
             .map(|c| c.name.clone())
@@ -311,8 +220,9 @@ async fn show(
         page_number,
         next_url,
         prev_url,
-        export_url: format!("/api/v1/jobs/export?{}", export_params.join("&")),
+        export_url,
         chart,
         filters,
+        limit,
     })
 }

@@ -20,11 +20,10 @@ use serde::Deserialize;
 use super::common::{
     enc, minutes, render_with, safe_next, see_other, Chrome, FormBody, PageError, PageResult,
 };
-use crate::accounts;
-use crate::domain::sso::local_login_allowed;
-use crate::error::Error;
-use crate::http::auth::{removal_cookie, session_cookie, session_id};
+use crate::error::{Error, SignInError};
+use crate::http::auth::{removal_cookie, session_id, with_session};
 use crate::http::AppState;
+use crate::service::accounts::{constant_time_eq, random_token, Credentials};
 
 /// The cookie holding the login form's anti-CSRF token.
 pub const LOGIN_COOKIE: &str = "tms_login";
@@ -98,7 +97,7 @@ fn form(
     message: Option<(String, bool)>,
     local: bool,
 ) -> PageResult {
-    let login_token = accounts::random_token(24);
+    let login_token = random_token(24);
     let jar = jar.add(login_cookie(
         login_token.clone(),
         state.settings.secure_cookies,
@@ -107,7 +106,7 @@ fn form(
         Some((m, e)) => (Some(m), e),
         None => (None, false),
     };
-    let sso = state.sso.as_deref();
+    let sso = state.service.sso();
     let admin_only = sso.is_some_and(|s| !s.local_login);
     let page = LoginPage {
         chrome: Chrome::anonymous(),
@@ -133,7 +132,7 @@ async fn show(
     let next = safe_next(query.next.as_deref());
     // Already logged in: straight on.
     if let Some(id) = session_id(&jar) {
-        if accounts::session_user(&state.db, &id).await.is_ok() {
+        if state.service.session_user(&id).await.is_ok() {
             return Ok(see_other(&next));
         }
     }
@@ -164,7 +163,7 @@ async fn submit(
         .get(LOGIN_COOKIE)
         .map(|c| c.value().to_owned())
         .unwrap_or_default();
-    if cookie_token.is_empty() || !accounts::constant_time_eq(&cookie_token, &f.login_token) {
+    if cookie_token.is_empty() || !constant_time_eq(&cookie_token, &f.login_token) {
         let message = "This login form had expired. Please log in again.".to_owned();
         return form(
             &state,
@@ -176,14 +175,30 @@ async fn submit(
             true,
         );
     }
-    if let Some(sso) = state.sso.as_deref() {
-        if !local_login_allowed(sso.local_login, &f.username) {
-            tracing::info!("local login refused: only single sign-on is allowed");
-            let message = format!(
-                "Local logins are turned off on this console: sign in with {}.",
-                sso.label
-            );
-            return form(
+    let credentials = Credentials::Password {
+        username: &f.username,
+        password: &f.password,
+    };
+    match state
+        .service
+        .sign_in(credentials, session_id(&jar).as_deref())
+        .await
+    {
+        Ok(signed_in) => {
+            let secure = state.settings.secure_cookies;
+            let mut used = login_cookie(String::new(), secure);
+            used.make_removal();
+            let jar = with_session(jar, signed_in.session, secure).add(used);
+            Ok((jar, see_other(&next)).into_response())
+        }
+        Err(Error::SignIn(SignInError::LocalLoginOff)) => {
+            let label = state
+                .service
+                .sso()
+                .map_or("single sign-on", |s| s.label.as_str());
+            let message =
+                format!("Local logins are turned off on this console: sign in with {label}.");
+            form(
                 &state,
                 jar,
                 StatusCode::FORBIDDEN,
@@ -191,23 +206,7 @@ async fn submit(
                 String::new(),
                 Some((message, true)),
                 false,
-            );
-        }
-    }
-    match accounts::login(&state.db, &f.username, &f.password).await {
-        Ok(user) => {
-            if let Some(old) = session_id(&jar) {
-                accounts::end_session(&state.db, &old).await?;
-            }
-            let session =
-                accounts::start_session(&state.db, &user.username, state.settings.session_ttl)
-                    .await?;
-            tracing::info!(username = %user.username, "logged in (console)");
-            let secure = state.settings.secure_cookies;
-            let mut used = login_cookie(String::new(), secure);
-            used.make_removal();
-            let jar = jar.add(session_cookie(session.id, secure)).add(used);
-            Ok((jar, see_other(&next)).into_response())
+            )
         }
         Err(Error::InvalidCredentials) => {
             let message = "Wrong username or password.".to_owned();
@@ -261,11 +260,11 @@ async fn logout(
     FormBody(f): FormBody<LogoutForm>,
 ) -> Result<Response, PageError> {
     if let Some(id) = session_id(&jar) {
-        if let Ok((user, csrf)) = accounts::session_user(&state.db, &id).await {
-            if !accounts::constant_time_eq(&f.csrf_token, &csrf) {
+        if let Ok((user, csrf)) = state.service.session_user(&id).await {
+            if !constant_time_eq(&f.csrf_token, &csrf) {
                 return Err(PageError(Error::CsrfFailed));
             }
-            accounts::end_session(&state.db, &id).await?;
+            state.service.sign_out(&id).await?;
             tracing::info!(username = %user.username, "logged out (console)");
         }
     }

@@ -1,5 +1,5 @@
 //! `/admin/users` (admin): list, create, change role, disable or enable,
-//! reset a password. The rules are the API's (`api::users::change_user`).
+//! reset a password. The rules are the service's (`Service::change_user`).
 //! Successful changes follow Post/Redirect/Get; a generated password is
 //! shown once in the answer to the POST itself.
 
@@ -15,12 +15,11 @@ use serde::Deserialize;
 use super::common::{
     enc, render_with, see_other, show_time, Chrome, FormBody, PageError, PageResult, PageUser,
 };
-use crate::accounts;
-use crate::domain::user::{Role, User};
+use crate::domain::user::User;
 use crate::error::Error;
-use crate::http::api::users::{change_user, parse_role};
-use crate::http::auth::session_cookie;
+use crate::http::auth::with_session;
 use crate::http::AppState;
+use crate::service::accounts::{parse_role, NewUser, UserChange};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -64,7 +63,7 @@ async fn page(
     error: Option<String>,
     generated: Option<(String, String)>,
 ) -> PageResult {
-    let users: Vec<User> = state.db.list_users().await?;
+    let users: Vec<User> = state.service.list_users(&admin.actor()).await?;
     let rows = users
         .into_iter()
         .map(|u| UserRow {
@@ -93,7 +92,6 @@ async fn show(
     admin: PageUser,
     Query(done): Query<Done>,
 ) -> PageResult {
-    admin.require(|r| r == Role::Admin)?;
     let who = done.user.unwrap_or_default();
     let notice = match done.done.as_deref() {
         Some("created") => Some(format!("User {who} was created.")),
@@ -142,35 +140,35 @@ async fn create(
     admin: PageUser,
     FormBody(f): FormBody<NewUserForm>,
 ) -> PageResult {
-    admin.require(|r| r == Role::Admin)?;
     admin.check_csrf(&f.csrf_token)?;
     let role = match parse_role(&f.role) {
         Ok(role) => role,
         Err(e) => return refused(&state, &admin, e).await,
     };
-    let password = (!f.password.is_empty()).then_some(f.password.as_str());
-    match accounts::create_user(&state.db, f.username.trim(), password, role).await {
-        Ok((user, generated)) => {
-            tracing::info!(username = %user.username, role = role.as_str(), "user created (console)");
-            match generated {
-                Some(password) => {
-                    let notice = format!("User {} was created.", user.username);
-                    page(
-                        &state,
-                        &admin,
-                        StatusCode::CREATED,
-                        Some(notice),
-                        None,
-                        Some((user.username, password)),
-                    )
-                    .await
-                }
-                None => Ok(see_other(&format!(
-                    "/admin/users?done=created&user={}",
-                    enc(&user.username)
-                ))),
+    let new = NewUser {
+        username: f.username,
+        password: (!f.password.is_empty()).then_some(f.password),
+        role,
+    };
+    match state.service.create_user(&admin.actor(), new).await {
+        Ok((user, generated)) => match generated {
+            Some(password) => {
+                let notice = format!("User {} was created.", user.username);
+                page(
+                    &state,
+                    &admin,
+                    StatusCode::CREATED,
+                    Some(notice),
+                    None,
+                    Some((user.username, password)),
+                )
+                .await
             }
-        }
+            None => Ok(see_other(&format!(
+                "/admin/users?done=created&user={}",
+                enc(&user.username)
+            ))),
+        },
         Err(e) => refused(&state, &admin, e).await,
     }
 }
@@ -189,20 +187,24 @@ async fn set_role(
     Path(username): Path<String>,
     FormBody(f): FormBody<RoleForm>,
 ) -> PageResult {
-    admin.require(|r| r == Role::Admin)?;
     admin.check_csrf(&f.csrf_token)?;
     let role = match parse_role(&f.role) {
         Ok(role) => role,
         Err(e) => return refused(&state, &admin, e).await,
     };
-    match change_user(&state, &admin.user, &username, Some(role), None, None).await {
-        Ok(user) => {
-            tracing::info!(by = %admin.user.username, username = %user.username, role = role.as_str(), "role changed (console)");
-            Ok(see_other(&format!(
-                "/admin/users?done=role&user={}",
-                enc(&user.username)
-            )))
-        }
+    let change = UserChange {
+        role: Some(role),
+        ..UserChange::default()
+    };
+    match state
+        .service
+        .change_user(&admin.actor(), &username, change)
+        .await
+    {
+        Ok(user) => Ok(see_other(&format!(
+            "/admin/users?done=role&user={}",
+            enc(&user.username)
+        ))),
         Err(e) => refused(&state, &admin, e).await,
     }
 }
@@ -221,12 +223,18 @@ async fn set_disabled(
     Path(username): Path<String>,
     FormBody(f): FormBody<DisabledForm>,
 ) -> PageResult {
-    admin.require(|r| r == Role::Admin)?;
     admin.check_csrf(&f.csrf_token)?;
     let disabled = f.disabled == "true";
-    match change_user(&state, &admin.user, &username, None, Some(disabled), None).await {
+    let change = UserChange {
+        disabled: Some(disabled),
+        ..UserChange::default()
+    };
+    match state
+        .service
+        .change_user(&admin.actor(), &username, change)
+        .await
+    {
         Ok(user) => {
-            tracing::info!(by = %admin.user.username, username = %user.username, disabled, "user disabled flag changed (console)");
             let done = if disabled { "disabled" } else { "enabled" };
             Ok(see_other(&format!(
                 "/admin/users?done={done}&user={}",
@@ -252,27 +260,22 @@ async fn reset_password(
     Path(username): Path<String>,
     FormBody(f): FormBody<PasswordForm>,
 ) -> PageResult {
-    admin.require(|r| r == Role::Admin)?;
     admin.check_csrf(&f.csrf_token)?;
-    match change_user(
-        &state,
-        &admin.user,
-        &username,
-        None,
-        None,
-        Some(&f.password),
-    )
-    .await
+    let change = UserChange {
+        password: Some(f.password),
+        ..UserChange::default()
+    };
+    match state
+        .service
+        .change_user(&admin.actor(), &username, change)
+        .await
     {
         Ok(user) => {
-            tracing::info!(by = %admin.user.username, username = %user.username, "password reset (console)");
             let location = format!("/admin/users?done=password&user={}", enc(&user.username));
             if user.username == admin.user.username {
                 // The reset ended every session of the admin, this one too.
-                let session =
-                    accounts::start_session(&state.db, &user.username, state.settings.session_ttl)
-                        .await?;
-                let jar = jar.add(session_cookie(session.id, state.settings.secure_cookies));
+                let session = state.service.resume_after_own_reset(&admin.user).await?;
+                let jar = with_session(jar, session, state.settings.secure_cookies);
                 return Ok((jar, see_other(&location)).into_response());
             }
             Ok(see_other(&location))

@@ -354,7 +354,7 @@ pub fn convert(row: &LegacyRow, options: &ImportOptions) -> Result<ImportedJob, 
     let response_summary = row
         .response_summary
         .as_deref()
-        .and_then(|s| crate::upstream::summarize(s.as_bytes()));
+        .and_then(|s| crate::domain::job::summarize(s.as_bytes()));
     Ok(ImportedJob {
         job_id,
         legacy_id,

@@ -121,14 +121,22 @@ impl ExecutionService {
     }
 
     /// Executes the request under `key`, or answers from the job that
-    /// already holds the key. The checks run in the order of the contract.
+    /// already holds the key. The checks run in the order of the contract:
+    /// the role; the body and the key, as the adapter read them; a key used
+    /// before; the catalog and CIDs; then, for a new key, the
+    /// recent-duplicate guard and the per-customer lock.
     #[tracing::instrument(skip_all, fields(user = %user.username))]
     pub async fn execute(
         self: &Arc<Self>,
         user: &User,
-        key: &IdempotencyKey,
-        request: SetActionRequest,
+        key: Result<IdempotencyKey>,
+        request: Result<SetActionRequest>,
     ) -> Result<SetActionResponse> {
+        if !user.role.can_execute() {
+            return Err(Error::Forbidden("your role may not run actions"));
+        }
+        let request = request?;
+        let key = &key?;
         let raw_cids = RawCids::from_input(&request.cids);
         let reason = request
             .reason
@@ -187,6 +195,9 @@ impl ExecutionService {
             cids: cid_strings.clone(),
             reason: valid.reason.clone(),
             created_at,
+            deadline_at: created_at
+                + chrono::Duration::from_std(self.upstream.timeout() + STALE_GRACE)
+                    .map_err(anyhow::Error::from)?,
             confirm_duplicate,
             duplicate_guard_since: (!confirm_duplicate && !self.duplicate_guard_window.is_zero())
                 .then(|| {
@@ -195,23 +206,8 @@ impl ExecutionService {
                             .unwrap_or_default()
                 }),
         };
-        match self.db.claim_job(&new_job).await? {
-            Claim::Claimed => {}
-            Claim::Existing(existing) => {
-                return self.answer_existing(*existing, &fingerprint).await
-            }
-            Claim::RecentDuplicate {
-                job_id,
-                user,
-                created_at,
-            } => {
-                return Err(Error::RecentDuplicate {
-                    job_id,
-                    user,
-                    created_at,
-                })
-            }
-            Claim::CidsBusy { job_id, busy } => return Err(Error::CidsBusy { job_id, busy }),
+        if let Claim::Existing(existing) = self.db.claim_job(&new_job).await? {
+            return self.answer_existing(*existing, &fingerprint).await;
         }
         let pending = Job {
             job_id,
@@ -402,16 +398,15 @@ impl ExecutionService {
         })
     }
 
-    /// Marks jobs left `pending` by a stopped instance as `unknown`. Safe to
-    /// run from several instances at once: each job is finalised once.
+    /// Marks jobs left `pending` by a stopped instance as `unknown` once
+    /// their deadline passed (each job carries its own, set by the instance
+    /// that created it from its upstream timeout). Safe to run from several
+    /// instances at once: each job is finalised once.
     #[tracing::instrument(skip_all)]
     pub async fn sweep(&self) -> Result<usize> {
         let now = now_millis();
-        let cutoff = now
-            - chrono::Duration::from_std(self.upstream.timeout() + STALE_GRACE)
-                .map_err(anyhow::Error::from)?;
         let mut resolved = 0;
-        for stored in self.db.stale_pending_jobs(cutoff).await? {
+        for stored in self.db.overdue_pending_jobs(now).await? {
             let mut job = stored.job;
             job.status = JobStatus::Unknown;
             job.error = Some(INTERRUPTED_ERROR.into());

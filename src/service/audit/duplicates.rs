@@ -13,10 +13,10 @@
 use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::job::{format_time, JobId};
+use crate::domain::job::JobId;
 use crate::error::Result;
 use crate::store::audit::{ScanKey, ScanRange, ScanRow};
 use crate::store::Db;
@@ -106,10 +106,6 @@ pub struct Member {
     pub duplicate_of: Option<JobId>,
 }
 
-fn serialize_time<S: Serializer>(t: &DateTime<Utc>, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&format_time(t))
-}
-
 /// Jobs that look like one click recorded several times.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct DuplicateGroup {
@@ -119,9 +115,9 @@ pub struct DuplicateGroup {
     pub cid_count: i64,
     /// Oldest first; the first is the one the others are marked against.
     pub job_ids: Vec<JobId>,
-    #[serde(serialize_with = "serialize_time")]
+    #[serde(serialize_with = "crate::time::serialize")]
     pub first_at: DateTime<Utc>,
-    #[serde(serialize_with = "serialize_time")]
+    #[serde(serialize_with = "crate::time::serialize")]
     pub last_at: DateTime<Utc>,
     /// Every later job of the group carries `duplicate_of` already.
     pub marked: bool,

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use futures::Stream;
 
 use crate::domain::job::{format_time, Job};
+use crate::domain::query::{JobCursor, JobFilter};
 use crate::error::{Error, Result};
-use crate::store::jobs::{JobCursor, JobFilter};
 use crate::store::Db;
 
 /// Jobs per page read from the store (and per chunk written).
@@ -34,7 +34,7 @@ pub const CSV_COLUMNS: [&str; 14] = [
 ];
 
 /// What the export is written as.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ExportFormat {
     /// RFC 4180: a header row, CRLF line ends, quoted where needed; a null is an empty field.
     Csv,

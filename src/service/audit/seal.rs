@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 
 use crate::domain::job::{format_time, Job, JobId};
 use crate::error::Result;
+use crate::store::jobs::Seal;
 use crate::store::Db;
 
 /// The "previous hash" of the first sealed job.
@@ -63,12 +64,37 @@ pub fn seal_hash(previous: &str, job: &Job) -> String {
 }
 
 /// Seals every finalised, unsealed job, batch by batch. Returns how many.
+/// Each batch is read and hashed outside any write; the write only checks
+/// that the chain did not move meanwhile and stores the links, so the
+/// sealer holds the store's write lock for the updates alone.
 pub async fn seal_pending(db: &Db) -> Result<u64> {
     let mut total = 0;
     loop {
-        let sealed = db.seal_batch(SEAL_BATCH, seal_hash).await?;
+        let (tip, jobs) = db.seal_candidates(SEAL_BATCH).await?;
+        if jobs.is_empty() {
+            return Ok(total);
+        }
+        let (mut seq, mut previous) = match &tip {
+            Some(tip) => (tip.seq, tip.hash.clone()),
+            None => (0, GENESIS.to_owned()),
+        };
+        let full = jobs.len() as u32 == SEAL_BATCH;
+        let seals = jobs
+            .iter()
+            .map(|job| {
+                seq += 1;
+                previous = seal_hash(&previous, job);
+                Seal {
+                    job_id: job.job_id,
+                    seq,
+                    hash: previous.clone(),
+                }
+            })
+            .collect();
+        let sealed = db.apply_seals(tip, seals).await?;
         total += sealed;
-        if sealed < u64::from(SEAL_BATCH) {
+        // Another instance sealed first (0), or that was the last batch.
+        if sealed == 0 || !full {
             return Ok(total);
         }
     }
@@ -86,20 +112,29 @@ pub struct BrokenLink {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Verification {
     pub checked: u64,
+    /// Where the verified chain starts when retention removed its oldest
+    /// links: the first kept sequence number, and how many were removed.
+    pub starts_at: Option<(i64, i64)>,
     pub broken: Option<BrokenLink>,
 }
 
-/// Re-computes the chain from the first sealed job and names the first job
-/// where it breaks (a changed job, a removed one, or a forged hash).
+/// Re-computes the chain from its start (the first sealed job, or the anchor
+/// retention left) and names the first job where it breaks (a changed job,
+/// a removed one, or a forged hash).
 pub async fn verify(db: &Db) -> Result<Verification> {
-    let mut previous = GENESIS.to_owned();
-    let mut expected_seq = 1;
+    let anchor = db.chain_anchor().await?;
+    let (mut previous, mut expected_seq) = match &anchor {
+        Some((tip, _)) => (tip.hash.clone(), tip.seq + 1),
+        None => (GENESIS.to_owned(), 1),
+    };
+    let starts_at = anchor.map(|(tip, removed)| (tip.seq + 1, removed));
     let mut checked = 0;
     loop {
         let page = db.sealed_jobs_after(expected_seq - 1, 1000).await?;
         if page.is_empty() {
             return Ok(Verification {
                 checked,
+                starts_at,
                 broken: None,
             });
         }
@@ -108,6 +143,7 @@ pub async fn verify(db: &Db) -> Result<Verification> {
             let stored = job.audit_hash.clone().unwrap_or_default();
             let broken = |reason: String| Verification {
                 checked,
+                starts_at,
                 broken: Some(BrokenLink {
                     seq,
                     job_id,
