@@ -5,13 +5,12 @@
 
 use chrono::DateTime;
 use libfuzzer_sys::fuzz_target;
-use tms_dashboard::http::api::jobs::{decode_cursor, encode_cursor};
-use tms_dashboard::store::jobs::JobCursor;
+use tms_dashboard::domain::query::JobCursor;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        if let Some(cursor) = decode_cursor(text) {
-            assert_eq!(decode_cursor(&encode_cursor(&cursor)), Some(cursor));
+        if let Some(cursor) = JobCursor::decode(text) {
+            assert_eq!(JobCursor::decode(&cursor.encode()), Some(cursor));
         }
     }
 
@@ -24,12 +23,12 @@ fuzz_target!(|data: &[u8]| {
                 created_at,
                 job_id: id,
             };
-            let text = encode_cursor(&cursor);
+            let text = cursor.encode();
             // Safe in a query string as it is.
             assert!(text
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-            assert_eq!(decode_cursor(&text), Some(cursor));
+            assert_eq!(JobCursor::decode(&text), Some(cursor));
         }
     }
 });

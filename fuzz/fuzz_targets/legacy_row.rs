@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use tms_dashboard::audit::legacy::{
+use tms_dashboard::service::audit::legacy::{
     convert, parse_cids, parse_legacy_time, redacted_payload, ImportOptions, LegacyRow,
 };
 
