@@ -11,7 +11,7 @@ use crate::domain::action::{
     Action, ActionCatalog, UpstreamMethod, DEFAULT_ACTION_PATH, DEFAULT_MAX_CIDS,
 };
 use crate::domain::cid::{CidPolicy, DEFAULT_CID_PATTERN};
-use crate::domain::cluster::{Cluster, ClusterRegistry};
+use crate::domain::cluster::{Cluster, ClusterRegistry, SANDBOX_TOKEN};
 use crate::domain::secret::Secret;
 
 /// How log lines are written.
@@ -570,7 +570,7 @@ impl Config {
                 name: "sandbox".into(),
                 label: "Sandbox (simulated)".into(),
                 base_url: url,
-                token: Some(Secret::new(crate::sandbox::SANDBOX_TOKEN)),
+                token: Some(Secret::new(SANDBOX_TOKEN)),
             });
         }
         for (i, c) in self.clusters.iter().enumerate() {
