@@ -11,9 +11,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::app::App;
 use crate::config::Config;
+use crate::domain::cluster::SANDBOX_TOKEN;
 use crate::domain::job::format_time;
 use crate::domain::user::Role;
-use crate::sandbox::{SandboxOptions, SANDBOX_TOKEN};
+use crate::sandbox::SandboxOptions;
 use crate::service::accounts::{generate_password, NewUser, UserChange};
 use crate::service::jobs::{JobFilterParams, PageParams};
 use crate::service::{Actor, Service};

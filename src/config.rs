@@ -1,17 +1,28 @@
 //! Settings: built-in defaults, then the TOML file, then `TMS_*` environment
 //! variables, then command-line flags (applied by `cli`). Every error names the
 //! key at fault, and secrets never print.
+//!
+//! The layering is figment's: `Config` itself is the file's shape (its
+//! `Default` gives the keys left out), and every top-level scalar key `k` can
+//! also be set by the variable `TMS_K`, so a new key gets its variable without
+//! a line of code here. `[[clusters]]`, `[[actions]]` and `[oidc]` are
+//! file-only.
 
 use std::path::Path;
 use std::time::Duration;
 
-use serde::Deserialize;
+use figment::error::Kind;
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Value};
+use figment::Figment;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer};
 
 use crate::domain::action::{
     Action, ActionCatalog, UpstreamMethod, DEFAULT_ACTION_PATH, DEFAULT_MAX_CIDS,
 };
 use crate::domain::cid::{CidPolicy, DEFAULT_CID_PATTERN};
-use crate::domain::cluster::{Cluster, ClusterRegistry};
+use crate::domain::cluster::{Cluster, ClusterRegistry, SANDBOX_TOKEN};
 use crate::domain::secret::Secret;
 
 /// How log lines are written.
@@ -19,6 +30,20 @@ use crate::domain::secret::Secret;
 pub enum LogFormat {
     Text,
     Json,
+}
+
+// By hand rather than derived: surrounding blanks are forgiven, as they always were.
+impl<'de> Deserialize<'de> for LogFormat {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        match text.trim() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(D::Error::custom(format!(
+                "{text:?} is not \"text\" or \"json\""
+            ))),
+        }
+    }
 }
 
 /// A cluster as configured.
@@ -178,37 +203,65 @@ impl std::fmt::Debug for OidcConfig {
     }
 }
 
-/// Everything the dashboard needs to start.
-#[derive(Clone)]
+/// Everything the dashboard needs to start. Deserialised, it is the file's
+/// shape: every key optional, `Config::default()` filling the rest.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     pub bind: String,
     pub database_url: String,
+    #[serde(deserialize_with = "duration")]
     pub upstream_timeout: Duration,
     /// Window of the recent-duplicate guard; zero turns it off.
+    #[serde(deserialize_with = "duration")]
     pub duplicate_guard_window: Duration,
     pub secure_cookies: bool,
     pub log_format: LogFormat,
-    /// Serve the simulated cluster at `/sandbox` and offer it as `sandbox`.
+    /// Serve the simulated cluster at `/sandbox` and offer it as `sandbox`;
+    /// when not given, on exactly when no `[[clusters]]` are configured.
     pub sandbox: bool,
     pub clusters: Vec<ClusterConfig>,
     /// `None` keeps the default catalog.
     pub actions: Option<Vec<ActionConfig>>,
     /// Password of the first `admin`; generated and printed once when absent.
+    /// Not a file key (it never was): only `TMS_ADMIN_PASSWORD` sets it.
+    #[serde(skip)]
     pub admin_password: Option<String>,
     /// How often stale `pending` jobs are resolved (at most 10 s).
+    #[serde(deserialize_with = "duration")]
     pub sweep_interval: Duration,
     /// How often finalised jobs are chained into the audit (`audit_hash`).
+    #[serde(deserialize_with = "duration")]
     pub seal_interval: Duration,
     pub cid_pattern: String,
     pub max_connections: u32,
     /// How long a request waits for a store connection before `503`.
+    #[serde(deserialize_with = "duration")]
     pub pool_acquire_timeout: Duration,
+    #[serde(deserialize_with = "duration")]
     pub session_ttl: Duration,
     /// Jobs older than this many days are deleted (the only deletion of
-    /// jobs); `None` keeps them forever.
+    /// jobs); `None` keeps them forever, as `0` does.
+    #[serde(deserialize_with = "zero_is_off")]
     pub retention_days: Option<u32>,
     /// Single sign-on; `None`: only local accounts.
     pub oidc: Option<OidcConfig>,
+}
+
+/// The one reading of a duration, for every key: `"30s"`, `"1500ms"`, `"10m"`.
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        D::Error::custom(format!(
+            "{text:?} is not a duration like \"30s\" or \"1500ms\" ({e})"
+        ))
+    })
+}
+
+/// `retention_days`: `0` means what leaving it out means, keep jobs forever.
+fn zero_is_off<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+    let days = u32::deserialize(d)?;
+    Ok((days > 0).then_some(days))
 }
 
 impl Default for Config {
@@ -257,6 +310,7 @@ impl std::fmt::Debug for Config {
             .field("cid_pattern", &self.cid_pattern)
             .field("max_connections", &self.max_connections)
             .field("pool_acquire_timeout", &self.pool_acquire_timeout)
+            .field("session_ttl", &self.session_ttl)
             .field("retention_days", &self.retention_days)
             .field("oidc", &self.oidc)
             .finish()
@@ -279,55 +333,30 @@ pub fn redact_url(url: &str) -> String {
 #[error("configuration error: {0}")]
 pub struct ConfigError(pub String);
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    bind: Option<String>,
-    database_url: Option<String>,
-    upstream_timeout: Option<String>,
-    duplicate_guard_window: Option<String>,
-    secure_cookies: Option<bool>,
-    log_format: Option<String>,
-    sandbox: Option<bool>,
-    sweep_interval: Option<String>,
-    seal_interval: Option<String>,
-    cid_pattern: Option<String>,
-    max_connections: Option<u32>,
-    pool_acquire_timeout: Option<String>,
-    session_ttl: Option<String>,
-    retention_days: Option<u32>,
-    #[serde(default)]
-    clusters: Vec<ClusterConfig>,
-    actions: Option<Vec<ActionConfig>>,
-    oidc: Option<OidcConfig>,
+/// The tables, which stay file-only: a list or a table has no sensible
+/// spelling as one variable.
+const FILE_ONLY_KEYS: [&str; 3] = ["clusters", "actions", "oidc"];
+
+/// The variable that sets the top-level key `key`: `session_ttl` → `TMS_SESSION_TTL`.
+fn env_var(key: &str) -> String {
+    format!("TMS_{}", key.to_ascii_uppercase())
 }
 
-fn parse_duration(key: &str, value: &str) -> Result<Duration, ConfigError> {
-    humantime::parse_duration(value.trim()).map_err(|e| {
-        ConfigError(format!(
-            "{key}: {value:?} is not a duration like \"30s\" or \"1500ms\" ({e})"
-        ))
-    })
-}
-
-fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(ConfigError(format!(
-            "{key}: {value:?} is not one of true, false, 1, 0"
-        ))),
-    }
-}
-
-fn parse_log_format(key: &str, value: &str) -> Result<LogFormat, ConfigError> {
-    match value.trim() {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        _ => Err(ConfigError(format!(
-            "{key}: {value:?} is not \"text\" or \"json\""
-        ))),
-    }
+/// The top-level keys that a `TMS_*` variable can set, as `Config`'s derived
+/// `Deserialize` lists them (its answer to an unknown key names them all), so
+/// this list cannot drift from the struct.
+fn env_keys() -> Vec<&'static str> {
+    let all = match Figment::from(Serialized::default("?", 0)).extract::<Config>() {
+        Err(e) => match e.kind {
+            Kind::UnknownField(_, keys) => keys,
+            _ => &[],
+        },
+        Ok(_) => &[],
+    };
+    all.iter()
+        .copied()
+        .filter(|key| !FILE_ONLY_KEYS.contains(key))
+        .collect()
 }
 
 impl Config {
@@ -337,95 +366,42 @@ impl Config {
         file: Option<&Path>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let file_config = match file {
+        let text = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| {
+                // The file alone first, strictly: `max_connections = "16"`
+                // stays an error there (the lenient reading below is meant
+                // for environment text), and TOML's messages show the line.
+                toml::from_str::<Config>(&text).map_err(|e| {
                     ConfigError(format!("{}: {}", path.display(), e.to_string().trim_end()))
-                })?
+                })?;
+                text
             }
-            None => FileConfig::default(),
+            None => String::new(),
         };
-        let mut c = Config::default();
-        let f = file_config;
-        if let Some(v) = f.bind {
-            c.bind = v;
+        // Each variable's text goes in as a string, and the lossy extraction
+        // reads it as its key's type asks: `1` is true for a flag, `90` a
+        // number of days, while `TMS_ADMIN_PASSWORD=12345678` or a numeric
+        // `TMS_CID_PATTERN` stay text (figment's own `Env` would have made
+        // them numbers, and reads the process environment besides).
+        let vars: Dict = env_keys()
+            .into_iter()
+            .filter_map(|key| Some((key.to_owned(), Value::from(env(&env_var(key))?))))
+            .collect();
+        let figment = Figment::from(Toml::string(&text)).merge(Serialized::defaults(&vars));
+        let mut c: Config = figment.extract_lossy().map_err(|e| {
+            // The file passed above, so a key at fault here came from its variable.
+            match e.path.first().filter(|key| vars.contains_key(*key)) {
+                Some(key) => ConfigError(format!("{}: {}", env_var(key), e.kind)),
+                None => ConfigError(e.to_string()),
+            }
+        })?;
+        if !figment.contains("sandbox") {
+            c.sandbox = c.clusters.is_empty();
         }
-        if let Some(v) = f.database_url {
-            c.database_url = v;
-        }
-        if let Some(v) = f.upstream_timeout {
-            c.upstream_timeout = parse_duration("upstream_timeout", &v)?;
-        }
-        if let Some(v) = f.duplicate_guard_window {
-            c.duplicate_guard_window = parse_duration("duplicate_guard_window", &v)?;
-        }
-        if let Some(v) = f.secure_cookies {
-            c.secure_cookies = v;
-        }
-        if let Some(v) = f.log_format {
-            c.log_format = parse_log_format("log_format", &v)?;
-        }
-        if let Some(v) = f.sweep_interval {
-            c.sweep_interval = parse_duration("sweep_interval", &v)?;
-        }
-        if let Some(v) = f.seal_interval {
-            c.seal_interval = parse_duration("seal_interval", &v)?;
-        }
-        if let Some(v) = f.cid_pattern {
-            c.cid_pattern = v;
-        }
-        if let Some(v) = f.max_connections {
-            c.max_connections = v;
-        }
-        if let Some(v) = f.pool_acquire_timeout {
-            c.pool_acquire_timeout = parse_duration("pool_acquire_timeout", &v)?;
-        }
-        if let Some(v) = f.session_ttl {
-            c.session_ttl = parse_duration("session_ttl", &v)?;
-        }
-        if let Some(v) = f.retention_days {
-            c.retention_days = (v > 0).then_some(v);
-        }
-        c.sandbox = f.sandbox.unwrap_or(f.clusters.is_empty());
-        c.clusters = f.clusters;
-        c.actions = f.actions;
-        c.oidc = f.oidc;
-
-        if let Some(v) = env("TMS_BIND") {
-            c.bind = v;
-        }
-        if let Some(v) = env("TMS_DATABASE_URL") {
-            c.database_url = v;
-        }
-        if let Some(v) = env("TMS_ADMIN_PASSWORD").filter(|v| !v.is_empty()) {
-            c.admin_password = Some(v);
-        }
-        if let Some(v) = env("TMS_UPSTREAM_TIMEOUT") {
-            c.upstream_timeout = parse_duration("TMS_UPSTREAM_TIMEOUT", &v)?;
-        }
-        if let Some(v) = env("TMS_DUPLICATE_GUARD_WINDOW") {
-            c.duplicate_guard_window = parse_duration("TMS_DUPLICATE_GUARD_WINDOW", &v)?;
-        }
-        if let Some(v) = env("TMS_LOG_FORMAT") {
-            c.log_format = parse_log_format("TMS_LOG_FORMAT", &v)?;
-        }
-        if let Some(v) = env("TMS_SECURE_COOKIES") {
-            c.secure_cookies = parse_bool("TMS_SECURE_COOKIES", &v)?;
-        }
-        if let Some(v) = env("TMS_SWEEP_INTERVAL") {
-            c.sweep_interval = parse_duration("TMS_SWEEP_INTERVAL", &v)?;
-        }
-        if let Some(v) = env("TMS_SEAL_INTERVAL") {
-            c.seal_interval = parse_duration("TMS_SEAL_INTERVAL", &v)?;
-        }
-        if let Some(v) = env("TMS_RETENTION_DAYS") {
-            let days: u32 = v.trim().parse().map_err(|_| {
-                ConfigError(format!("TMS_RETENTION_DAYS: {v:?} is not a number of days"))
-            })?;
-            c.retention_days = (days > 0).then_some(days);
-        }
+        // An empty value counts as unset, as `export TMS_ADMIN_PASSWORD=` means.
+        c.admin_password = env("TMS_ADMIN_PASSWORD").filter(|v| !v.is_empty());
         if let Some(oidc) = &mut c.oidc {
             if let Some(var) = &oidc.client_secret_env {
                 oidc.client_secret = env(var).filter(|v| !v.is_empty()).map(Secret::new);
@@ -570,7 +546,7 @@ impl Config {
                 name: "sandbox".into(),
                 label: "Sandbox (simulated)".into(),
                 base_url: url,
-                token: Some(Secret::new(crate::sandbox::SANDBOX_TOKEN)),
+                token: Some(Secret::new(SANDBOX_TOKEN)),
             });
         }
         for (i, c) in self.clusters.iter().enumerate() {
@@ -650,6 +626,131 @@ mod tests {
         let f = file("[[clusters]]\nname = \"eu\"\nbase_url = \"ftp://x\"\n");
         let err = Config::load(Some(f.path()), &env_of(&[])).unwrap_err();
         assert!(err.0.contains("clusters[0].base_url"), "{err}");
+    }
+
+    #[test]
+    fn every_top_level_scalar_key_has_its_variable() {
+        assert_eq!(
+            env_keys(),
+            [
+                "bind",
+                "database_url",
+                "upstream_timeout",
+                "duplicate_guard_window",
+                "secure_cookies",
+                "log_format",
+                "sandbox",
+                "sweep_interval",
+                "seal_interval",
+                "cid_pattern",
+                "max_connections",
+                "pool_acquire_timeout",
+                "session_ttl",
+                "retention_days",
+            ]
+        );
+        let c = Config::load(
+            None,
+            &env_of(&[
+                ("TMS_SESSION_TTL", "2h"),
+                ("TMS_MAX_CONNECTIONS", "4"),
+                ("TMS_POOL_ACQUIRE_TIMEOUT", "250ms"),
+                ("TMS_CID_PATTERN", "^[0-9]{3}$"),
+                ("TMS_DUPLICATE_GUARD_WINDOW", "0s"),
+                ("TMS_LOG_FORMAT", "json"),
+                ("TMS_SWEEP_INTERVAL", " 2s "),
+                ("TMS_SEAL_INTERVAL", "1500ms"),
+                ("TMS_DATABASE_URL", "postgres://u:pw@db/tms"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.session_ttl, Duration::from_secs(7200));
+        assert_eq!(c.max_connections, 4);
+        assert_eq!(c.pool_acquire_timeout, Duration::from_millis(250));
+        assert_eq!(c.cid_pattern, "^[0-9]{3}$");
+        assert!(c.duplicate_guard_window.is_zero());
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.sweep_interval, Duration::from_secs(2));
+        assert_eq!(c.seal_interval, Duration::from_millis(1500));
+        assert_eq!(c.database_url, "postgres://u:pw@db/tms");
+        let err = Config::load(None, &env_of(&[("TMS_MAX_CONNECTIONS", "many")])).unwrap_err();
+        assert!(err.0.starts_with("TMS_MAX_CONNECTIONS: "), "{err}");
+        let err = Config::load(None, &env_of(&[("TMS_LOG_FORMAT", "xml")])).unwrap_err();
+        assert!(err.0.starts_with("TMS_LOG_FORMAT: \"xml\""), "{err}");
+    }
+
+    #[test]
+    fn variables_that_look_like_numbers_stay_text_for_text_keys() {
+        let c = Config::load(
+            None,
+            &env_of(&[
+                ("TMS_ADMIN_PASSWORD", "12345678"),
+                ("TMS_CID_PATTERN", "1234"),
+                ("TMS_BIND", "127.0.0.1:8080"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.admin_password.as_deref(), Some("12345678"));
+        assert_eq!(c.cid_pattern, "1234");
+        assert_eq!(c.bind, "127.0.0.1:8080");
+        let c = Config::load(None, &env_of(&[("TMS_CID_PATTERN", "true")])).unwrap();
+        assert_eq!(c.cid_pattern, "true");
+        let c = Config::load(None, &env_of(&[("TMS_ADMIN_PASSWORD", "007")])).unwrap();
+        assert_eq!(c.admin_password.as_deref(), Some("007"));
+        let c = Config::load(None, &env_of(&[("TMS_ADMIN_PASSWORD", "")])).unwrap();
+        assert_eq!(c.admin_password, None);
+    }
+
+    #[test]
+    fn flags_take_true_false_1_0_from_the_environment_but_only_booleans_in_the_file() {
+        for (text, want) in [
+            ("true", true),
+            ("1", true),
+            ("TRUE", true),
+            ("false", false),
+            ("0", false),
+        ] {
+            let c = Config::load(None, &env_of(&[("TMS_SECURE_COOKIES", text)])).unwrap();
+            assert_eq!(c.secure_cookies, want, "{text}");
+        }
+        let err = Config::load(None, &env_of(&[("TMS_SECURE_COOKIES", "maybe")])).unwrap_err();
+        assert!(err.0.contains("TMS_SECURE_COOKIES"), "{err}");
+        for text in [
+            "secure_cookies = \"true\"\n",
+            "max_connections = \"16\"\n",
+            "upstream_timeout = 5\n",
+            "admin_password = \"hunter2\"\n",
+        ] {
+            let f = file(text);
+            let key = text.split(' ').next().unwrap();
+            let err = Config::load(Some(f.path()), &env_of(&[])).unwrap_err();
+            assert!(err.0.contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_sandbox_variable_wins_over_the_clusters_rule() {
+        let f = file("[[clusters]]\nname = \"eu\"\nbase_url = \"https://tms-eu.internal/\"\n");
+        let c = Config::load(Some(f.path()), &env_of(&[("TMS_SANDBOX", "true")])).unwrap();
+        assert!(c.sandbox);
+        let f = file("sandbox = true\n");
+        let err = Config::load(Some(f.path()), &env_of(&[("TMS_SANDBOX", "0")])).unwrap_err();
+        assert!(err.0.contains("clusters: none configured"), "{err}");
+    }
+
+    #[test]
+    fn other_tms_variables_are_left_alone() {
+        let c = Config::load(
+            None,
+            &env_of(&[
+                ("TMS_CONFIG", "/etc/tms.toml"),
+                ("TMS_EU_PROD_TOKEN", "s3cret"),
+                ("TMS_CLUSTERS", "eu"),
+                ("TMS_OIDC", "on"),
+            ]),
+        )
+        .unwrap();
+        assert!(c.clusters.is_empty() && c.oidc.is_none());
     }
 
     #[test]

@@ -16,8 +16,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
-/// The token the sandbox accepts inside `serve`.
-pub const SANDBOX_TOKEN: &str = "sandbox-token";
+use crate::domain::cluster::SANDBOX_TOKEN;
 
 /// How the sandbox behaves.
 #[derive(Clone, Debug)]

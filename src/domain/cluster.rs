@@ -5,6 +5,10 @@ use serde::Serialize;
 
 use super::secret::Secret;
 
+/// The bearer token of the built-in sandbox cluster inside `serve`: the
+/// sandbox checks it and the console sends it, both from this one definition.
+pub const SANDBOX_TOKEN: &str = "sandbox-token";
+
 /// One remote TMS API.
 #[derive(Clone, Debug)]
 pub struct Cluster {
