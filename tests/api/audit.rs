@@ -542,3 +542,71 @@ async fn retention_in_batches_of_one_never_leaves_a_dangling_mark() {
     // Assert
     assert_eq!(deleted, [1, 1, 1]);
 }
+
+#[tokio::test]
+async fn after_retention_the_kept_chain_still_verifies_and_says_where_it_starts() {
+    // Arrange: old imported jobs (sealed by the running instance) and a live one.
+    let (store, app) = spawn().await;
+    let eu = "http://tms-eu-1.internal:8443";
+    let rows: Vec<Row> = [0, 60_000, 120_000]
+        .map(|ms| Row::new("alice", "Suspend", r#"["A1"]"#, eu, crate::legacy::at(ms)))
+        .to_vec();
+    let path = store.dir().join("legacy.db");
+    write_legacy_file(&path, &rows).await;
+    cli(&store, &["import", "legacy", path.to_str().unwrap()])
+        .await
+        .expect_code(0);
+    let admin = app.admin().await;
+    admin
+        .set_action(&new_key(), &action_body("Trans-Begin", json!(["KEEP1"])))
+        .await
+        .expect(201);
+    cli(&store, &["audit", "verify"]).await.expect_code(0);
+    drop(app);
+
+    // Act: an instance with a 30-day retention removes the old links.
+    let app = TestApp::spawn_on(store.clone(), |c| c.retention_days = Some(30)).await;
+
+    // Assert
+    assert_eq!(app.admin().await.jobs("").await.len(), 1);
+    let verify = cli(&store, &["audit", "verify"]).await;
+    verify.expect_code(0);
+    assert!(
+        verify
+            .stdout
+            .contains("the kept chain starts at sealed job number 4")
+            && verify.stdout.contains("removed the 3 job(s) before it")
+            && verify
+                .stdout
+                .contains("PASS: the chain of 1 sealed job(s) is intact"),
+        "{}",
+        verify.all_output()
+    );
+}
+
+#[tokio::test]
+async fn a_report_piped_into_head_stops_quietly_with_its_own_exit_code() {
+    // Arrange: a store with unmarked duplicate groups.
+    let (store, _app, _) = imported().await;
+
+    // Act: the reader goes away before the report is written, as `| head`
+    // does once it has its lines.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tms-dashboard"))
+        .args(["audit", "duplicates", "--database-url", &store.url])
+        .current_dir(store.dir())
+        .env_remove("TMS_CONFIG")
+        .env_remove("TMS_DATABASE_URL")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take().expect("stdout"));
+    let out = child.wait_with_output().expect("wait");
+
+    // Assert: FAIL's exit code (1), not an error (2), and nothing on stderr
+    // about the pipe.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(!stderr.to_lowercase().contains("pipe"), "{stderr}");
+}

@@ -181,3 +181,49 @@ async fn a_job_is_fetched_by_id_and_an_unknown_id_gets_404_not_found() {
     }
     unknown.expect_problem(404, "not_found");
 }
+
+#[tokio::test]
+async fn the_export_refuses_paging_parameters_and_bad_filters_as_invalid_query() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    run(&admin, "Trans-Begin", json!(["E1"])).await;
+    for query in [
+        "limit=0",
+        "limit=10",
+        "cursor=abc",
+        "status=done",
+        "since=yesterday",
+        "retried=maybe",
+        "format=xml",
+    ] {
+        admin
+            .get(&format!("/api/v1/jobs/export?{query}"))
+            .await
+            .expect_problem(400, "invalid_query");
+    }
+    let csv = admin
+        .get("/api/v1/jobs/export?format=csv&status=succeeded")
+        .await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.text().lines().count(), 2, "{}", csv.text());
+}
+
+#[tokio::test]
+async fn a_day_filters_from_its_start_and_until_includes_it() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let job = run(&admin, "Trans-Begin", json!(["D1"])).await;
+    let today = chrono::Utc::now().date_naive();
+    let yesterday = today.pred_opt().unwrap();
+    let found = |query: String| {
+        let admin = admin.clone();
+        async move { ids(&admin.jobs(&query).await) }
+    };
+    let id = job["job_id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        found(format!("since={today}&until={today}")).await,
+        [id.clone()]
+    );
+    assert!(found(format!("until={yesterday}")).await.is_empty());
+    assert_eq!(found(format!("since={yesterday}")).await, [id]);
+}

@@ -179,3 +179,53 @@ async fn a_job_of_an_instance_killed_mid_action_is_resolved_by_the_other() {
         .contains("interrupted"));
     assert_eq!(on_second.jobs("").await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_waits_for_the_deadline_of_the_instance_that_started_the_job() {
+    // Arrange: the first instance gives clusters 30 s; the second only 1 s.
+    let store = TestStore::new().await;
+    let mut first = ServerProcess::start(
+        &store,
+        free_port(),
+        "first.log",
+        &[
+            ("TMS_ADMIN_PASSWORD", ADMIN_PASSWORD),
+            ("TMS_UPSTREAM_TIMEOUT", "30s"),
+        ],
+    )
+    .await;
+    let second = ServerProcess::start(
+        &store,
+        free_port(),
+        "second.log",
+        &[("TMS_UPSTREAM_TIMEOUT", "1s")],
+    )
+    .await;
+    let admin = first.login("admin", ADMIN_PASSWORD).await;
+    let request = admin
+        .request(reqwest::Method::POST, "/api/v1/actions")
+        .header("Idempotency-Key", new_key())
+        .header("content-type", "application/json")
+        .body(json!({"cluster": "sandbox", "action": "Suspend", "cids": ["SLOW-D1"]}).to_string());
+    let in_flight = tokio::spawn(request.send());
+    let job_id = admin.wait_for_pending_job().await["job_id"]
+        .as_str()
+        .expect("job_id")
+        .to_owned();
+
+    // Act: the first instance dies; the second sweeps every 500 ms.
+    first.child.kill().expect("SIGKILL");
+    first.child.wait().expect("wait");
+    let _ = in_flight.await;
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+
+    // Assert: past the second's own timeout plus grace (6 s), the job is
+    // still pending: its deadline is the first instance's (35 s).
+    let job = admin
+        .via(&second)
+        .get(&format!("/api/v1/jobs/{job_id}"))
+        .await
+        .expect(200)["job"]
+        .clone();
+    assert_eq!(job["status"], "pending", "{job}\n{}", second.log());
+}

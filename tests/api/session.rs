@@ -146,3 +146,34 @@ async fn me_returns_the_current_user_and_requires_a_login() {
     assert!(body["user"]["created_at"].is_string());
     anonymous.expect_problem(401, "unauthenticated");
 }
+
+#[tokio::test]
+async fn failed_logins_of_invented_usernames_are_forgotten_once_older_than_the_window() {
+    // Arrange: a failed login for each of many names nobody has, some of
+    // them older than the throttling window.
+    let store = crate::store::TestStore::new().await;
+    let db = tms_dashboard::store::Db::open(&store.url, &Default::default())
+        .await
+        .expect("store");
+    let now = tms_dashboard::time::now_millis();
+    let window = chrono::Duration::minutes(15);
+    for n in 0..40 {
+        let at = if n < 30 {
+            now - chrono::Duration::minutes(20)
+        } else {
+            now
+        };
+        db.record_login_failure(&format!("invented-{n}"), at, window, 5)
+            .await
+            .expect("failure");
+    }
+    assert_eq!(db.count_login_failures().await.expect("count"), 40);
+
+    // Act: the sweep's clean-up.
+    db.delete_expired_sessions(now, now - window)
+        .await
+        .expect("clean-up");
+
+    // Assert: only the recent ones are left.
+    assert_eq!(db.count_login_failures().await.expect("count"), 10);
+}

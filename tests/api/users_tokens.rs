@@ -141,3 +141,35 @@ async fn an_api_token_is_shown_once_works_as_bearer_and_stops_working_when_delet
         .await
         .expect_problem(401, "unauthenticated");
 }
+
+#[tokio::test]
+async fn the_command_line_goes_through_the_user_rules_and_keeps_an_enabled_admin() {
+    // Arrange: a store whose only admin is `admin`.
+    let store = std::sync::Arc::new(crate::store::TestStore::new().await);
+    let _app = TestApp::spawn_on(store.clone(), |_| {}).await;
+    let cli = |args: &'static [&'static str]| {
+        let store = store.clone();
+        async move { crate::legacy::cli(&store, args).await }
+    };
+
+    // Act and assert: the last enabled admin can be neither disabled nor demoted.
+    let refused = cli(&["users", "disable", "admin"]).await;
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("last enabled admin"),
+        "{}",
+        refused.all_output()
+    );
+    cli(&["users", "set-role", "admin", "operator"])
+        .await
+        .expect_code(2);
+    // A role the console does not know is refused before anything is opened.
+    cli(&["users", "add", "olga", "--role", "nobody"])
+        .await
+        .expect_code(2);
+    cli(&["users", "add", "root2", "--role", "admin"])
+        .await
+        .expect_code(0);
+    cli(&["users", "disable", "admin"]).await.expect_code(0);
+    cli(&["users", "disable", "root2"]).await.expect_code(2);
+}

@@ -225,3 +225,18 @@ async fn an_auditor_may_not_execute_actions() {
 
     assert_refused_and_nothing_stored(&app, &reply, 403, "forbidden").await;
 }
+
+#[tokio::test]
+async fn a_json_array_in_the_shape_of_the_body_is_rejected_as_invalid_body() {
+    // Serde's derive reads a struct from an array of its fields in order:
+    // the body must be an object, whatever its array would spell.
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    for body in [
+        r#"["sandbox","Trans-Begin",["V1"]]"#,
+        r#" ["sandbox","Trans-Begin","V1",null,false,null]"#,
+    ] {
+        let reply = post_raw(&admin, body.to_owned()).await;
+        assert_refused_and_nothing_stored(&app, &reply, 400, "invalid_body").await;
+    }
+}
