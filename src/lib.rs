@@ -1,6 +1,8 @@
 //! TMS Dashboard: an operations console whose rule is one confirmed Set Action,
 //! one job. The library holds everything; `main.rs` only parses the command line.
 #![forbid(unsafe_code)]
+// A panic in a handler is a 500 and a lost answer: `?` and typed errors instead.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod app;
 pub mod cli;
