@@ -13,10 +13,24 @@ use crate::domain::cid::InvalidCid;
 use crate::domain::job::JobId;
 use crate::domain::sso::SsoRefusal;
 
-/// The stable machine-readable name of an error (`code` in the problem
-/// document).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorCode {
+/// Declares the codes once: the enum and the list of every code.
+macro_rules! error_codes {
+    ($($code:ident),* $(,)?) => {
+        /// The stable machine-readable name of an error (`code` in the
+        /// problem document).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($code),*
+        }
+
+        impl ErrorCode {
+            /// Every code, for tests and documentation.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$code),*];
+        }
+    };
+}
+
+error_codes! {
     Unauthenticated,
     InvalidCredentials,
     Forbidden,
@@ -89,49 +103,6 @@ const fn row_with_page(
 }
 
 impl ErrorCode {
-    /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 36] = {
-        use ErrorCode::*;
-        [
-            Unauthenticated,
-            InvalidCredentials,
-            Forbidden,
-            CsrfFailed,
-            NotFound,
-            RateLimited,
-            InvalidBody,
-            InvalidQuery,
-            PayloadTooLarge,
-            MissingIdempotencyKey,
-            InvalidIdempotencyKey,
-            RequestInProgress,
-            RecentDuplicate,
-            CidsBusy,
-            IdempotencyKeyReused,
-            UnknownCluster,
-            UnknownAction,
-            NoCids,
-            TooManyCids,
-            InvalidCids,
-            TokenRequired,
-            ReasonRequired,
-            InvalidUsername,
-            InvalidPassword,
-            InvalidRole,
-            InvalidTokenName,
-            SelfLockout,
-            UserExists,
-            LocalLoginDisabled,
-            SsoProviderDown,
-            SsoProviderBroken,
-            SsoBadState,
-            SsoFailed,
-            SsoRefused,
-            Unavailable,
-            Internal,
-        ]
-    };
-
     /// The table.
     const fn row(self) -> Row {
         use ErrorCode::*;
@@ -511,7 +482,7 @@ mod tests {
     #[test]
     fn every_code_has_its_own_name_and_a_client_or_server_error_status() {
         let mut names = std::collections::HashSet::new();
-        for code in ErrorCode::ALL {
+        for &code in ErrorCode::ALL {
             assert!(names.insert(code.as_str()), "{code} appears twice");
             let status = code.status().as_u16();
             assert!((400..600).contains(&status), "{code}: {status}");
