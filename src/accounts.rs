@@ -1,11 +1,7 @@
-//! Accounts: passwords (Argon2id), API tokens and sessions (random, stored
-//! as SHA-256 hashes), login throttling, and the first `admin`. Shared by the
-//! HTTP API and the command line.
+//! Accounts: passwords (hashed by `crate::password`), API tokens and
+//! sessions (random, stored as SHA-256 hashes), login throttling, and the
+//! first `admin`. Shared by the HTTP API and the command line.
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::Argon2;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
@@ -16,18 +12,18 @@ use crate::domain::job::now_millis;
 use crate::domain::sso::{SsoIdentity, SsoRefusal};
 use crate::domain::user::{check_password_policy, Role, User, Username};
 use crate::error::{Error, Result, SignInError};
+use crate::password::verify_password;
 use crate::store::tokens::TokenInfo;
 use crate::store::users::UserChanges;
 use crate::store::Db;
+
+// Hashing lives in `crate::password`; these stay reachable here for callers.
+pub use crate::password::{generate_password, hash_password};
 
 /// Failed logins allowed per username within `LOGIN_WINDOW` before throttling.
 pub const LOGIN_FAILURE_LIMIT: i64 = 5;
 /// The throttling window, and how long a lock lasts.
 pub const LOGIN_WINDOW_MINUTES: i64 = 15;
-
-/// A hash verified when the username does not exist, so the answer takes as
-/// long as for a real user and does not reveal which names exist.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2xS0Gp0b1pUH+bC2xm6BWmGHr6wqKiY1sZ0pRB2nHbo";
 
 /// `n` random bytes, URL-safe base64 without padding.
 pub fn random_token(n: usize) -> String {
@@ -50,43 +46,6 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// A readable random password for generated accounts.
-pub fn generate_password() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::thread_rng();
-    (0..20)
-        .map(|_| ALPHABET[(rng.next_u32() as usize) % ALPHABET.len()] as char)
-        .collect()
-}
-
-/// Argon2id with the crate's recommended parameters, off the async threads.
-pub async fn hash_password(password: &str) -> Result<String> {
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| anyhow::anyhow!("Failed to hash a password: {e}"))
-    })
-    .await
-    .map_err(anyhow::Error::from)?
-    .map_err(Error::Internal)
-}
-
-async fn verify_password(password: &str, hash: &str) -> bool {
-    let (password, hash) = (password.to_owned(), hash.to_owned());
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-    })
-    .await
-    .unwrap_or(false)
-}
-
 /// Checks a username and password, with throttling: after five failures
 /// within 15 minutes every attempt is refused until 15 minutes after the
 /// fifth; a success before that resets the count.
@@ -96,13 +55,11 @@ pub async fn login(db: &Db, username: &str, password: &str) -> Result<User> {
         return Err(rate_limited(until, now));
     }
     let record = db.get_user(username).await?;
-    let hash = record
-        .as_ref()
-        .and_then(|r| r.password_hash.as_deref())
-        .unwrap_or(DUMMY_HASH);
+    let hash = record.as_ref().and_then(|r| r.password_hash.as_deref());
+    // No such user or no password: a dummy hash is verified all the same.
     let password_ok = verify_password(password, hash).await;
     match record {
-        Some(r) if password_ok && r.password_hash.is_some() && !r.user.disabled => {
+        Some(r) if password_ok && !r.user.disabled => {
             db.clear_login_failures(username).await?;
             Ok(r.user)
         }
@@ -295,20 +252,6 @@ pub async fn end_session(db: &Db, session_id: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn the_dummy_hash_is_a_valid_argon2id_hash() {
-        assert!(PasswordHash::new(DUMMY_HASH).is_ok());
-        assert!(!verify_password("anything", DUMMY_HASH).await);
-    }
-
-    #[tokio::test]
-    async fn hashed_passwords_verify_and_wrong_ones_do_not() {
-        let hash = hash_password("correct horse").await.unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse", &hash).await);
-        assert!(!verify_password("wrong horse", &hash).await);
-    }
 
     #[test]
     fn constant_time_eq_compares_whole_strings() {

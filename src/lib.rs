@@ -12,6 +12,7 @@ pub mod error;
 pub mod execution;
 pub mod http;
 pub mod oidc;
+pub mod password;
 pub mod sandbox;
 pub mod seal;
 pub mod store;
