@@ -6,6 +6,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use crate::domain::job::now_millis;
@@ -37,13 +38,10 @@ pub fn sha256_hex(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// Compares two strings in time independent of where they differ.
+/// Compares two strings in time independent of their contents (the lengths
+/// are not secret: tokens of one kind all have the same length).
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 /// Checks a username and password, with throttling: after five failures
@@ -255,7 +253,18 @@ mod tests {
 
     #[test]
     fn constant_time_eq_compares_whole_strings() {
-        assert!(constant_time_eq("abc", "abc"));
-        assert!(!constant_time_eq("abc", "abd") || !constant_time_eq("abc", "ab"));
+        let cases = [
+            ("abc", "abc", true),
+            ("", "", true),
+            ("abc", "abd", false),
+            ("abc", "xbc", false),
+            ("abc", "ab", false),
+            ("ab", "abc", false),
+            ("", "a", false),
+            ("a", "", false),
+        ];
+        for (a, b, equal) in cases {
+            assert_eq!(constant_time_eq(a, b), equal, "{a:?} vs {b:?}");
+        }
     }
 }
