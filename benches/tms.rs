@@ -1117,21 +1117,29 @@ async fn login_storm(
                     Err(_) => 0,
                 };
                 let expected = if right { 200 } else { 401 };
-                (status == expected, sent.elapsed().as_secs_f64())
+                (status, status == expected, sent.elapsed().as_secs_f64())
             })
         })
         .collect();
     start.wait().await;
     let began = Instant::now();
     let mut latencies = Vec::with_capacity(REQUESTS);
-    let mut errors = 0;
+    // Unexpected answers by status (0: no answer).
+    let mut unexpected = std::collections::BTreeMap::<u16, usize>::new();
     for t in tasks {
-        let (ok, seconds) = t.await.unwrap();
+        let (status, ok, seconds) = t.await.unwrap();
         latencies.push(seconds);
-        errors += usize::from(!ok);
+        if !ok {
+            *unexpected.entry(status).or_default() += 1;
+        }
     }
     let all = began.elapsed().as_secs_f64();
     let peak = proc_status_mib(pid, "VmHWM:");
+    let errors: usize = unexpected.values().sum();
+    let by_status: Vec<String> = unexpected
+        .iter()
+        .map(|(s, n)| format!("{n}× {s}"))
+        .collect();
     tokio::time::sleep(Duration::from_secs(5)).await;
     let settled = proc_status_mib(pid, "VmRSS:");
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -1140,9 +1148,10 @@ async fn login_storm(
         value: REQUESTS as f64 / all,
         unit: "/s",
         note: format!(
-            "all answered in {all:.2} s; median {:.2} s, slowest {:.2} s; {errors} unexpected answers",
+            "all answered in {all:.2} s; median {:.2} s, slowest {:.2} s; {errors} unexpected answers{}",
             percentile(&latencies, 50.0),
-            latencies.last().copied().unwrap_or(f64::NAN)
+            latencies.last().copied().unwrap_or(f64::NAN),
+            if errors > 0 { format!(" ({})", by_status.join(", ")) } else { String::new() }
         ),
     });
     rows.push(Row {
