@@ -82,12 +82,8 @@ impl Limiter {
 /// (m=19456, t=2, p=1) into a PHC string, off the async threads and taking
 /// turns with every other hash.
 pub async fn hash_password(password: &str) -> Result<String> {
-    hash_with(&HASHING, password).await
-}
-
-async fn hash_with(limiter: &'static Limiter, password: &str) -> Result<String> {
     let password = password.to_owned();
-    limiter
+    HASHING
         .run(move || {
             let salt = SaltString::generate(&mut OsRng);
             OwnMemory
