@@ -7,6 +7,11 @@
 //! with doubled clicks like the old dashboard's) is imported, scanned for
 //! duplicates, exported and queried, each timed with its peak memory.
 //!
+//! The login storm (`--only logins`): 300 simultaneous logins, half with the
+//! right password, half wrong or for names that do not exist, each an
+//! Argon2id verification of ~19 MiB; the server's peak and settled memory and
+//! the logins per second.
+//!
 //! `cargo bench --bench tms -- [--seconds N] [--clients N] [--jobs N] [--postgres-url URL] [--skip-postgres] [--only PHASE]`
 
 use std::path::{Path, PathBuf};
@@ -31,7 +36,7 @@ struct Options {
     skip_postgres: bool,
     /// Jobs in the audit-at-scale phase (0 skips it).
     jobs: u64,
-    /// Run only this phase: throughput, guards, slow or audit.
+    /// Run only this phase: throughput, guards, slow, logins or audit.
     only: Option<String>,
 }
 
@@ -69,7 +74,12 @@ fn options() -> Options {
             "--postgres-url" => o.postgres_url = args.next().expect("--postgres-url URL"),
             "--skip-postgres" => o.skip_postgres = true,
             "--jobs" => o.jobs = args.next().and_then(|v| v.parse().ok()).expect("--jobs N"),
-            "--only" => o.only = Some(args.next().expect("--only throughput|guards|slow|audit")),
+            "--only" => {
+                o.only = Some(
+                    args.next()
+                        .expect("--only throughput|guards|slow|logins|audit"),
+                )
+            }
             "--bench" => {} // passed by cargo
             other => panic!("unknown argument {other}"),
         }
@@ -582,6 +592,9 @@ async fn main() {
     if o.runs("slow") {
         slow_cluster(dir.path(), &sandboxes, &http, &mut rows).await;
     }
+    if o.runs("logins") {
+        login_storm(dir.path(), &sandboxes, &http, &mut rows).await;
+    }
 
     if o.jobs > 0 && o.runs("audit") {
         audit_at_scale(dir.path(), o.jobs, &http, &mut rows).await;
@@ -1032,5 +1045,125 @@ async fn slow_cluster(
         value: proc_status_mib(pid, "VmHWM:"),
         unit: "MiB",
         note: "target < 60 MB".into(),
+    });
+}
+
+/// 300 logins sent at once to a fresh server with 50 users: every one is an
+/// Argon2id verification (~19 MiB, a dummy hash for names that do not exist),
+/// so this is the load that grows memory if hashing is not bounded. Every
+/// name gets at most two wrong passwords, below the throttle's five, so no
+/// attempt is refused before it is verified.
+async fn login_storm(
+    dir: &Path,
+    sandboxes: &Sandboxes,
+    http: &reqwest::Client,
+    rows: &mut Vec<Row>,
+) {
+    const REQUESTS: usize = 300;
+    const USERS: usize = 50;
+    const PASSWORD: &str = "storm-password-1";
+    eprintln!("login storm: {REQUESTS} simultaneous logins, half with a wrong password");
+    let url = format!("sqlite://{}", dir.join("logins.db").display());
+    let server = start_server(dir, "logins", &url, sandboxes, "", http).await;
+    let pid = server.process.0.id();
+    for n in 0..USERS {
+        let r = http
+            .post(format!("{}/api/v1/users", server.base))
+            .bearer_auth(&server.token)
+            .json(
+                &json!({"username": format!("storm-{n}"), "password": PASSWORD, "role": "auditor"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            201,
+            "create storm-{n}: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = proc_status_mib(pid, "VmRSS:");
+    let peak_before = proc_status_mib(pid, "VmHWM:");
+    // Every request on its own connection, all released at once.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(REQUESTS)
+        .build()
+        .unwrap();
+    let start = Arc::new(tokio::sync::Barrier::new(REQUESTS + 1));
+    let tasks: Vec<_> = (0..REQUESTS)
+        .map(|i| {
+            let (client, start, base) = (client.clone(), start.clone(), server.base.clone());
+            // Even: an existing user, right password (3 per user). Odd: a wrong
+            // password for one of 75 names, 25 of which do not exist (2 per name).
+            let right = i % 2 == 0;
+            let (username, password) = if right {
+                (format!("storm-{}", (i / 2) % USERS), PASSWORD.to_owned())
+            } else {
+                (format!("storm-{}", (i / 2) % 75), format!("wrong-{i}"))
+            };
+            tokio::spawn(async move {
+                let request = client
+                    .post(format!("{base}/api/v1/session"))
+                    .json(&json!({"username": username, "password": password}));
+                start.wait().await;
+                let sent = Instant::now();
+                let status = match request.send().await {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        r.bytes().await.map_or(0, |_| status)
+                    }
+                    Err(_) => 0,
+                };
+                let expected = if right { 200 } else { 401 };
+                (status, status == expected, sent.elapsed().as_secs_f64())
+            })
+        })
+        .collect();
+    start.wait().await;
+    let began = Instant::now();
+    let mut latencies = Vec::with_capacity(REQUESTS);
+    // Unexpected answers by status (0: no answer).
+    let mut unexpected = std::collections::BTreeMap::<u16, usize>::new();
+    for t in tasks {
+        let (status, ok, seconds) = t.await.unwrap();
+        latencies.push(seconds);
+        if !ok {
+            *unexpected.entry(status).or_default() += 1;
+        }
+    }
+    let all = began.elapsed().as_secs_f64();
+    let peak = proc_status_mib(pid, "VmHWM:");
+    let errors: usize = unexpected.values().sum();
+    let by_status: Vec<String> = unexpected
+        .iter()
+        .map(|(s, n)| format!("{n}× {s}"))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let settled = proc_status_mib(pid, "VmRSS:");
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    rows.push(Row {
+        figure: format!("{REQUESTS} simultaneous logins: throughput"),
+        value: REQUESTS as f64 / all,
+        unit: "/s",
+        note: format!(
+            "all answered in {all:.2} s; median {:.2} s, slowest {:.2} s; {errors} unexpected answers{}",
+            percentile(&latencies, 50.0),
+            latencies.last().copied().unwrap_or(f64::NAN),
+            if errors > 0 { format!(" ({})", by_status.join(", ")) } else { String::new() }
+        ),
+    });
+    rows.push(Row {
+        figure: format!("peak memory (VmHWM) during {REQUESTS} simultaneous logins"),
+        value: peak,
+        unit: "MiB",
+        note: format!("{idle:.1} MiB RSS before the storm, {peak_before:.1} MiB peak before it"),
+    });
+    rows.push(Row {
+        figure: format!("memory (RSS) 5 s after {REQUESTS} simultaneous logins"),
+        value: settled,
+        unit: "MiB",
+        note: "what the server keeps once the storm is over".into(),
     });
 }

@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod net;
 pub mod oidc;
+pub mod password;
 pub mod sandbox;
 pub mod service;
 pub mod store;

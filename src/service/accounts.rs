@@ -3,14 +3,11 @@
 //! and the rules on their changes, and the first `admin`. The HTTP API, the
 //! pages and the command line all come through here.
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::Argon2;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
 use super::{Actor, Service};
@@ -18,6 +15,7 @@ use crate::domain::job::now_millis;
 use crate::domain::sso::{local_login_allowed, SsoIdentity, SsoRefusal};
 use crate::domain::user::{check_password_policy, Role, User, Username};
 use crate::error::{Error, ErrorCode, Result, SignInError};
+use crate::password::{hash_password, verify_password};
 use crate::store::tokens::TokenInfo;
 use crate::store::users::UserChanges;
 use crate::store::Db;
@@ -26,10 +24,6 @@ use crate::store::Db;
 pub const LOGIN_FAILURE_LIMIT: i64 = 5;
 /// The throttling window, and how long a lock lasts.
 pub const LOGIN_WINDOW_MINUTES: i64 = 15;
-
-/// A hash verified when the username does not exist, so the answer takes as
-/// long as for a real user and does not reveal which names exist.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2xS0Gp0b1pUH+bC2xm6BWmGHr6wqKiY1sZ0pRB2nHbo";
 
 /// `n` random bytes, URL-safe base64 without padding.
 pub fn random_token(n: usize) -> String {
@@ -43,51 +37,13 @@ pub fn sha256_hex(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// Compares two strings in time independent of where they differ.
+/// Compares two strings in time independent of their contents (the lengths
+/// are not secret: tokens of one kind all have the same length).
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
-/// A readable random password for generated accounts.
-pub fn generate_password() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::thread_rng();
-    (0..20)
-        .map(|_| ALPHABET[(rng.next_u32() as usize) % ALPHABET.len()] as char)
-        .collect()
-}
-
-/// Argon2id with the crate's recommended parameters, off the async threads.
-pub async fn hash_password(password: &str) -> Result<String> {
-    let password = password.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| anyhow::anyhow!("Failed to hash a password: {e}"))
-    })
-    .await
-    .map_err(anyhow::Error::from)?
-    .map_err(Error::Internal)
-}
-
-async fn verify_password(password: &str, hash: &str) -> bool {
-    let (password, hash) = (password.to_owned(), hash.to_owned());
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&hash).is_ok_and(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-    })
-    .await
-    .unwrap_or(false)
-}
+pub use crate::password::generate_password;
 
 /// Checks a username and password, with throttling: after five failures
 /// within 15 minutes every attempt is refused until 15 minutes after the
@@ -98,13 +54,11 @@ async fn check_password(db: &Db, username: &str, password: &str) -> Result<User>
         return Err(rate_limited(until, now));
     }
     let record = db.get_user(username).await?;
-    let hash = record
-        .as_ref()
-        .and_then(|r| r.password_hash.as_deref())
-        .unwrap_or(DUMMY_HASH);
+    let hash = record.as_ref().and_then(|r| r.password_hash.as_deref());
+    // No such user or no password: a dummy hash is verified all the same.
     let password_ok = verify_password(password, hash).await;
     match record {
-        Some(r) if password_ok && r.password_hash.is_some() && !r.user.disabled => {
+        Some(r) if password_ok && !r.user.disabled => {
             db.clear_login_failures(username).await?;
             Ok(r.user)
         }
@@ -561,23 +515,20 @@ fn actor_name(actor: &Actor) -> &str {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn the_dummy_hash_is_a_valid_argon2id_hash() {
-        assert!(PasswordHash::new(DUMMY_HASH).is_ok());
-        assert!(!verify_password("anything", DUMMY_HASH).await);
-    }
-
-    #[tokio::test]
-    async fn hashed_passwords_verify_and_wrong_ones_do_not() {
-        let hash = hash_password("correct horse").await.unwrap();
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse", &hash).await);
-        assert!(!verify_password("wrong horse", &hash).await);
-    }
-
     #[test]
     fn constant_time_eq_compares_whole_strings() {
-        assert!(constant_time_eq("abc", "abc"));
-        assert!(!constant_time_eq("abc", "abd") || !constant_time_eq("abc", "ab"));
+        let cases = [
+            ("abc", "abc", true),
+            ("", "", true),
+            ("abc", "abd", false),
+            ("abc", "xbc", false),
+            ("abc", "ab", false),
+            ("ab", "abc", false),
+            ("", "a", false),
+            ("a", "", false),
+        ];
+        for (a, b, equal) in cases {
+            assert_eq!(constant_time_eq(a, b), equal, "{a:?} vs {b:?}");
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Headless Chromium driven over WebDriver (chromedriver), for the console's
-//! end-to-end tests. A missing browser fails the test loudly: these tests are
-//! never skipped. `scripts/test.sh` installs Debian's `chromium` and
-//! `chromium-driver` when they are missing.
+//! end-to-end tests. A missing browser fails the test at once, with the one
+//! message of `helpers::require`: these tests are never skipped.
+//! `scripts/test.sh` installs Debian's `chromium` and `chromium-driver` when
+//! they are missing.
 
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 
-use crate::helpers::free_port;
+use crate::helpers::{free_port, require, Needs, CHROMIUM, INSTALL_HINT};
 
 /// Where every browser test leaves its screenshots (the README names it).
 pub fn screenshot_dir() -> PathBuf {
@@ -27,8 +28,6 @@ static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// How long a wait for the page may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(15);
-
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 /// A desktop or phone-sized Chromium on the app at `base`.
 pub struct Browser {
@@ -64,11 +63,8 @@ impl Browser {
     }
 
     async fn launch(base: &str, test: &str, width: u32, height: u32) -> Browser {
+        require(Needs::Browser);
         let turn = TURN.lock().await;
-        assert!(
-            std::path::Path::new(CHROMIUM).exists(),
-            "{CHROMIUM} is missing: install Debian's chromium and chromium-driver (scripts/test.sh does)"
-        );
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -77,9 +73,7 @@ impl Browser {
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
-            .unwrap_or_else(|e| {
-                panic!("chromedriver could not start ({e}): install chromium-driver (scripts/test.sh does)")
-            });
+            .unwrap_or_else(|e| panic!("chromedriver could not start ({e}). {INSTALL_HINT}"));
         let profile = tempfile::tempdir().expect("profile dir");
         let args = vec![
             "--headless".to_owned(),

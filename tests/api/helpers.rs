@@ -536,6 +536,86 @@ impl SandboxServer {
     }
 }
 
+/// Where the browser tests find Debian's Chromium.
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The test OpenID provider's folder; `npm ci` there installs its packages.
+pub fn oidc_provider_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider")
+}
+
+/// What a test drives besides the application.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// Chromium through chromedriver (`pages::`, and every `oidc::` test).
+    Browser,
+    /// That and the test OpenID provider under Node.js (`oidc::` tests that sign in).
+    BrowserAndProvider,
+}
+
+/// What to run when `require` fails: the same in every such failure.
+pub const INSTALL_HINT: &str = "./scripts/test.sh installs them; or as root: \
+    apt-get install chromium chromium-driver nodejs npm && npm ci --prefix tests/oidc-provider";
+
+/// Fails the test at once, before anything starts, when a program or package
+/// it needs is missing: these tests are never skipped, and without this a
+/// machine lacking them ends a run in scattered panics from deep inside each
+/// test. The message is one sentence naming everything the browser and single
+/// sign-on tests miss on this machine, so every test that fails for it says
+/// the same thing, and the command that installs it all.
+pub fn require(needs: Needs) {
+    let missing = missing_tools();
+    let fails = missing
+        .iter()
+        .any(|(_, part)| *part == Needs::Browser || needs == Needs::BrowserAndProvider);
+    if fails {
+        let names: Vec<&str> = missing.iter().map(|(name, _)| name.as_str()).collect();
+        let message = format!(
+            "Missing for the browser and single sign-on tests: {}. {INSTALL_HINT}",
+            names.join(", ")
+        );
+        eprintln!("{message}");
+        // Not `panic!`: with RUST_BACKTRACE set, each test would print a
+        // backtrace of test internals under the one line that matters.
+        // Unwinding without the panic hook fails the test all the same.
+        std::panic::resume_unwind(Box::new(message));
+    }
+}
+
+/// Each missing program or package, and what needs it.
+fn missing_tools() -> Vec<(String, Needs)> {
+    let on_path = |program: &str| {
+        std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|dir| {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::metadata(dir.join(program))
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            })
+        })
+    };
+    let mut missing = Vec::new();
+    if !std::path::Path::new(CHROMIUM).exists() {
+        missing.push((format!("chromium ({CHROMIUM})"), Needs::Browser));
+    }
+    if !on_path("chromedriver") {
+        missing.push(("chromedriver (not on PATH)".to_owned(), Needs::Browser));
+    }
+    if !on_path("node") {
+        missing.push(("node (not on PATH)".to_owned(), Needs::BrowserAndProvider));
+    }
+    let packages = oidc_provider_dir().join("node_modules/oidc-provider");
+    if !packages.exists() {
+        if !on_path("npm") {
+            missing.push(("npm (not on PATH)".to_owned(), Needs::BrowserAndProvider));
+        }
+        missing.push((
+            "the test OpenID provider's packages (tests/oidc-provider/node_modules)".to_owned(),
+            Needs::BrowserAndProvider,
+        ));
+    }
+    missing
+}
+
 /// A free TCP port on the loopback interface (free when this returns).
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -3,7 +3,6 @@
 //! headless Chromium: who gets a session and with which role, and a clear
 //! page without a session for everything that goes wrong.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,15 +11,13 @@ use tms_dashboard::config::OidcConfig;
 use tms_dashboard::domain::secret::Secret;
 
 use crate::browser::{Browser, WAIT};
-use crate::helpers::{action_body, free_port, list_of, new_key, TestApp, ADMIN_PASSWORD};
+use crate::helpers::{
+    action_body, free_port, list_of, new_key, oidc_provider_dir, require, Needs, TestApp,
+    ADMIN_PASSWORD, INSTALL_HINT,
+};
 
 const CLIENT_ID: &str = "tms-dashboard";
 const CLIENT_SECRET: &str = "test-client-secret";
-
-/// The provider's folder (its `node_modules` installed by `scripts/test.sh`).
-fn provider_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/oidc-provider")
-}
 
 /// The provider, its users in a JSON file the test may rewrite, killed on drop.
 struct Provider {
@@ -38,17 +35,13 @@ impl Drop for Provider {
 
 impl Provider {
     /// Starts the provider on `port` for the app at `app` and waits until
-    /// its discovery document answers.
+    /// its discovery document answers (`sso_app` checked that it is installed).
     async fn start(port: u16, app: &str, users: Value, env: &[(&str, &str)]) -> Provider {
-        assert!(
-            provider_dir().join("node_modules/oidc-provider").exists(),
-            "the test provider is not installed: run `npm ci` in tests/oidc-provider (scripts/test.sh does)"
-        );
         let file = tempfile::NamedTempFile::new().expect("users file");
         std::fs::write(file.path(), users.to_string()).expect("users");
         let child = Command::new("node")
             .arg("server.js")
-            .current_dir(provider_dir())
+            .current_dir(oidc_provider_dir())
             .env("PORT", port.to_string())
             .env("CLIENT_ID", CLIENT_ID)
             .env("CLIENT_SECRET", CLIENT_SECRET)
@@ -60,7 +53,9 @@ impl Provider {
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
-            .expect("node could not start the test provider");
+            .unwrap_or_else(|e| {
+                panic!("node could not start the test provider ({e}). {INSTALL_HINT}")
+            });
         let mut provider = Provider {
             port,
             child,
@@ -127,6 +122,8 @@ fn test_users() -> Value {
 
 /// An app configured for single sign-on and its provider.
 async fn sso_app(local_login: bool, provider_env: &[(&str, &str)]) -> (TestApp, Provider) {
+    // Before the app starts: a missing browser or provider fails here, at once.
+    require(Needs::BrowserAndProvider);
     let port = free_port();
     let app = TestApp::spawn_with(|c| c.oidc = Some(oidc_config(port, local_login))).await;
     let provider = Provider::start(port, &app.address, test_users(), provider_env).await;
