@@ -53,6 +53,7 @@ error_codes! {
     InvalidCids,
     TokenRequired,
     ReasonRequired,
+    NothingToRetry,
     InvalidUsername,
     InvalidPassword,
     InvalidRole,
@@ -134,6 +135,7 @@ impl ErrorCode {
             InvalidCids => row("invalid_cids", 422, "Invalid customer IDs"),
             TokenRequired => row("token_required", 422, "Token required"),
             ReasonRequired => row("reason_required", 422, "Reason required"),
+            NothingToRetry => row("nothing_to_retry", 422, "Nothing to retry"),
             InvalidUsername => row("invalid_username", 422, "Invalid username"),
             InvalidPassword => row("invalid_password", 422, "Password refused"),
             InvalidRole => row("invalid_role", 422, "Unknown role"),
@@ -280,6 +282,10 @@ pub enum Error {
     TokenRequired(String),
     #[error("{0}")]
     ReasonRequired(String),
+    #[error(
+        "no customer of this job failed (or is unknown, when asked): there is nothing to retry"
+    )]
+    NothingToRetry,
     /// A refusal that is only its code and a sentence (administrative input
     /// and rules: usernames, passwords, roles, token names, self-lockout, a
     /// taken username).
@@ -355,6 +361,7 @@ impl Error {
             InvalidCids(_) => ErrorCode::InvalidCids,
             TokenRequired(_) => ErrorCode::TokenRequired,
             ReasonRequired(_) => ErrorCode::ReasonRequired,
+            NothingToRetry => ErrorCode::NothingToRetry,
             Rejected { code, .. } => *code,
             SignIn(e) => e.code(),
             Unavailable => ErrorCode::Unavailable,

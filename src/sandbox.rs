@@ -152,8 +152,8 @@ async fn apply_action(
     }
 }
 
-/// What the simulated cluster does with these CIDs. The first magic CID
-/// decides.
+/// What the simulated cluster does with these CIDs. The first of `FAIL`,
+/// `REJECT`, `SLOW` and `DELAY` decides the whole answer.
 async fn answer(options: &SandboxOptions, cids: &[String]) -> Answer {
     if !options.latency.is_zero() {
         tokio::time::sleep(options.latency).await;
@@ -190,12 +190,22 @@ async fn answer(options: &SandboxOptions, cids: &[String]) -> Answer {
             json!({"status": "error", "message": "simulated random failure"}),
         );
     }
+    // Per customer: `NOPE…` is refused, `LOST…` left out of the list; neither
+    // decides the whole answer.
     let results: Vec<Value> = cids
         .iter()
-        .map(|cid| json!({"cid": cid, "ok": true}))
+        .filter(|cid| !cid.starts_with("LOST"))
+        .map(|cid| {
+            if cid.starts_with("NOPE") {
+                json!({"cid": cid, "ok": false, "error": "simulated refusal for this customer"})
+            } else {
+                json!({"cid": cid, "ok": true})
+            }
+        })
         .collect();
+    let processed = results.iter().filter(|r| r["ok"] == true).count();
     (
         200,
-        json!({"status": "success", "processed": cids.len(), "results": results}),
+        json!({"status": "success", "processed": processed, "results": results}),
     )
 }

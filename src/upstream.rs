@@ -18,9 +18,12 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// How one upstream call ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// A 2xx answer whose JSON body reports success; `body` is that JSON,
+    /// for what it says about each customer.
     Succeeded {
         upstream_status: u16,
         summary: Option<String>,
+        body: Value,
     },
     Failed {
         upstream_status: Option<u16>,
@@ -236,6 +239,7 @@ fn classify(status: u16, location: Option<&str>, body: Body) -> Outcome {
         Outcome::Succeeded {
             upstream_status: status,
             summary,
+            body: json,
         }
     } else {
         fail(match message {

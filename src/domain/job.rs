@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::outcome::OutcomeCounts;
+
 /// A job's id: a UUIDv7 for jobs this product creates (time-ordered).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(transparent)]
@@ -46,6 +48,8 @@ impl std::fmt::Display for JobId {
 pub enum JobStatus {
     Pending,
     Succeeded,
+    /// Some customers `ok`, some not (the cluster listed them).
+    Partial,
     Failed,
     TimedOut,
     /// The instance running it stopped before the outcome was recorded.
@@ -53,9 +57,10 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 5] = [
+    pub const ALL: [JobStatus; 6] = [
         Self::Pending,
         Self::Succeeded,
+        Self::Partial,
         Self::Failed,
         Self::TimedOut,
         Self::Unknown,
@@ -65,6 +70,7 @@ impl JobStatus {
         match self {
             Self::Pending => "pending",
             Self::Succeeded => "succeeded",
+            Self::Partial => "partial",
             Self::Failed => "failed",
             Self::TimedOut => "timed_out",
             Self::Unknown => "unknown",
@@ -79,6 +85,7 @@ impl JobStatus {
     pub fn http_status(self) -> u16 {
         match self {
             Self::Succeeded => 201,
+            Self::Partial => 207,
             Self::Failed | Self::Unknown => 502,
             Self::TimedOut => 504,
             Self::Pending => 202,
@@ -115,7 +122,8 @@ pub fn summarize(body: &[u8]) -> Option<String> {
     "replay_count": 0, "last_replay_at": null,
     "phases": {"claimed_at": "2026-11-29T10:00:00.123Z", "sent_at": "2026-11-29T10:00:00.125Z",
         "answered_at": "2026-11-29T10:00:00.138Z", "finalized_at": "2026-11-29T10:00:00.140Z"},
-    "audit_hash": "5e0c6a0f3b1d2e4f", "imported": false, "legacy_id": null}))]
+    "audit_hash": "5e0c6a0f3b1d2e4f", "imported": false, "legacy_id": null,
+    "outcomes": {"ok": 2, "failed": 0, "unknown": 0, "pending": 0}, "retry_of": null}))]
 pub struct Job {
     pub job_id: JobId,
     pub user: String,
@@ -146,6 +154,10 @@ pub struct Job {
     pub imported: bool,
     /// The old dashboard's id, when it was not a UUID and a new one was given.
     pub legacy_id: Option<String>,
+    /// How many customers ended each way; they add up to `cid_count`.
+    pub outcomes: OutcomeCounts,
+    /// The job whose failed customers this one runs again.
+    pub retry_of: Option<JobId>,
 }
 
 /// When a job passed each phase of its run; phases not reached are null.

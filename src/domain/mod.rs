@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod fingerprint;
 pub mod idempotency;
 pub mod job;
+pub mod outcome;
 pub mod query;
 pub mod secret;
 pub mod sso;

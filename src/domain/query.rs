@@ -29,6 +29,20 @@ pub struct JobFilter {
     pub reason: Option<String>,
 }
 
+/// Filters of a customer's history; every one optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HistoryFilter {
+    /// Only this user's jobs (the visibility rule sets it for operators).
+    pub user: Option<String>,
+    pub cluster: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<super::outcome::Outcome>,
+    /// Inclusive.
+    pub since: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub until: Option<DateTime<Utc>>,
+}
+
 /// A position in the newest-first order: the last job of a page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JobCursor {

@@ -14,9 +14,10 @@ use crate::domain::cid::{CidList, CidListError, CidPolicy, CidsInput, RawCids};
 use crate::domain::cluster::{Cluster, ClusterRegistry};
 use crate::domain::fingerprint::RequestFingerprint;
 use crate::domain::idempotency::IdempotencyKey;
-use crate::domain::job::{now_millis, Job, JobId, JobStatus, Phases};
+use crate::domain::job::{now_millis, Job, JobId, JobStatus};
+use crate::domain::outcome::{self, CustomerOutcome, Outcome as CustomerState, OutcomeCounts};
 use crate::domain::secret::Secret;
-use crate::domain::user::User;
+use crate::domain::user::{Role, User};
 use crate::error::{Error, Result};
 use crate::store::jobs::{Claim, Finalisation, NewJob, StoredJob};
 use crate::store::Db;
@@ -58,6 +59,42 @@ pub struct SetActionResponse {
     pub status: u16,
     pub body: String,
     pub replayed: bool,
+}
+
+/// The body of `POST /api/v1/jobs/{job_id}/retry`.
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+pub struct RetryRequest {
+    /// Also the customers whose outcome is `unknown`.
+    #[serde(default)]
+    pub include_unknown: Option<bool>,
+    /// Not inherited from the job: an action with `reason_required` needs one here.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// Only for a cluster without a server-side token; never stored or logged.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub token: Option<Secret>,
+}
+
+/// What to run and how it came: a Set Action, or a retry of a job.
+struct Intent {
+    cluster: String,
+    action: String,
+    cids: RawCids,
+    token: Option<Secret>,
+    reason: Option<String>,
+    confirm_duplicate: bool,
+    /// Whether the recent-duplicate guard applies (not to retries).
+    guarded: bool,
+    retry_of: Option<JobId>,
+}
+
+fn require_executor(user: &User) -> Result<()> {
+    if user.role.can_execute() {
+        Ok(())
+    } else {
+        Err(Error::Forbidden("your role may not run actions"))
+    }
 }
 
 /// A request that passed every check and may run.
@@ -132,34 +169,98 @@ impl ExecutionService {
         key: Result<IdempotencyKey>,
         request: Result<SetActionRequest>,
     ) -> Result<SetActionResponse> {
-        if !user.role.can_execute() {
-            return Err(Error::Forbidden("your role may not run actions"));
-        }
+        require_executor(user)?;
         let request = request?;
-        let key = &key?;
-        let raw_cids = RawCids::from_input(&request.cids);
-        let reason = request
+        let key = key?;
+        let intent = Intent {
+            cids: RawCids::from_input(&request.cids),
+            cluster: request.cluster,
+            action: request.action,
+            token: request.token,
+            reason: request.reason,
+            confirm_duplicate: request.confirm_duplicate.unwrap_or(false),
+            guarded: true,
+            retry_of: None,
+        };
+        self.run_intent(user, &key, intent).await
+    }
+
+    /// Runs the same cluster and action again on a job's `failed` customers
+    /// (and its `unknown` ones when asked), in their order, as a new job
+    /// with `retry_of` set. The rules of `execute` hold, under the same key
+    /// space, except the recent-duplicate guard: running the failed ones
+    /// again is the point. A reason is not inherited.
+    #[tracing::instrument(skip_all, fields(user = %user.username))]
+    pub async fn retry(
+        self: &Arc<Self>,
+        user: &User,
+        job_id: &str,
+        key: Result<IdempotencyKey>,
+        request: Result<RetryRequest>,
+    ) -> Result<SetActionResponse> {
+        require_executor(user)?;
+        let request = request?;
+        let key = key?;
+        let original = JobId::parse(job_id).ok_or(Error::NotFound)?;
+        let original = self.db.get_job(original).await?.ok_or(Error::NotFound)?.job;
+        // Admins retry any job; an operator only their own (others' jobs do
+        // not exist for them).
+        if user.role != Role::Admin && original.user != user.username {
+            return Err(Error::NotFound);
+        }
+        let include_unknown = request.include_unknown.unwrap_or(false);
+        let cids: Vec<String> = self
+            .db
+            .job_customers(original.job_id, None)
+            .await?
+            .into_iter()
+            .filter(|c| {
+                c.outcome == CustomerState::Failed
+                    || (include_unknown && c.outcome == CustomerState::Unknown)
+            })
+            .map(|c| c.cid)
+            .collect();
+        let intent = Intent {
+            cluster: original.cluster,
+            action: original.action,
+            cids: RawCids::from_input(&CidsInput::List(cids)),
+            token: request.token,
+            reason: request.reason,
+            confirm_duplicate: false,
+            guarded: false,
+            retry_of: Some(original.job_id),
+        };
+        self.run_intent(user, &key, intent).await
+    }
+
+    async fn run_intent(
+        self: &Arc<Self>,
+        user: &User,
+        key: &IdempotencyKey,
+        intent: Intent,
+    ) -> Result<SetActionResponse> {
+        let reason = intent
             .reason
             .as_deref()
             .map(str::trim)
             .filter(|r| !r.is_empty())
             .map(str::to_owned);
         tracing::info!(
-            user = %user.username, action = %request.action, cid_count = raw_cids.values().len(),
+            user = %user.username, action = %intent.action, cid_count = intent.cids.values().len(),
             "[SET_ACTION] Starting: user={}, action={}, cid_count={}",
-            user.username, request.action, raw_cids.values().len()
+            user.username, intent.action, intent.cids.values().len()
         );
         let fingerprint = RequestFingerprint::new(
-            &request.cluster,
-            &request.action,
-            &raw_cids,
+            &intent.cluster,
+            &intent.action,
+            &intent.cids,
             reason.as_deref(),
         );
 
         // A key used before is answered from its job whatever this request
         // says. For a valid request the claim finds that out (its insert
         // meets the key); only an invalid one needs to look first.
-        let valid = match self.validate(&request, &raw_cids, reason) {
+        let valid = match self.validate(&intent, reason) {
             Ok(valid) => valid,
             Err(invalid) => {
                 return match self.db.job_by_key(&user.username, key.as_str()).await? {
@@ -171,7 +272,6 @@ impl ExecutionService {
 
         let created_at = now_millis();
         let job_id = JobId::new_at(created_at);
-        let confirm_duplicate = request.confirm_duplicate.unwrap_or(false);
         let cid_strings: Vec<String> = valid
             .cids
             .as_slice()
@@ -183,6 +283,8 @@ impl ExecutionService {
             "[SET_ACTION] Creating job: action_code={}, action_name={}, cid_count={}",
             valid.action.code, valid.action.name, valid.cids.len()
         );
+        let guard_on =
+            intent.guarded && !intent.confirm_duplicate && !self.duplicate_guard_window.is_zero();
         let new_job = NewJob {
             job_id,
             user: user.username.clone(),
@@ -198,45 +300,17 @@ impl ExecutionService {
             deadline_at: created_at
                 + chrono::Duration::from_std(self.upstream.timeout() + STALE_GRACE)
                     .map_err(anyhow::Error::from)?,
-            confirm_duplicate,
-            duplicate_guard_since: (!confirm_duplicate && !self.duplicate_guard_window.is_zero())
-                .then(|| {
-                    created_at
-                        - chrono::Duration::from_std(self.duplicate_guard_window)
-                            .unwrap_or_default()
-                }),
+            confirm_duplicate: intent.confirm_duplicate,
+            duplicate_guard_since: guard_on.then(|| {
+                created_at
+                    - chrono::Duration::from_std(self.duplicate_guard_window).unwrap_or_default()
+            }),
+            retry_of: intent.retry_of,
         };
         if let Claim::Existing(existing) = self.db.claim_job(&new_job).await? {
             return self.answer_existing(*existing, &fingerprint).await;
         }
-        let pending = Job {
-            job_id,
-            user: user.username.clone(),
-            cluster: valid.cluster.name.clone(),
-            action: valid.action.name.clone(),
-            action_code: valid.action.code,
-            cid_count: cid_strings.len() as i64,
-            cids: cid_strings,
-            status: JobStatus::Pending,
-            upstream_status: None,
-            response_summary: None,
-            error: None,
-            created_at,
-            finished_at: None,
-            duration_ms: None,
-            duplicate_of: None,
-            reason: valid.reason.clone(),
-            confirm_duplicate,
-            replay_count: 0,
-            last_replay_at: None,
-            phases: Phases {
-                claimed_at: Some(created_at),
-                ..Phases::default()
-            },
-            audit_hash: None,
-            imported: false,
-            legacy_id: None,
-        };
+        let pending = new_job.pending_job();
         // The call runs in its own task: a client that goes away must not
         // cancel a request the cluster may already be applying.
         let service = Arc::clone(self);
@@ -247,31 +321,27 @@ impl ExecutionService {
             .map_err(|e| Error::Internal(anyhow::anyhow!("Set Action task failed: {e}")))?
     }
 
-    fn validate(
-        &self,
-        request: &SetActionRequest,
-        raw_cids: &RawCids,
-        reason: Option<String>,
-    ) -> Result<ValidRequest> {
+    fn validate(&self, intent: &Intent, reason: Option<String>) -> Result<ValidRequest> {
         let cluster = self
             .clusters
-            .get(&request.cluster)
-            .ok_or_else(|| Error::UnknownCluster(request.cluster.clone()))?;
+            .get(&intent.cluster)
+            .ok_or_else(|| Error::UnknownCluster(intent.cluster.clone()))?;
         let action = self
             .catalog
-            .get(&request.action)
-            .ok_or_else(|| Error::UnknownAction(request.action.clone()))?;
+            .get(&intent.action)
+            .ok_or_else(|| Error::UnknownAction(intent.action.clone()))?;
         let cids = self
             .cid_policy
-            .parse_list(raw_cids, action.max_cids)
+            .parse_list(&intent.cids, action.max_cids)
             .map_err(|e| match e {
+                CidListError::NoCids if intent.retry_of.is_some() => Error::NothingToRetry,
                 CidListError::NoCids => Error::NoCids,
                 CidListError::TooMany { max, count } => Error::TooManyCids { max, count },
                 CidListError::Invalid(invalid) => Error::InvalidCids(invalid),
             })?;
         let token = match &cluster.token {
             Some(server_side) => server_side.clone(),
-            None => request
+            None => intent
                 .token
                 .clone()
                 .filter(|t| !t.expose().trim().is_empty())
@@ -316,14 +386,18 @@ impl ExecutionService {
         job.phases.sent_at = Some(call.sent_at);
         job.phases.answered_at = call.answered_at;
         job.phases.finalized_at = Some(finished_at);
-        match call.outcome {
+        let customers = match call.outcome {
             Outcome::Succeeded {
                 upstream_status,
                 summary,
+                body,
             } => {
-                job.status = JobStatus::Succeeded;
+                let verdict = outcome::read_success(&job.cids, &body);
+                job.status = verdict.status;
+                job.error = verdict.error;
                 job.upstream_status = Some(i64::from(upstream_status));
                 job.response_summary = summary;
+                verdict.customers
             }
             Outcome::Failed {
                 upstream_status,
@@ -333,17 +407,26 @@ impl ExecutionService {
                 job.status = JobStatus::Failed;
                 job.upstream_status = upstream_status.map(i64::from);
                 job.response_summary = summary;
+                let customers = outcome::all(&job.cids, CustomerState::Failed, Some(&error));
                 job.error = Some(error);
+                customers
             }
             Outcome::TimedOut { error } => {
                 job.status = JobStatus::TimedOut;
                 job.error = Some(error);
+                outcome::all(&job.cids, CustomerState::Unknown, None)
             }
-        }
-        let response = self.finalise(&job).await?;
+        };
+        job.outcomes = OutcomeCounts::of(&customers);
+        let response = self.finalise(&job, customers).await?;
         match job.status {
             JobStatus::Succeeded => {
                 tracing::info!(job_id = %job.job_id, "[SET_ACTION] SUCCESS: Job created with job_id={}", job.job_id)
+            }
+            JobStatus::Partial => {
+                let o = job.outcomes;
+                tracing::warn!(job_id = %job.job_id, ok = o.ok, failed = o.failed, unknown = o.unknown,
+                    "[SET_ACTION] PARTIAL: job_id={}, ok={}, failed={}, unknown={}", job.job_id, o.ok, o.failed, o.unknown)
             }
             JobStatus::TimedOut => {
                 tracing::warn!(job_id = %job.job_id, "[SET_ACTION] TIMED_OUT: job_id={}", job.job_id)
@@ -355,6 +438,7 @@ impl ExecutionService {
         }
         metrics::counter!("tms_set_action_total", "action" => job.action.clone(), "outcome" => job.status.as_str())
             .increment(1);
+        metrics::counter!("tms_jobs_total", "status" => job.status.as_str()).increment(1);
         Ok(response)
     }
 
@@ -362,9 +446,14 @@ impl ExecutionService {
     /// first, answers what the store holds instead. The cluster has already
     /// been called, so a failed write is retried a few times before the job
     /// is left to the sweep.
-    async fn finalise(&self, job: &Job) -> Result<SetActionResponse> {
+    async fn finalise(
+        &self,
+        job: &Job,
+        customers: Vec<CustomerOutcome>,
+    ) -> Result<SetActionResponse> {
         let done = Finalisation {
             job: job.clone(),
+            customers,
             response_status: job.status.http_status(),
             response_body: job_body(job)?,
         };
@@ -414,14 +503,18 @@ impl ExecutionService {
             job.duration_ms = Some((now - job.created_at).num_milliseconds().max(0));
             // Whether the request was sent and answered is exactly what is unknown.
             job.phases.finalized_at = Some(now);
+            let customers = outcome::all(&job.cids, CustomerState::Unknown, None);
+            job.outcomes = OutcomeCounts::of(&customers);
             let done = Finalisation {
                 response_status: JobStatus::Unknown.http_status(),
                 response_body: job_body(&job)?,
+                customers,
                 job,
             };
             if self.db.finalize_job(&done).await? {
                 let job = done.job;
                 resolved += 1;
+                metrics::counter!("tms_jobs_total", "status" => job.status.as_str()).increment(1);
                 tracing::warn!(job_id = %job.job_id, "[SET_ACTION] UNKNOWN: job_id={}, error={}", job.job_id, INTERRUPTED_ERROR);
                 metrics::counter!("tms_jobs_swept_total").increment(1);
             }

@@ -89,16 +89,18 @@ where
     }
 }
 
-/// The statement that inserts a job's CIDs from a JSON array (`$2`), with
-/// their positions, in each dialect.
+/// The statement that inserts an imported job's CIDs from a JSON array
+/// (`$2`), with their positions, every one `ok` (the old dashboard recorded
+/// successes only), in each dialect.
 fn insert_job_cids_sql(backend: Backend) -> &'static str {
     match backend {
         Backend::Sqlite => {
-            "INSERT INTO job_cids (cid, job_id, position) SELECT value, $1, key FROM json_each($2)"
+            "INSERT INTO job_cids (cid, job_id, position, created_at, outcome) \
+             SELECT value, $1, key, $3, 'ok' FROM json_each($2)"
         }
         Backend::Postgres => {
-            "INSERT INTO job_cids (cid, job_id, position) \
-             SELECT c.value, $1, c.n - 1 FROM json_array_elements_text($2::json) WITH ORDINALITY AS c(value, n)"
+            "INSERT INTO job_cids (cid, job_id, position, created_at, outcome) \
+             SELECT c.value, $1, c.n - 1, $3, 'ok' FROM json_array_elements_text($2::json) WITH ORDINALITY AS c(value, n)"
         }
     }
 }
@@ -209,8 +211,8 @@ impl Db {
                     .execute(
                         "INSERT INTO jobs (job_id, user_name, idempotency_key, payload_hash, intent_hash, cluster, \
                          action, action_code, cids, cid_count, status, response_summary, created_at, finished_at, \
-                         finalized_at, duration_ms, imported, legacy_id) \
-                         VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, 'succeeded', $10, $11, $11, $11, NULL, TRUE, $12) \
+                         finalized_at, duration_ms, imported, legacy_id, ok_count) \
+                         VALUES ($1, $2, NULL, $3, $4, $5, $6, $7, $8, $9, 'succeeded', $10, $11, $11, $11, NULL, TRUE, $12, $9) \
                          ON CONFLICT DO NOTHING",
                         &args![
                             job.job_id,
@@ -231,7 +233,7 @@ impl Db {
                 if n == 1 && !job.cids.is_empty() {
                     tx.execute(
                         insert_job_cids_sql(tx.backend()),
-                        &args![job.job_id, cids_json],
+                        &args![job.job_id, cids_json, job.created_at],
                     )
                     .await?;
                 }

@@ -10,13 +10,15 @@ use uuid::Uuid;
 use super::tx::{args, write_tx, Backend, Tx};
 use super::{with_pool, Db};
 use crate::domain::job::{Job, JobId, JobStatus, Phases};
-use crate::domain::query::{JobCursor, JobFilter};
+use crate::domain::outcome::{CustomerOutcome, HistoryEntry, Outcome, OutcomeCounts};
+use crate::domain::query::{HistoryFilter, JobCursor, JobFilter};
 use crate::error::{Error, Result};
 
 const JOB_COLUMNS: &str = "job_id, user_name, cluster, action, action_code, cids, cid_count, status, \
      upstream_status, response_summary, error, created_at, finished_at, duration_ms, duplicate_of, reason, \
      payload_hash, response_status, response_body, confirm_duplicate, replay_count, last_replay_at, \
-     sent_at, answered_at, finalized_at, audit_hash, imported, legacy_id";
+     sent_at, answered_at, finalized_at, audit_hash, imported, legacy_id, ok_count, failed_count, \
+     unknown_count, retry_of";
 
 #[derive(sqlx::FromRow)]
 struct JobRow {
@@ -48,6 +50,10 @@ struct JobRow {
     audit_hash: Option<String>,
     imported: bool,
     legacy_id: Option<String>,
+    ok_count: i64,
+    failed_count: i64,
+    unknown_count: i64,
+    retry_of: Option<Uuid>,
 }
 
 /// A job with what the store keeps to answer replays.
@@ -106,6 +112,17 @@ impl TryFrom<JobRow> for StoredJob {
                 audit_hash: r.audit_hash,
                 imported: r.imported,
                 legacy_id: r.legacy_id,
+                outcomes: if status == JobStatus::Pending {
+                    OutcomeCounts::pending(r.cid_count)
+                } else {
+                    OutcomeCounts {
+                        ok: r.ok_count,
+                        failed: r.failed_count,
+                        unknown: r.unknown_count,
+                        pending: 0,
+                    }
+                },
+                retry_of: r.retry_of.map(JobId::from_uuid),
             },
             payload_hash: r.payload_hash,
             response,
@@ -132,9 +149,48 @@ pub struct NewJob {
     /// the creating instance's upstream timeout plus a grace.
     pub deadline_at: DateTime<Utc>,
     pub confirm_duplicate: bool,
-    /// Refuse when a `pending` or `succeeded` job of the same intent was
-    /// created since this time (`None`: the guard is off or lifted).
+    /// Refuse when a `pending`, `succeeded` or `partial` job of the same
+    /// intent was created since this time (`None`: the guard is off or
+    /// lifted).
     pub duplicate_guard_since: Option<DateTime<Utc>>,
+    /// The job whose failed customers this one runs again.
+    pub retry_of: Option<JobId>,
+}
+
+impl NewJob {
+    /// The job as it stands once claimed: `pending`, every customer too.
+    pub fn pending_job(&self) -> Job {
+        Job {
+            job_id: self.job_id,
+            user: self.user.clone(),
+            cluster: self.cluster.clone(),
+            action: self.action.clone(),
+            action_code: self.action_code,
+            cid_count: self.cids.len() as i64,
+            cids: self.cids.clone(),
+            status: JobStatus::Pending,
+            upstream_status: None,
+            response_summary: None,
+            error: None,
+            created_at: self.created_at,
+            finished_at: None,
+            duration_ms: None,
+            duplicate_of: None,
+            reason: self.reason.clone(),
+            confirm_duplicate: self.confirm_duplicate,
+            replay_count: 0,
+            last_replay_at: None,
+            phases: Phases {
+                claimed_at: Some(self.created_at),
+                ..Phases::default()
+            },
+            audit_hash: None,
+            imported: false,
+            legacy_id: None,
+            outcomes: OutcomeCounts::pending(self.cids.len() as i64),
+            retry_of: self.retry_of,
+        }
+    }
 }
 
 /// The result of claiming `(user, key)`. The recent-duplicate guard and the
@@ -148,10 +204,13 @@ pub enum Claim {
     Existing(Box<StoredJob>),
 }
 
-/// The final state of a job and the answer its request got.
+/// The final state of a job, what happened to each of its customers, and
+/// the answer its request got.
 #[derive(Clone, Debug)]
 pub struct Finalisation {
     pub job: Job,
+    /// In the order of the job's CIDs.
+    pub customers: Vec<CustomerOutcome>,
     pub response_status: u16,
     pub response_body: String,
 }
@@ -375,23 +434,33 @@ where
 }
 
 const CLAIM_INSERT_SQL: &str = "INSERT INTO jobs (job_id, user_name, idempotency_key, payload_hash, \
-     intent_hash, cluster, action, action_code, cids, cid_count, reason, status, created_at, deadline_at, confirm_duplicate) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14) \
+     intent_hash, cluster, action, action_code, cids, cid_count, reason, status, created_at, deadline_at, \
+     confirm_duplicate, retry_of) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14, $15) \
      ON CONFLICT (user_name, idempotency_key) DO NOTHING";
-const RECENT_INTENT_SQL: &str = "SELECT job_id, user_name, created_at FROM jobs WHERE intent_hash = $1 \
-     AND created_at >= $2 AND status IN ('pending', 'succeeded') AND job_id <> $3 ORDER BY created_at DESC LIMIT 1";
+const RECENT_INTENT_SQL: &str =
+    "SELECT job_id, user_name, created_at FROM jobs WHERE intent_hash = $1 \
+     AND created_at >= $2 AND status IN ('pending', 'succeeded', 'partial') AND job_id <> $3 \
+     ORDER BY created_at DESC LIMIT 1";
 const FINALIZE_SQL: &str =
     "UPDATE jobs SET status = $2, upstream_status = $3, response_summary = $4, \
      error = $5, finished_at = $6, duration_ms = $7, response_status = $8, response_body = $9, \
-     sent_at = $10, answered_at = $11, finalized_at = $12 WHERE job_id = $1 AND status = 'pending'";
+     sent_at = $10, answered_at = $11, finalized_at = $12, ok_count = $13, failed_count = $14, \
+     unknown_count = $15 WHERE job_id = $1 AND status = 'pending'";
+/// Every customer of the job the same way (the common case: one statement).
+const CUSTOMERS_ALIKE_SQL: &str = "UPDATE job_cids SET outcome = $2, error = $3 WHERE job_id = $1";
 const RELEASE_CIDS_SQL: &str = "DELETE FROM busy_cids WHERE job_id = $1";
 const RECORD_REPLAY_SQL: &str =
     "UPDATE jobs SET replay_count = replay_count + 1, last_replay_at = $2 WHERE job_id = $1";
 
 /// The statements that read a JSON array of CIDs (`$n`), in each dialect.
 struct CidStatements {
-    /// `$1` job, `$2` the CIDs: one row per CID with its position.
+    /// `$1` job, `$2` the CIDs, `$3` the job's creation: one row per CID
+    /// with its position, `pending`.
     insert_job_cids: &'static str,
+    /// `$1` job, `$2` a JSON array of `[cid, outcome, error]`: each
+    /// customer's outcome.
+    customer_outcomes: &'static str,
     /// `$1` cluster, `$2` job, `$3` the CIDs: the per-customer lock; a CID
     /// another job holds is skipped, so fewer rows than CIDs means busy.
     lock_cids: &'static str,
@@ -400,7 +469,10 @@ struct CidStatements {
 }
 
 const SQLITE_CIDS: CidStatements = CidStatements {
-    insert_job_cids: "INSERT INTO job_cids (cid, job_id, position) SELECT value, $1, key FROM json_each($2)",
+    insert_job_cids: "INSERT INTO job_cids (cid, job_id, position, created_at) \
+        SELECT value, $1, key, $3 FROM json_each($2)",
+    customer_outcomes: "UPDATE job_cids SET outcome = v.value ->> 1, error = v.value ->> 2 \
+        FROM json_each($2) AS v WHERE job_cids.job_id = $1 AND job_cids.cid = v.value ->> 0",
     // `WHERE true` keeps SQLite from reading ON CONFLICT as a join clause.
     lock_cids: "INSERT INTO busy_cids (cluster, cid, job_id) SELECT $1, value, $2 FROM json_each($3) WHERE true \
         ON CONFLICT DO NOTHING",
@@ -409,8 +481,10 @@ const SQLITE_CIDS: CidStatements = CidStatements {
 };
 
 const POSTGRES_CIDS: CidStatements = CidStatements {
-    insert_job_cids: "INSERT INTO job_cids (cid, job_id, position) \
-        SELECT c.value, $1, c.n - 1 FROM json_array_elements_text($2::json) WITH ORDINALITY AS c(value, n)",
+    insert_job_cids: "INSERT INTO job_cids (cid, job_id, position, created_at) \
+        SELECT c.value, $1, c.n - 1, $3 FROM json_array_elements_text($2::json) WITH ORDINALITY AS c(value, n)",
+    customer_outcomes: "UPDATE job_cids SET outcome = v.value ->> 1, error = v.value ->> 2 \
+        FROM json_array_elements($2::json) AS v(value) WHERE job_cids.job_id = $1 AND job_cids.cid = v.value ->> 0",
     lock_cids: "INSERT INTO busy_cids (cluster, cid, job_id) \
         SELECT $1, c.value, $2 FROM json_array_elements_text($3::json) AS c(value) ON CONFLICT DO NOTHING",
     busy_cids: "SELECT cid, job_id FROM busy_cids WHERE cluster = $1 AND job_id <> $2 \
@@ -456,6 +530,7 @@ pub(crate) async fn claim(tx: &mut impl Tx, new: &NewJob) -> Result<bool> {
                 new.created_at,
                 new.deadline_at,
                 new.confirm_duplicate,
+                new.retry_of,
             ],
         )
         .await?;
@@ -492,8 +567,11 @@ pub(crate) async fn claim(tx: &mut impl Tx, new: &NewJob) -> Result<bool> {
             .collect::<Result<Vec<String>>>()?;
         return Err(Error::CidsBusy { job_id, busy });
     }
-    tx.execute(sql.insert_job_cids, &args![new.job_id, cids_json.as_str()])
-        .await?;
+    tx.execute(
+        sql.insert_job_cids,
+        &args![new.job_id, cids_json.as_str(), new.created_at],
+    )
+    .await?;
     Ok(true)
 }
 
@@ -517,11 +595,51 @@ pub(crate) async fn finalize(tx: &mut impl Tx, done: &Finalisation) -> Result<bo
                 job.phases.sent_at,
                 job.phases.answered_at,
                 job.phases.finalized_at,
+                job.outcomes.ok,
+                job.outcomes.failed,
+                job.outcomes.unknown,
             ],
         )
         .await?;
+    if updated == 1 {
+        record_customers(tx, job.job_id, &done.customers).await?;
+    }
     tx.execute(RELEASE_CIDS_SQL, &args![job.job_id]).await?;
     Ok(updated == 1)
+}
+
+/// Stores each customer's outcome: one statement when they all ended the
+/// same way, else one statement over a JSON list of them.
+async fn record_customers(
+    tx: &mut impl Tx,
+    job_id: JobId,
+    customers: &[CustomerOutcome],
+) -> Result<()> {
+    let Some(first) = customers.first() else {
+        return Ok(());
+    };
+    if customers
+        .iter()
+        .all(|c| c.outcome == first.outcome && c.error == first.error)
+    {
+        tx.execute(
+            CUSTOMERS_ALIKE_SQL,
+            &args![job_id, first.outcome.as_str(), first.error.as_deref()],
+        )
+        .await?;
+        return Ok(());
+    }
+    let rows: Vec<(&str, &str, Option<&str>)> = customers
+        .iter()
+        .map(|c| (c.cid.as_str(), c.outcome.as_str(), c.error.as_deref()))
+        .collect();
+    let rows = serde_json::to_string(&rows).map_err(anyhow::Error::from)?;
+    tx.execute(
+        cid_statements(tx.backend()).customer_outcomes,
+        &args![job_id, rows],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Serialises the writes that change many finalised jobs at once (the
@@ -647,4 +765,189 @@ struct SealedRow {
     audit_seq: i64,
     #[sqlx(flatten)]
     job: JobRow,
+}
+
+#[derive(sqlx::FromRow)]
+struct CustomerRow {
+    cid: String,
+    outcome: String,
+    error: Option<String>,
+}
+
+impl TryFrom<CustomerRow> for CustomerOutcome {
+    type Error = Error;
+    fn try_from(r: CustomerRow) -> Result<Self> {
+        let outcome = Outcome::parse(&r.outcome).ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!(
+                "customer {:?} has unknown outcome {:?}",
+                r.cid,
+                r.outcome
+            ))
+        })?;
+        Ok(CustomerOutcome {
+            cid: r.cid,
+            outcome,
+            error: r.error,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct HistoryRow {
+    job_id: Uuid,
+    created_at: DateTime<Utc>,
+    user_name: String,
+    cluster: String,
+    action: String,
+    action_code: i64,
+    status: String,
+    outcome: String,
+    error: Option<String>,
+}
+
+impl TryFrom<HistoryRow> for HistoryEntry {
+    type Error = Error;
+    fn try_from(r: HistoryRow) -> Result<Self> {
+        let unreadable = |what: &str, value: &str| {
+            Error::Internal(anyhow::anyhow!(
+                "job {} has unknown {what} {value:?}",
+                r.job_id
+            ))
+        };
+        Ok(HistoryEntry {
+            job_id: JobId::from_uuid(r.job_id),
+            created_at: r.created_at,
+            job_status: JobStatus::parse(&r.status)
+                .ok_or_else(|| unreadable("status", &r.status))?,
+            outcome: Outcome::parse(&r.outcome).ok_or_else(|| unreadable("outcome", &r.outcome))?,
+            user: r.user_name,
+            cluster: r.cluster,
+            action: r.action,
+            action_code: r.action_code,
+            error: r.error,
+        })
+    }
+}
+
+impl Db {
+    /// A job's customers in the order of its request, optionally only those
+    /// with one outcome.
+    #[tracing::instrument(skip_all, fields(job_id = %job_id))]
+    pub async fn job_customers(
+        &self,
+        job_id: JobId,
+        outcome: Option<Outcome>,
+    ) -> Result<Vec<CustomerOutcome>> {
+        let rows: Vec<CustomerRow> = with_pool!(self, pool => {
+            let mut query = QueryBuilder::new("SELECT cid, outcome, error FROM job_cids WHERE job_id = ");
+            query.push_bind(job_id.as_uuid());
+            if let Some(outcome) = outcome {
+                query.push(" AND outcome = ").push_bind(outcome.as_str());
+            }
+            query.push(" ORDER BY position");
+            query.build_query_as().fetch_all(pool).await
+        })?;
+        rows.into_iter().map(CustomerOutcome::try_from).collect()
+    }
+
+    /// Up to `limit` jobs that touched `cid`, newest first, after `cursor`,
+    /// with what each did to it: one range of `job_cids_history`.
+    #[tracing::instrument(skip_all)]
+    pub async fn customer_history(
+        &self,
+        cid: &str,
+        filter: &HistoryFilter,
+        cursor: Option<JobCursor>,
+        limit: u32,
+    ) -> Result<Vec<HistoryEntry>> {
+        let limit = i64::from(limit);
+        let rows: Vec<HistoryRow> = with_pool!(self, pool => {
+            let mut query = QueryBuilder::new(
+                "SELECT c.job_id, c.created_at, j.user_name, j.cluster, j.action, j.action_code, j.status, \
+                 c.outcome, c.error FROM job_cids c JOIN jobs j ON j.job_id = c.job_id WHERE c.cid = ",
+            );
+            query.push_bind(cid);
+            if let Some(v) = &filter.user {
+                query.push(" AND j.user_name = ").push_bind(v.as_str());
+            }
+            if let Some(v) = &filter.cluster {
+                query.push(" AND j.cluster = ").push_bind(v.as_str());
+            }
+            if let Some(v) = &filter.action {
+                query.push(" AND j.action = ").push_bind(v.as_str());
+            }
+            if let Some(v) = filter.outcome {
+                query.push(" AND c.outcome = ").push_bind(v.as_str());
+            }
+            if let Some(v) = filter.since {
+                query.push(" AND c.created_at >= ").push_bind(v);
+            }
+            if let Some(v) = filter.until {
+                query.push(" AND c.created_at < ").push_bind(v);
+            }
+            if let Some(c) = cursor {
+                query
+                    .push(" AND (c.created_at, c.job_id) < (")
+                    .push_bind(c.created_at)
+                    .push(", ")
+                    .push_bind(c.job_id)
+                    .push(")");
+            }
+            query
+                .push(" ORDER BY c.created_at DESC, c.job_id DESC LIMIT ")
+                .push_bind(limit);
+            query.build_query_as().fetch_all(pool).await
+        })?;
+        rows.into_iter().map(HistoryEntry::try_from).collect()
+    }
+
+    /// The jobs that retried `job_id`, oldest first.
+    #[tracing::instrument(skip_all, fields(job_id = %job_id))]
+    pub async fn retries_of(&self, job_id: JobId) -> Result<Vec<Job>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE retry_of = $1 ORDER BY created_at, job_id"
+        );
+        let rows: Vec<JobRow> = with_pool!(self, pool => sqlx::query_as(&sql).bind(job_id.as_uuid()).fetch_all(pool).await)?;
+        rows.into_iter()
+            .map(|r| StoredJob::try_from(r).map(|s| s.job))
+            .collect()
+    }
+}
+
+impl Db {
+    /// The customers of each of `jobs`, in request order, in one query.
+    #[tracing::instrument(skip_all)]
+    pub async fn customers_of(
+        &self,
+        jobs: impl IntoIterator<Item = JobId>,
+    ) -> Result<std::collections::HashMap<JobId, Vec<CustomerOutcome>>> {
+        let ids: Vec<Uuid> = jobs.into_iter().map(|j| j.as_uuid()).collect();
+        let mut by_job: std::collections::HashMap<JobId, Vec<CustomerOutcome>> =
+            std::collections::HashMap::with_capacity(ids.len());
+        if ids.is_empty() {
+            return Ok(by_job);
+        }
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            job_id: Uuid,
+            #[sqlx(flatten)]
+            customer: CustomerRow,
+        }
+        let rows: Vec<Row> = with_pool!(self, pool => {
+            let mut query = QueryBuilder::new("SELECT job_id, cid, outcome, error FROM job_cids WHERE job_id IN (");
+            let mut list = query.separated(", ");
+            for id in &ids {
+                list.push_bind(*id);
+            }
+            query.push(") ORDER BY job_id, position");
+            query.build_query_as().fetch_all(pool).await
+        })?;
+        for row in rows {
+            by_job
+                .entry(JobId::from_uuid(row.job_id))
+                .or_default()
+                .push(CustomerOutcome::try_from(row.customer)?);
+        }
+        Ok(by_job)
+    }
 }

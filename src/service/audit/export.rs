@@ -245,6 +245,8 @@ mod tests {
             audit_hash: None,
             imported: false,
             legacy_id: None,
+            outcomes: Default::default(),
+            retry_of: None,
         }
     }
 

@@ -6,7 +6,8 @@
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::domain::job::{format_time, Job, JobId};
+use crate::domain::job::{format_time, Job, JobId, JobStatus};
+use crate::domain::outcome::{CustomerOutcome, Outcome};
 use crate::error::Result;
 use crate::store::jobs::Seal;
 use crate::store::Db;
@@ -16,8 +17,9 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// Jobs sealed per transaction.
 pub const SEAL_BATCH: u32 = 500;
 
-/// What a seal covers: fields that never change once a job is final. Not
-/// `duplicate_of` (marking sets it later) nor the replay counters.
+/// What a seal covers: fields that never change once a job is final, and
+/// what happened to each customer. Not `duplicate_of` (marking sets it
+/// later) nor the replay counters.
 #[derive(Serialize)]
 struct Sealed<'a> {
     job_id: JobId,
@@ -35,10 +37,43 @@ struct Sealed<'a> {
     created_at: String,
     finished_at: Option<String>,
     duration_ms: Option<i64>,
+    /// Each customer's `[cid, outcome, error]`, left out when every one is
+    /// what the job's status alone says (`succeeded`: ok; `failed`: failed
+    /// with the job's error; `timed_out`, `unknown`: unknown). Jobs sealed
+    /// before customers had outcomes are all of that kind, so their seals
+    /// still verify; a changed outcome makes the list appear, and the hash
+    /// differ.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customers: Option<Vec<(&'a str, &'a str, Option<&'a str>)>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_of: Option<JobId>,
 }
 
-/// The hash linking `job` to the previously sealed job's hash.
-pub fn seal_hash(previous: &str, job: &Job) -> String {
+/// The outcome and error each customer has when the job's status says it all.
+fn implied(job: &Job) -> Option<(Outcome, Option<&str>)> {
+    match job.status {
+        JobStatus::Succeeded => Some((Outcome::Ok, None)),
+        JobStatus::Failed => Some((Outcome::Failed, job.error.as_deref())),
+        JobStatus::TimedOut | JobStatus::Unknown => Some((Outcome::Unknown, None)),
+        JobStatus::Partial | JobStatus::Pending => None,
+    }
+}
+
+/// The hash linking `job`, with its customers, to the previously sealed
+/// job's hash.
+pub fn seal_hash(previous: &str, job: &Job, customers: &[CustomerOutcome]) -> String {
+    let said_by_status = implied(job).is_some_and(|(outcome, error)| {
+        customers.len() == job.cids.len()
+            && customers
+                .iter()
+                .all(|c| c.outcome == outcome && c.error.as_deref() == error)
+    });
+    let customers = (!said_by_status).then(|| {
+        customers
+            .iter()
+            .map(|c| (c.cid.as_str(), c.outcome.as_str(), c.error.as_deref()))
+            .collect()
+    });
     let sealed = Sealed {
         job_id: job.job_id,
         user: &job.user,
@@ -55,6 +90,8 @@ pub fn seal_hash(previous: &str, job: &Job) -> String {
         created_at: format_time(&job.created_at),
         finished_at: job.finished_at.as_ref().map(format_time),
         duration_ms: job.duration_ms,
+        customers,
+        retry_of: job.retry_of,
     };
     let mut h = Sha256::new();
     h.update(previous.as_bytes());
@@ -71,6 +108,7 @@ pub async fn seal_pending(db: &Db) -> Result<u64> {
     let mut total = 0;
     loop {
         let (tip, jobs) = db.seal_candidates(SEAL_BATCH).await?;
+        let mut customers = db.customers_of(jobs.iter().map(|j| j.job_id)).await?;
         if jobs.is_empty() {
             return Ok(total);
         }
@@ -83,7 +121,8 @@ pub async fn seal_pending(db: &Db) -> Result<u64> {
             .iter()
             .map(|job| {
                 seq += 1;
-                previous = seal_hash(&previous, job);
+                let of_job = customers.remove(&job.job_id).unwrap_or_default();
+                previous = seal_hash(&previous, job, &of_job);
                 Seal {
                     job_id: job.job_id,
                     seq,
@@ -131,6 +170,7 @@ pub async fn verify(db: &Db) -> Result<Verification> {
     let mut checked = 0;
     loop {
         let page = db.sealed_jobs_after(expected_seq - 1, 1000).await?;
+        let mut customers = db.customers_of(page.iter().map(|(_, j)| j.job_id)).await?;
         if page.is_empty() {
             return Ok(Verification {
                 checked,
@@ -155,7 +195,8 @@ pub async fn verify(db: &Db) -> Result<Verification> {
                     "sealed job number {expected_seq} is missing (the chain jumps to {seq})"
                 )));
             }
-            let computed = seal_hash(&previous, &job);
+            let of_job = customers.remove(&job_id).unwrap_or_default();
+            let computed = seal_hash(&previous, &job, &of_job);
             if computed != stored {
                 return Ok(broken(
                     "the job does not match its seal: it or an earlier job was changed".into(),
@@ -199,26 +240,89 @@ mod tests {
             audit_hash: None,
             imported: false,
             legacy_id: None,
+            outcomes: Default::default(),
+            retry_of: None,
         }
+    }
+
+    fn customers(j: &Job, outcome: Outcome) -> Vec<CustomerOutcome> {
+        crate::domain::outcome::all(&j.cids, outcome, None)
     }
 
     #[test]
     fn the_seal_covers_immutable_fields_and_the_previous_hash() {
         let j = job();
-        let h = seal_hash(GENESIS, &j);
-        assert_eq!(h, seal_hash(GENESIS, &j));
-        assert_ne!(h, seal_hash("other", &j));
+        let ok = customers(&j, Outcome::Ok);
+        let h = seal_hash(GENESIS, &j, &ok);
+        assert_eq!(h, seal_hash(GENESIS, &j, &ok));
+        assert_ne!(h, seal_hash("other", &j, &ok));
         let mut changed = j.clone();
         changed.cids.push("C3".into());
-        assert_ne!(h, seal_hash(GENESIS, &changed));
+        assert_ne!(h, seal_hash(GENESIS, &changed, &ok));
+        let mut retried = j.clone();
+        retried.retry_of = Some(JobId::new_at(now_millis()));
+        assert_ne!(h, seal_hash(GENESIS, &retried, &ok));
+    }
+
+    #[test]
+    fn the_seal_covers_each_customers_outcome_and_error() {
+        let j = job();
+        let ok = customers(&j, Outcome::Ok);
+        let h = seal_hash(GENESIS, &j, &ok);
+        let mut one_failed = ok.clone();
+        one_failed[1].outcome = Outcome::Failed;
+        assert_ne!(h, seal_hash(GENESIS, &j, &one_failed));
+        let mut with_error = ok.clone();
+        with_error[0].error = Some("changed".into());
+        assert_ne!(h, seal_hash(GENESIS, &j, &with_error));
+    }
+
+    #[test]
+    fn a_job_whose_status_says_it_all_seals_as_it_did_before_outcomes_existed() {
+        // The hash of a job with every customer as its status implies, as
+        // the sealer computed it before customers had outcomes.
+        let j = job();
+        let before = {
+            let mut v = serde_json::to_value(Sealed {
+                job_id: j.job_id,
+                user: &j.user,
+                cluster: &j.cluster,
+                action: &j.action,
+                action_code: j.action_code,
+                cids: &j.cids,
+                status: j.status.as_str(),
+                upstream_status: j.upstream_status,
+                response_summary: j.response_summary.as_deref(),
+                error: j.error.as_deref(),
+                reason: j.reason.as_deref(),
+                confirm_duplicate: j.confirm_duplicate,
+                created_at: format_time(&j.created_at),
+                finished_at: j.finished_at.as_ref().map(format_time),
+                duration_ms: j.duration_ms,
+                customers: None,
+                retry_of: None,
+            })
+            .unwrap();
+            assert!(v.as_object_mut().unwrap().get("customers").is_none());
+            let mut h = Sha256::new();
+            h.update(GENESIS.as_bytes());
+            h.update(b"\n");
+            h.update(serde_json::to_vec(&v).unwrap());
+            hex::encode(h.finalize())
+        };
+        assert_eq!(seal_hash(GENESIS, &j, &customers(&j, Outcome::Ok)), before);
     }
 
     #[test]
     fn marking_and_replays_do_not_change_the_seal() {
         let j = job();
+        let ok = customers(&j, Outcome::Ok);
         let mut marked = j.clone();
         marked.duplicate_of = Some(JobId::new_at(now_millis()));
         marked.replay_count = 4;
-        assert_eq!(seal_hash(GENESIS, &j), seal_hash(GENESIS, &marked));
+        assert_eq!(
+            seal_hash(GENESIS, &j, &ok),
+            seal_hash(GENESIS, &marked, &ok)
+        );
     }
 }
