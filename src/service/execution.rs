@@ -34,6 +34,8 @@ const FINALISE_RETRIES: [Duration; 2] = [Duration::from_millis(100), Duration::f
 pub struct SetActionRequest {
     pub cluster: String,
     pub action: String,
+    // The domain's CidsInput is described by the HTTP layer's mirror.
+    #[schema(value_type = crate::http::schema::CidsInputSchema)]
     pub cids: CidsInput,
     /// Only for a cluster without a server-side token; never stored or logged.
     #[serde(default)]

@@ -38,7 +38,7 @@ pub struct JobFilterParams {
     pub cluster: Option<String>,
     /// pending, succeeded, failed, timed_out or unknown.
     #[arg(long)]
-    #[param(value_type = Option<JobStatus>)]
+    #[param(value_type = Option<crate::http::schema::JobStatusSchema>)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Jobs touching this customer ID (exact and case-sensitive).
