@@ -1,8 +1,6 @@
 //! The action catalog: what an engineer may run, with its numeric code, its
 //! CID limit and the upstream request it makes.
 
-use serde::Serialize;
-
 /// HTTP methods an action may use upstream.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UpstreamMethod {
@@ -45,28 +43,6 @@ pub struct Action {
 
 pub const DEFAULT_ACTION_PATH: &str = "/api/v1/customers/actions";
 pub const DEFAULT_MAX_CIDS: usize = 500;
-
-/// What `GET /api/v1/catalog` shows of an action.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct ActionView {
-    pub name: String,
-    pub code: i64,
-    pub description: String,
-    pub max_cids: usize,
-    pub reason_required: bool,
-}
-
-impl Action {
-    pub fn view(&self) -> ActionView {
-        ActionView {
-            name: self.name.clone(),
-            code: self.code,
-            description: self.description.clone(),
-            max_cids: self.max_cids,
-            reason_required: self.reason_required,
-        }
-    }
-}
 
 /// The configured actions, names and codes unique.
 #[derive(Clone, Debug)]

@@ -26,7 +26,7 @@ impl std::fmt::Display for Cid {
 }
 
 /// One rejected value and why, as the `invalid_cids` error lists it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct InvalidCid {
     pub value: String,
     pub reason: String,
@@ -34,7 +34,7 @@ pub struct InvalidCid {
 
 /// CIDs as they arrived, before validation: either one pasted text or an
 /// array of strings.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum CidsInput {
     List(Vec<String>),

@@ -1,8 +1,6 @@
 //! Clusters exist only in server configuration; users pick one by name, so no
 //! request can make the server call a URL a user supplied.
 
-use serde::Serialize;
-
 use super::secret::Secret;
 
 /// The bearer token of the built-in sandbox cluster inside `serve`: the
@@ -18,24 +16,6 @@ pub struct Cluster {
     pub base_url: String,
     /// The server-side token; `None` means the user types one.
     pub token: Option<Secret>,
-}
-
-/// What `GET /api/v1/catalog` shows of a cluster (never the URL or token).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-pub struct ClusterView {
-    pub name: String,
-    pub label: String,
-    pub needs_token: bool,
-}
-
-impl Cluster {
-    pub fn view(&self) -> ClusterView {
-        ClusterView {
-            name: self.name.clone(),
-            label: self.label.clone(),
-            needs_token: self.token.is_none(),
-        }
-    }
 }
 
 /// The configured clusters, names unique.

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::outcome::OutcomeCounts;
 
 /// A job's id: a UUIDv7 for jobs this product creates (time-ordered).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub struct JobId(Uuid);
 
@@ -43,7 +43,7 @@ impl std::fmt::Display for JobId {
 }
 
 /// Where a job stands. Only `pending` may change, and only once.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     Pending,
@@ -112,18 +112,7 @@ pub fn summarize(body: &[u8]) -> Option<String> {
 }
 
 /// A job as the API returns it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"job_id": "0193f1c2-5a10-7c3e-9a51-2f4b8c1d0e11", "user": "admin",
-    "cluster": "sandbox", "action": "Trans-Begin", "action_code": 1, "cids": ["C1001", "C1002"],
-    "cid_count": 2, "status": "succeeded", "upstream_status": 200,
-    "response_summary": "{\"status\": \"success\", \"processed\": 2}", "error": null,
-    "created_at": "2026-11-29T10:00:00.123Z", "finished_at": "2026-11-29T10:00:00.140Z",
-    "duration_ms": 17, "duplicate_of": null, "reason": null, "confirm_duplicate": false,
-    "replay_count": 0, "last_replay_at": null,
-    "phases": {"claimed_at": "2026-11-29T10:00:00.123Z", "sent_at": "2026-11-29T10:00:00.125Z",
-        "answered_at": "2026-11-29T10:00:00.138Z", "finalized_at": "2026-11-29T10:00:00.140Z"},
-    "audit_hash": "5e0c6a0f3b1d2e4f", "imported": false, "legacy_id": null,
-    "outcomes": {"ok": 2, "failed": 0, "unknown": 0, "pending": 0}, "retry_of": null}))]
+#[derive(Clone, Debug, Serialize)]
 pub struct Job {
     pub job_id: JobId,
     pub user: String,
@@ -161,7 +150,7 @@ pub struct Job {
 }
 
 /// When a job passed each phase of its run; phases not reached are null.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Phases {
     /// The claim transaction: the job's creation.
     #[serde(serialize_with = "crate::time::serialize_opt")]

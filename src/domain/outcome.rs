@@ -51,7 +51,7 @@ pub struct CustomerOutcome {
 
 /// How many of a job's customers ended each way; they add up to the job's
 /// `cid_count`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct OutcomeCounts {
     pub ok: i64,
     pub failed: i64,

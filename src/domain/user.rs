@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// What a user may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, utoipa::ToSchema, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, including user management.
@@ -81,9 +81,7 @@ pub fn check_password_policy(password: &str) -> Result<(), String> {
 }
 
 /// A user as the API shows it.
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
-#[schema(example = json!({"username": "olga", "role": "operator", "disabled": false,
-    "created_at": "2026-11-29T10:00:00.000Z"}))]
+#[derive(Clone, Debug, Serialize)]
 pub struct User {
     pub username: String,
     pub role: Role,

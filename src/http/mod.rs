@@ -21,6 +21,7 @@ pub mod extract;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
+pub mod schema;
 
 /// Request bodies above this are refused with `413`.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;

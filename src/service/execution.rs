@@ -30,15 +30,15 @@ pub const STALE_GRACE: Duration = Duration::from_secs(5);
 /// Pauses before retrying a failed write of an outcome (then the sweep).
 const FINALISE_RETRIES: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(500)];
 
-/// The body of `POST /api/v1/actions`.
-#[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
+/// The body of `POST /api/v1/actions` (described to the OpenAPI document
+/// by `http::schema::SetActionRequestSchema`).
+#[derive(Clone, Debug, Deserialize)]
 pub struct SetActionRequest {
     pub cluster: String,
     pub action: String,
     pub cids: CidsInput,
     /// Only for a cluster without a server-side token; never stored or logged.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub token: Option<Secret>,
     #[serde(default)]
     pub confirm_duplicate: Option<bool>,
@@ -61,8 +61,9 @@ pub struct SetActionResponse {
     pub replayed: bool,
 }
 
-/// The body of `POST /api/v1/jobs/{job_id}/retry`.
-#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
+/// The body of `POST /api/v1/jobs/{job_id}/retry` (described by
+/// `http::schema::RetryRequestSchema`).
+#[derive(Clone, Debug, Default, Deserialize)]
 pub struct RetryRequest {
     /// Also the customers whose outcome is `unknown`.
     #[serde(default)]
@@ -72,7 +73,6 @@ pub struct RetryRequest {
     pub reason: Option<String>,
     /// Only for a cluster without a server-side token; never stored or logged.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
     pub token: Option<Secret>,
 }
 

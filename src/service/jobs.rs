@@ -36,9 +36,9 @@ pub struct JobFilterParams {
     #[arg(long)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
-    /// pending, succeeded, failed, timed_out or unknown.
+    /// pending, succeeded, partial, failed, timed_out or unknown.
     #[arg(long)]
-    #[param(value_type = Option<JobStatus>)]
+    #[param(value_type = Option<String>, pattern = "^(pending|succeeded|partial|failed|timed_out|unknown)?$")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// Jobs touching this customer ID (exact and case-sensitive).

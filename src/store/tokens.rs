@@ -1,23 +1,19 @@
 //! API tokens, stored as SHA-256 hashes: the token itself is shown once.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use uuid::Uuid;
 
 use super::tx::{args, write_tx, Tx};
 use super::{with_pool, Db};
 use crate::error::Result;
 
-/// What the owner may see of a token (never the token).
-#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+/// What the owner may see of a token (never the token). A plain record: the
+/// API and the account page each show it their own way.
+#[derive(Clone, Debug)]
 pub struct TokenInfo {
     pub id: Uuid,
     pub name: String,
-    #[serde(serialize_with = "crate::time::serialize")]
-    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
-    #[serde(serialize_with = "crate::time::serialize_opt")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_used_at: Option<DateTime<Utc>>,
 }
 

@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
 /// Runs an action once per `Idempotency-Key`; the same key replays the
 /// first answer with `Idempotent-Replayed: true`.
 #[utoipa::path(post, path = "/api/v1/actions", tag = "actions",
-    request_body(content = SetActionRequest, example = json!({"cluster": "sandbox", "action": "Trans-Begin",
+    request_body(content = crate::http::schema::SetActionRequestSchema, example = json!({"cluster": "sandbox", "action": "Trans-Begin",
         "cids": ["C1001", "C1002"], "confirm_duplicate": false})),
     params(("Idempotency-Key" = String, Header, example = "8e03978e-40d5-43e8-bc93-6894a57f9324",
         pattern = r#"^(?!""$)(?:[!-~]{1,255}|"[!-~]{1,255}")$"#,

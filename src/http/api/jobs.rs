@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::http::auth::CurrentUser;
 use crate::http::extract::QueryParams;
 use crate::http::openapi::Problem;
+use crate::http::schema::JobSchema;
 use crate::http::AppState;
 use crate::service::audit::export::ExportFormat;
 use crate::service::jobs::{JobFilterParams, PageParams};
@@ -30,12 +31,14 @@ pub fn router() -> Router<AppState> {
 /// `{"job": Job}`.
 #[derive(Serialize, ToSchema)]
 pub struct JobEnvelope {
+    #[schema(value_type = JobSchema)]
     pub job: Job,
 }
 
 /// One page of jobs, newest first.
 #[derive(Serialize, ToSchema)]
 pub struct JobList {
+    #[schema(value_type = Vec<JobSchema>)]
     pub jobs: Vec<Job>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,

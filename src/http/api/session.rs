@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::http::auth::{removal_cookie, session_id, with_session, AuthMethod, CurrentUser};
 use crate::http::extract::JsonBody;
 use crate::http::openapi::Problem;
+use crate::http::schema::UserSchema;
 use crate::http::AppState;
 use crate::service::accounts::Credentials;
 
@@ -34,6 +35,7 @@ pub struct LoginBody {
 /// A started session: the user and the token to send as `X-CSRF-Token`.
 #[derive(Serialize, ToSchema)]
 pub struct SessionStarted {
+    #[schema(value_type = UserSchema)]
     pub user: User,
     pub csrf_token: String,
 }
@@ -41,6 +43,7 @@ pub struct SessionStarted {
 /// `{"user": User}`.
 #[derive(Serialize, ToSchema)]
 pub struct UserEnvelope {
+    #[schema(value_type = UserSchema)]
     pub user: User,
 }
 

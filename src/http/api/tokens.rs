@@ -42,10 +42,36 @@ pub struct NewToken {
     pub token: String,
 }
 
+/// What the owner may see of a token (never the token).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+// The name the document has always given it.
+#[schema(as = TokenInfo)]
+pub struct TokenView {
+    pub id: uuid::Uuid,
+    pub name: String,
+    #[serde(serialize_with = "crate::time::serialize")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    #[serde(serialize_with = "crate::time::serialize_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_used_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<TokenInfo> for TokenView {
+    fn from(token: TokenInfo) -> Self {
+        TokenView {
+            id: token.id,
+            name: token.name,
+            created_at: token.created_at,
+            last_used_at: token.last_used_at,
+        }
+    }
+}
+
 /// The caller's tokens, without their secrets.
 #[derive(Serialize, ToSchema)]
 pub struct TokenList {
-    pub tokens: Vec<TokenInfo>,
+    pub tokens: Vec<TokenView>,
 }
 
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewTokenBody,
@@ -75,8 +101,9 @@ pub async fn create(
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
     responses((status = 200, body = TokenList), (status = 401, body = Problem)))]
 pub async fn list(State(state): State<AppState>, current: CurrentUser) -> Result<Json<TokenList>> {
+    let tokens = state.service.list_tokens(&current.user).await?;
     Ok(Json(TokenList {
-        tokens: state.service.list_tokens(&current.user).await?,
+        tokens: tokens.into_iter().map(TokenView::from).collect(),
     }))
 }
 

@@ -7,12 +7,13 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::user::{Role, User};
+use crate::domain::user::User;
 use crate::error::Result;
 use crate::http::api::session::UserEnvelope;
 use crate::http::auth::CurrentUser;
 use crate::http::extract::JsonBody;
 use crate::http::openapi::Problem;
+use crate::http::schema::{RoleSchema, UserSchema};
 use crate::http::AppState;
 use crate::service::accounts::{parse_role, NewUser, UserChange};
 
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
 /// Every user.
 #[derive(Serialize, ToSchema)]
 pub struct UserList {
+    #[schema(value_type = Vec<UserSchema>)]
     pub users: Vec<User>,
 }
 
@@ -37,7 +39,7 @@ pub struct NewUserBody {
     #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
     /// admin, operator or auditor.
-    #[schema(value_type = Role)]
+    #[schema(value_type = RoleSchema)]
     pub role: String,
 }
 
@@ -46,7 +48,7 @@ pub struct NewUserBody {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"role": "auditor", "disabled": false}))]
 pub struct UserChangesBody {
-    #[schema(value_type = Option<Role>)]
+    #[schema(value_type = Option<RoleSchema>)]
     pub role: Option<String>,
     pub disabled: Option<bool>,
     #[schema(min_length = 8, max_length = 1024)]

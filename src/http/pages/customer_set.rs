@@ -10,9 +10,9 @@ use axum::routing::get;
 use axum::Router;
 
 use super::common::{render, Chrome, PageResult, PageUser};
-use crate::domain::action::ActionView;
 use crate::domain::cid::DEFAULT_CID_PATTERN;
-use crate::domain::cluster::ClusterView;
+// The page offers what the API's catalog shows, so it renders the same views.
+use crate::http::api::catalog::{ActionView, ClusterView};
 use crate::http::AppState;
 
 /// How much longer than the server's upstream timeout the page waits for an
@@ -41,8 +41,8 @@ struct CustomerSetPage {
 #[tracing::instrument(skip_all, fields(user = %page_user.user.username))]
 async fn show(State(state): State<AppState>, page_user: PageUser) -> PageResult {
     let execution = state.service.execution();
-    let clusters: Vec<ClusterView> = execution.clusters().iter().map(|c| c.view()).collect();
-    let actions = execution.catalog().iter().map(|a| a.view()).collect();
+    let clusters: Vec<ClusterView> = execution.clusters().iter().map(ClusterView::from).collect();
+    let actions = execution.catalog().iter().map(ActionView::from).collect();
     let cid_pattern = execution.cid_policy().pattern().to_owned();
     let upstream = execution.upstream_timeout();
     render(&CustomerSetPage {

@@ -114,6 +114,7 @@ pub struct DuplicateGroup {
     pub action: String,
     pub cid_count: i64,
     /// Oldest first; the first is the one the others are marked against.
+    #[schema(value_type = Vec<uuid::Uuid>)]
     pub job_ids: Vec<JobId>,
     #[serde(serialize_with = "crate::time::serialize")]
     pub first_at: DateTime<Utc>,

@@ -1,0 +1,435 @@
+//! The OpenAPI description of the domain types the API answers with: a job,
+//! a user and their parts. The domain keeps only its serde derives (the
+//! service stores a job's JSON as the replay body, so the API's bytes are
+//! the domain's) and carries no OpenAPI concerns; these mirrors describe
+//! that JSON from the HTTP layer instead. Each takes the name of the type it
+//! mirrors (`#[schema(as = ...)]`) and its doc comments are the document's
+//! descriptions; the envelopes, and the service's documented input types,
+//! point at it with `value_type`.
+//!
+//! A mirror is never built, so nothing makes it follow its domain type: the
+//! tests below serialise samples of each with serde and compare them with
+//! the generated document, member by member.
+
+use chrono::{DateTime, Utc};
+use utoipa::ToSchema;
+
+/// A job's id: a UUIDv7 for jobs this product creates (time-ordered).
+#[derive(ToSchema)]
+#[schema(as = JobId)]
+pub struct JobIdSchema(pub uuid::Uuid);
+
+/// Where a job stands. Only `pending` may change, and only once.
+#[derive(ToSchema)]
+#[schema(as = JobStatus)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatusSchema {
+    Pending,
+    Succeeded,
+    /// Some customers `ok`, some not (the cluster listed them).
+    Partial,
+    Failed,
+    TimedOut,
+    /// The instance running it stopped before the outcome was recorded.
+    Unknown,
+}
+
+/// A job as the API returns it.
+#[derive(ToSchema)]
+#[schema(as = Job, example = json!({"job_id": "0193f1c2-5a10-7c3e-9a51-2f4b8c1d0e11", "user": "admin",
+    "cluster": "sandbox", "action": "Trans-Begin", "action_code": 1, "cids": ["C1001", "C1002"],
+    "cid_count": 2, "status": "succeeded", "upstream_status": 200,
+    "response_summary": "{\"status\": \"success\", \"processed\": 2}", "error": null,
+    "created_at": "2026-11-29T10:00:00.123Z", "finished_at": "2026-11-29T10:00:00.140Z",
+    "duration_ms": 17, "duplicate_of": null, "reason": null, "confirm_duplicate": false,
+    "replay_count": 0, "last_replay_at": null,
+    "phases": {"claimed_at": "2026-11-29T10:00:00.123Z", "sent_at": "2026-11-29T10:00:00.125Z",
+        "answered_at": "2026-11-29T10:00:00.138Z", "finalized_at": "2026-11-29T10:00:00.140Z"},
+    "audit_hash": "5e0c6a0f3b1d2e4f", "imported": false, "legacy_id": null,
+    "outcomes": {"ok": 2, "failed": 0, "unknown": 0, "pending": 0}, "retry_of": null}))]
+pub struct JobSchema {
+    pub job_id: JobIdSchema,
+    pub user: String,
+    pub cluster: String,
+    pub action: String,
+    pub action_code: i64,
+    pub cids: Vec<String>,
+    pub cid_count: i64,
+    pub status: JobStatusSchema,
+    pub upstream_status: Option<i64>,
+    pub response_summary: Option<String>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub duration_ms: Option<i64>,
+    pub duplicate_of: Option<JobIdSchema>,
+    pub reason: Option<String>,
+    pub confirm_duplicate: bool,
+    pub replay_count: i64,
+    pub last_replay_at: Option<DateTime<Utc>>,
+    pub phases: PhasesSchema,
+    /// Links the job to the previously sealed one; null until sealed.
+    pub audit_hash: Option<String>,
+    /// Brought in from the old dashboard by `import legacy`.
+    pub imported: bool,
+    /// The old dashboard's id, when it was not a UUID and a new one was given.
+    pub legacy_id: Option<String>,
+    /// How many customers ended each way; they add up to `cid_count`.
+    pub outcomes: OutcomeCountsSchema,
+    /// The job whose failed customers this one runs again.
+    pub retry_of: Option<JobIdSchema>,
+}
+
+/// How many of a job's customers ended each way.
+#[derive(ToSchema)]
+#[schema(as = OutcomeCounts)]
+pub struct OutcomeCountsSchema {
+    pub ok: i64,
+    pub failed: i64,
+    pub unknown: i64,
+    pub pending: i64,
+}
+
+/// When a job passed each phase of its run; phases not reached are null.
+#[derive(ToSchema)]
+#[schema(as = Phases)]
+pub struct PhasesSchema {
+    /// The claim transaction: the job's creation.
+    pub claimed_at: Option<DateTime<Utc>>,
+    /// The request left for the cluster.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// The cluster's answer arrived (null on timeouts and connection errors).
+    pub answered_at: Option<DateTime<Utc>>,
+    /// The outcome was recorded.
+    pub finalized_at: Option<DateTime<Utc>>,
+}
+
+/// What a user may do.
+#[derive(ToSchema)]
+#[schema(as = Role)]
+#[serde(rename_all = "lowercase")]
+pub enum RoleSchema {
+    /// Everything, including user management.
+    Admin,
+    /// Executes actions; sees only their own jobs.
+    Operator,
+    /// Sees all jobs and duplicate reports; cannot execute.
+    Auditor,
+}
+
+/// A user as the API shows it.
+#[derive(ToSchema)]
+#[schema(as = User, example = json!({"username": "olga", "role": "operator", "disabled": false,
+    "created_at": "2026-11-29T10:00:00.000Z"}))]
+pub struct UserSchema {
+    pub username: String,
+    pub role: RoleSchema,
+    pub disabled: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// CIDs as they arrived, before validation: either one pasted text or an
+/// array of strings.
+#[derive(ToSchema)]
+#[schema(as = CidsInput)]
+#[serde(untagged)]
+pub enum CidsInputSchema {
+    List(Vec<String>),
+    Text(String),
+}
+
+/// The body of `POST /api/v1/actions` (`service::execution::SetActionRequest`).
+#[derive(ToSchema)]
+#[schema(as = SetActionRequest)]
+pub struct SetActionRequestSchema {
+    pub cluster: String,
+    pub action: String,
+    pub cids: CidsInputSchema,
+    /// Only for a cluster without a server-side token; never stored or logged.
+    pub token: Option<String>,
+    pub confirm_duplicate: Option<bool>,
+    pub reason: Option<String>,
+}
+
+/// The body of `POST /api/v1/jobs/{job_id}/retry` (`service::execution::RetryRequest`).
+#[derive(ToSchema)]
+#[schema(as = RetryRequest, example = json!({"include_unknown": false, "reason": "INC-4711"}))]
+pub struct RetryRequestSchema {
+    /// Also the customers whose outcome is `unknown`.
+    pub include_unknown: Option<bool>,
+    /// Not inherited from the job: an action with `reason_required` needs one here.
+    pub reason: Option<String>,
+    /// Only for a cluster without a server-side token; never stored or logged.
+    pub token: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use chrono::{DateTime, Utc};
+    use serde_json::{json, Value};
+
+    use crate::domain::cid::CidsInput;
+    use crate::domain::job::{Job, JobId, JobStatus, Phases};
+    use crate::domain::outcome::OutcomeCounts;
+    use crate::domain::user::{Role, User};
+    use crate::http::api::catalog::{ActionView, ClusterView};
+    use crate::http::api::tokens::TokenView;
+    use crate::http::openapi::document;
+
+    fn component<'a>(doc: &'a Value, name: &str) -> &'a Value {
+        let schema = &doc["components"]["schemas"][name];
+        assert!(schema.is_object(), "the document has no schema {name}");
+        schema
+    }
+
+    /// The JSON type of a value, as a schema's `type` names it.
+    fn json_type(value: &Value) -> &'static str {
+        match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        }
+    }
+
+    /// The part of `schema` that admits a value of JSON type `ty`, following
+    /// `$ref` and `oneOf` (how utoipa writes `Option<Mirror>` and untagged enums).
+    fn admitting<'a>(doc: &'a Value, schema: &'a Value, ty: &str) -> Option<&'a Value> {
+        if let Some(name) = schema["$ref"].as_str() {
+            let name = name.trim_start_matches("#/components/schemas/");
+            return admitting(doc, component(doc, name), ty);
+        }
+        let admits = |t: &str| t == ty || (t == "number" && ty == "integer");
+        let typed = match &schema["type"] {
+            Value::String(t) => admits(t),
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).any(admits),
+            _ => false,
+        };
+        if typed {
+            return Some(schema);
+        }
+        let alternatives = schema["oneOf"].as_array().into_iter().flatten();
+        alternatives
+            .filter_map(|alternative| admitting(doc, alternative, ty))
+            .next()
+    }
+
+    /// Checks what serde wrote against the document: every value of a type
+    /// the schema admits, every object with exactly the schema's properties,
+    /// every string of an enum one of its names; arrays and nested objects
+    /// too.
+    fn check(doc: &Value, schema: &Value, value: &Value, at: &str) {
+        let ty = json_type(value);
+        let Some(schema) = admitting(doc, schema, ty) else {
+            panic!("{at}: serde writes a {ty} ({value}), the document admits none: {schema}");
+        };
+        match value {
+            Value::Object(members) => {
+                let properties = schema["properties"].as_object();
+                let documented: BTreeSet<&str> = properties
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k.as_str())
+                    .collect();
+                let written: BTreeSet<&str> = members.keys().map(String::as_str).collect();
+                assert_eq!(
+                    written, documented,
+                    "{at}: the members serde writes (left) are not the documented ones (right)"
+                );
+                for (name, member) in members {
+                    check(
+                        doc,
+                        &schema["properties"][name],
+                        member,
+                        &format!("{at}.{name}"),
+                    );
+                }
+            }
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    check(doc, &schema["items"], item, &format!("{at}[{i}]"));
+                }
+            }
+            Value::String(s) => {
+                if let Some(names) = schema["enum"].as_array() {
+                    assert!(names.contains(value), "{at}: {s:?} is not in {names:?}");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn check_component(doc: &Value, name: &str, sample: impl serde::Serialize) {
+        let value = serde_json::to_value(sample).unwrap();
+        check(doc, component(doc, name), &value, name);
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().to_utc()
+    }
+
+    /// Every member filled, so no `Option` hides one.
+    fn full_job() -> Job {
+        let id = JobId::parse("0193f1c2-5a10-7c3e-9a51-2f4b8c1d0e11").unwrap();
+        Job {
+            job_id: id,
+            user: "olga".into(),
+            cluster: "sandbox".into(),
+            action: "Trans-Begin".into(),
+            action_code: 1,
+            cids: vec!["C1001".into(), "C1002".into()],
+            cid_count: 2,
+            status: JobStatus::Succeeded,
+            upstream_status: Some(200),
+            response_summary: Some("ok".into()),
+            error: Some("none".into()),
+            created_at: at("2026-11-29T10:00:00.123Z"),
+            finished_at: Some(at("2026-11-29T10:00:00.140Z")),
+            duration_ms: Some(17),
+            duplicate_of: Some(id),
+            reason: Some("TICKET-1".into()),
+            confirm_duplicate: true,
+            replay_count: 1,
+            last_replay_at: Some(at("2026-11-29T10:00:01.000Z")),
+            phases: Phases {
+                claimed_at: Some(at("2026-11-29T10:00:00.123Z")),
+                sent_at: Some(at("2026-11-29T10:00:00.125Z")),
+                answered_at: Some(at("2026-11-29T10:00:00.138Z")),
+                finalized_at: Some(at("2026-11-29T10:00:00.140Z")),
+            },
+            audit_hash: Some("5e0c6a0f3b1d2e4f".into()),
+            imported: true,
+            legacy_id: Some("legacy-7".into()),
+            outcomes: OutcomeCounts {
+                ok: 1,
+                failed: 1,
+                unknown: 0,
+                pending: 0,
+            },
+            retry_of: Some(id),
+        }
+    }
+
+    /// Fails when a domain type the API answers with gains, loses or renames
+    /// a member, or changes its JSON type or nullability, and its mirror
+    /// (or DTO) is not changed with it.
+    #[test]
+    fn the_document_describes_exactly_what_serde_writes() {
+        let doc = document();
+
+        let job = full_job();
+        check_component(&doc, "Job", &job);
+        // Every `Option` empty: each must be documented as nullable.
+        let pending = Job {
+            status: JobStatus::Pending,
+            upstream_status: None,
+            response_summary: None,
+            error: None,
+            finished_at: None,
+            duration_ms: None,
+            duplicate_of: None,
+            reason: None,
+            last_replay_at: None,
+            phases: Phases::default(),
+            audit_hash: None,
+            legacy_id: None,
+            retry_of: None,
+            ..full_job()
+        };
+        check_component(&doc, "Job", &pending);
+
+        let user = User {
+            username: "olga".into(),
+            role: Role::Operator,
+            disabled: false,
+            created_at: at("2026-11-29T10:00:00.000Z"),
+        };
+        check_component(&doc, "User", &user);
+
+        let token = TokenView {
+            id: job.job_id.as_uuid(),
+            name: "nightly report".into(),
+            created_at: at("2026-11-29T10:00:00.000Z"),
+            last_used_at: Some(at("2026-11-29T11:00:00.000Z")),
+        };
+        check_component(&doc, "TokenInfo", &token);
+        check_component(
+            &doc,
+            "TokenInfo",
+            TokenView {
+                last_used_at: None,
+                ..token
+            },
+        );
+
+        let catalog = crate::domain::action::ActionCatalog::default();
+        for action in catalog.iter() {
+            check_component(&doc, "ActionView", ActionView::from(action));
+        }
+        let cluster = crate::domain::cluster::Cluster {
+            name: "sandbox".into(),
+            label: "Sandbox".into(),
+            base_url: "http://127.0.0.1:1".into(),
+            token: None,
+        };
+        check_component(&doc, "ClusterView", ClusterView::from(&cluster));
+
+        // CidsInput is only read: both forms it reads must be documented.
+        for sent in [json!(["C1001", "C1002"]), json!("C1001, C1002")] {
+            assert!(serde_json::from_value::<CidsInput>(sent.clone()).is_ok());
+            check(&doc, component(&doc, "CidsInput"), &sent, "CidsInput");
+        }
+    }
+
+    /// The enums list exactly the names serde writes, no more, no fewer.
+    #[test]
+    fn enum_schemas_list_exactly_the_serde_names() {
+        let doc = document();
+        let names = |values: Vec<Value>| -> BTreeSet<String> {
+            values
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        };
+        let documented = |name: &str| {
+            names(
+                component(&doc, name)["enum"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        };
+
+        let statuses = JobStatus::ALL.map(|s| serde_json::to_value(s).unwrap());
+        assert_eq!(documented("JobStatus"), names(statuses.to_vec()));
+        assert_eq!(
+            documented("JobStatus"),
+            names(
+                [
+                    "pending",
+                    "succeeded",
+                    "partial",
+                    "failed",
+                    "timed_out",
+                    "unknown"
+                ]
+                .map(Value::from)
+                .to_vec()
+            )
+        );
+
+        let roles = <Role as clap::ValueEnum>::value_variants();
+        let roles = roles.iter().map(|r| serde_json::to_value(r).unwrap());
+        assert_eq!(documented("Role"), names(roles.collect()));
+        assert_eq!(
+            documented("Role"),
+            names(["admin", "operator", "auditor"].map(Value::from).to_vec())
+        );
+    }
+}
