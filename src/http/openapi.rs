@@ -220,7 +220,8 @@ impl Modify for Conventions {
     paths(
         api::session::login, api::session::logout, api::session::me,
         api::catalog::catalog,
-        api::actions::set_action,
+        api::actions::set_action, api::actions::retry,
+        api::customers::job_customers, api::customers::history,
         api::jobs::list, api::jobs::show, api::jobs::export,
         api::users::list, api::users::create, api::users::update,
         api::tokens::create, api::tokens::list, api::tokens::revoke,

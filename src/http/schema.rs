@@ -138,6 +138,41 @@ pub enum CidsInputSchema {
     Text(String),
 }
 
+/// A customer's outcome in a job.
+#[derive(ToSchema)]
+#[schema(as = Outcome)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeSchema {
+    Ok,
+    Failed,
+    Unknown,
+    Pending,
+}
+
+/// One customer of a job: its CID, outcome, and error (null unless failed).
+#[derive(ToSchema)]
+#[schema(as = CustomerOutcome, example = json!({"cid": "C1002", "outcome": "failed", "error": "customer is locked"}))]
+pub struct CustomerOutcomeSchema {
+    pub cid: String,
+    pub outcome: OutcomeSchema,
+    pub error: Option<String>,
+}
+
+/// One job of a customer's history, and what it did to the customer.
+#[derive(ToSchema)]
+#[schema(as = HistoryEntry)]
+pub struct HistoryEntrySchema {
+    pub job_id: JobIdSchema,
+    pub created_at: DateTime<Utc>,
+    pub user: String,
+    pub cluster: String,
+    pub action: String,
+    pub action_code: i64,
+    pub job_status: JobStatusSchema,
+    pub outcome: OutcomeSchema,
+    pub error: Option<String>,
+}
+
 /// The body of `POST /api/v1/actions` (`service::execution::SetActionRequest`).
 #[derive(ToSchema)]
 #[schema(as = SetActionRequest)]
@@ -172,7 +207,7 @@ mod tests {
 
     use crate::domain::cid::CidsInput;
     use crate::domain::job::{Job, JobId, JobStatus, Phases};
-    use crate::domain::outcome::OutcomeCounts;
+    use crate::domain::outcome::{CustomerOutcome, HistoryEntry, Outcome, OutcomeCounts};
     use crate::domain::user::{Role, User};
     use crate::http::api::catalog::{ActionView, ClusterView};
     use crate::http::api::tokens::TokenView;
@@ -379,6 +414,27 @@ mod tests {
         };
         check_component(&doc, "ClusterView", ClusterView::from(&cluster));
 
+        for error in [Some("customer is locked".to_owned()), None] {
+            let customer = CustomerOutcome {
+                cid: "C1".into(),
+                outcome: Outcome::Failed,
+                error: error.clone(),
+            };
+            check_component(&doc, "CustomerOutcome", &customer);
+            let entry = HistoryEntry {
+                job_id: JobId::from_uuid(uuid::Uuid::now_v7()),
+                created_at: at("2026-11-29T10:00:00.123Z"),
+                user: "olga".into(),
+                cluster: "sandbox".into(),
+                action: "Suspend".into(),
+                action_code: 3,
+                job_status: JobStatus::Partial,
+                outcome: Outcome::Failed,
+                error,
+            };
+            check_component(&doc, "HistoryEntry", &entry);
+        }
+
         // CidsInput is only read: both forms it reads must be documented.
         for sent in [json!(["C1001", "C1002"]), json!("C1001, C1002")] {
             assert!(serde_json::from_value::<CidsInput>(sent.clone()).is_ok());
@@ -423,6 +479,9 @@ mod tests {
                 .to_vec()
             )
         );
+
+        let outcomes = Outcome::ALL.map(|o| serde_json::to_value(o).unwrap());
+        assert_eq!(documented("Outcome"), names(outcomes.to_vec()));
 
         let roles = <Role as clap::ValueEnum>::value_variants();
         let roles = roles.iter().map(|r| serde_json::to_value(r).unwrap());

@@ -23,6 +23,7 @@ use crate::store::Db;
 
 pub mod accounts;
 pub mod audit;
+pub mod customers;
 pub mod execution;
 pub mod jobs;
 pub mod sso;

@@ -7,6 +7,7 @@ use super::AppState;
 pub mod actions;
 pub mod audit;
 pub mod catalog;
+pub mod customers;
 pub mod jobs;
 pub mod session;
 pub mod tokens;
@@ -18,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .merge(catalog::router())
         .merge(actions::router())
         .merge(jobs::router())
+        .merge(customers::router())
         .merge(users::router())
         .merge(tokens::router())
         .merge(audit::router())
