@@ -16,6 +16,7 @@ use crate::domain::job::format_time;
 use crate::domain::user::Role;
 use crate::sandbox::SandboxOptions;
 use crate::service::accounts::{generate_password, NewUser, UserChange};
+use crate::service::customers::HistoryParams;
 use crate::service::jobs::{JobFilterParams, PageParams};
 use crate::service::{Actor, Service};
 use crate::store::{Db, PoolSettings};
@@ -52,6 +53,9 @@ pub enum Command {
     /// Read the job audit.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// What was done to one customer.
+    #[command(subcommand)]
+    Customers(CustomersCommand),
     /// Find and mark duplicate jobs; verify the tamper-evident chain.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -150,14 +154,36 @@ pub enum JobsCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Show one job as JSON.
+    /// Show one job as JSON, then its customers as a table.
     Show {
         job_id: String,
+        /// Only customers with this outcome: ok, failed, unknown or pending.
+        #[arg(long)]
+        outcome: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Write every job matching the filters to standard output as CSV or NDJSON, newest first.
     Export(ExportArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomersCommand {
+    /// The jobs that touched a customer, newest first, and what each did to it.
+    History {
+        /// The customer ID, exactly (case-sensitive).
+        cid: String,
+        #[command(flatten)]
+        filters: HistoryParams,
+        /// How many jobs (1 to 500).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print the API's JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -307,19 +333,88 @@ async fn run_store_command(config: &Config, command: Command) -> anyhow::Result<
                 }
             }
         }
-        Command::Jobs(JobsCommand::Show { job_id, store }) => {
+        Command::Jobs(JobsCommand::Show {
+            job_id,
+            outcome,
+            store,
+        }) => {
             let service = console(config, &store).await?;
-            match service.get_job(&Actor::Console, &job_id).await {
-                Ok(job) => writeln!(
-                    out,
-                    "{}",
-                    serde_json::to_string_pretty(&serde_json::json!({ "job": job }))?
-                )?,
+            match service
+                .job_customers(&Actor::Console, &job_id, outcome.as_deref())
+                .await
+            {
+                Ok((job, customers)) => {
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({ "job": job }))?
+                    )?;
+                    writeln!(out)?;
+                    writeln!(out, "{:<24} {:<8} ERROR", "CID", "OUTCOME")?;
+                    for c in &customers {
+                        writeln!(
+                            out,
+                            "{:<24} {:<8} {}",
+                            c.cid,
+                            c.outcome.as_str(),
+                            c.error.as_deref().unwrap_or_default()
+                        )?;
+                    }
+                    if customers.is_empty() {
+                        writeln!(out, "(no customer with that outcome)")?;
+                    }
+                }
                 Err(crate::error::Error::NotFound) => {
                     eprintln!("no job {job_id}");
                     return Ok(ExitCode::from(1));
                 }
                 Err(e) => return Err(e.into()),
+            }
+        }
+        Command::Customers(CustomersCommand::History {
+            cid,
+            filters,
+            limit,
+            json,
+            store,
+        }) => {
+            let service = console(config, &store).await?;
+            let page = PageParams {
+                limit: Some(limit.to_string()),
+                cursor: None,
+            };
+            let history = service
+                .customer_history(&Actor::Console, &cid, &filters, &page)
+                .await?;
+            if json {
+                writeln!(
+                    out,
+                    "{}",
+                    serde_json::json!({"cid": history.cid, "entries": history.entries, "next_cursor": history.next_cursor})
+                )?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<24}  {:<8} {:<14} {:<12} {:<16} {:<36}  {:<9} ERROR",
+                    "CREATED", "OUTCOME", "ACTION", "CLUSTER", "USER", "JOB ID", "JOB"
+                )?;
+                for e in &history.entries {
+                    writeln!(
+                        out,
+                        "{:<24}  {:<8} {:<14} {:<12} {:<16} {:<36}  {:<9} {}",
+                        format_time(&e.created_at),
+                        e.outcome.as_str(),
+                        e.action,
+                        e.cluster,
+                        e.user,
+                        e.job_id.to_string(),
+                        e.job_status.as_str(),
+                        e.error.as_deref().unwrap_or_default()
+                    )?;
+                }
+                if history.entries.is_empty() {
+                    writeln!(out, "(no job touched {})", history.cid)?;
+                }
             }
         }
         Command::Audit(command) => return audit::run_audit(config, command, &mut out).await,

@@ -4,8 +4,7 @@
 // whatever the network does; while a request runs nothing else can start.
 
 import { analyseCids, compilePattern, DEFAULT_PATTERN } from "./cids.js";
-
-const MAX_ATTEMPTS = 3;
+import { newKey, sendOnce } from "./send.js";
 
 const form = document.getElementById("set-form");
 if (form) init(form);
@@ -191,59 +190,20 @@ function init(form) {
     running = true;
     result.hidden = true;
     setBusy(true);
-    const giveUpAt = Date.now() + 3 * timeoutMs;
     try {
-      let failures = 0;
-      for (;;) {
-        let response;
-        try {
-          response = await post(body, key);
-        } catch {
-          failures += 1;
-          if (failures >= MAX_ATTEMPTS || Date.now() > giveUpAt) {
-            lost(key);
-            return;
-          }
-          setBusy(true, `No answer; sending the same request again (try ${failures + 1} of ${MAX_ATTEMPTS})…`);
-          await sleep(1000 * failures);
-          continue;
-        }
-        const data = await readJson(response);
-        if (response.status === 409 && data.code === "request_in_progress" && Date.now() < giveUpAt) {
-          // An earlier try of this same request is still running: its answer
-          // comes back under the same key once it is done.
-          setBusy(true, "Still running on the cluster…");
-          await sleep(1000);
-          continue;
-        }
-        answer(response, data, body);
-        return;
-      }
+      const sent = await sendOnce({
+        url: "/api/v1/actions",
+        body,
+        key,
+        csrf,
+        timeoutMs,
+        onWait: (text) => setBusy(true, text),
+      });
+      if (sent.lost) lost(key);
+      else answer(sent.response, sent.data, body);
     } finally {
       running = false;
       setBusy(false);
-    }
-  }
-
-  async function post(body, key) {
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), timeoutMs);
-    try {
-      return await fetch("/api/v1/actions", {
-        method: "POST",
-        headers: {
-          "Content-Type": "application/json",
-          Accept: "application/json",
-          "Idempotency-Key": key,
-          "X-CSRF-Token": csrf,
-        },
-        body: JSON.stringify(body),
-        credentials: "same-origin",
-        cache: "no-store",
-        signal: controller.signal,
-      });
-    } finally {
-      clearTimeout(timer);
     }
   }
 
@@ -273,6 +233,16 @@ function init(form) {
           ...again,
         ], job.job_id);
         return;
+      case 207: {
+        const o = job.outcomes;
+        show("partial", "Partly applied", [
+          `${job.action} in ${job.cluster}: ${o.ok} ok, ${o.failed} failed${o.unknown ? `, ${o.unknown} unknown` : ""}.`,
+          ...(job.error ? [sentence(job.error)] : []),
+          "The job's page lists each customer and can retry the failed ones.",
+          ...again,
+        ], job.job_id);
+        return;
+      }
       case 502:
         if (job?.status === "unknown") {
           show("failure", "Outcome unknown", [sentence(job.error ?? "the outcome was not recorded"), ...again], job.job_id);
@@ -436,25 +406,3 @@ function sentence(text) {
   return /[.!?]$/.test(first) ? first : `${first}.`;
 }
 
-async function readJson(response) {
-  try {
-    return await response.json();
-  } catch {
-    return {};
-  }
-}
-
-function sleep(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** A fresh UUID; `crypto.randomUUID` needs a secure context, so plain HTTP
- * on a LAN address falls back to the same from `getRandomValues`. */
-function newKey() {
-  if (typeof crypto.randomUUID === "function") return crypto.randomUUID();
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  const h = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
-}

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::jobs::{JobFilterParams, PageParams};
 use super::{Actor, Service};
-use crate::domain::job::JobId;
+use crate::domain::job::{Job, JobId};
 use crate::domain::outcome::{CustomerOutcome, HistoryEntry, Outcome};
 use crate::domain::query::{HistoryFilter, JobCursor};
 use crate::error::{Error, Result};
@@ -97,11 +97,11 @@ impl Service {
         actor: &Actor,
         job_id: &str,
         outcome: Option<&str>,
-    ) -> Result<(JobId, Vec<CustomerOutcome>)> {
+    ) -> Result<(Job, Vec<CustomerOutcome>)> {
         let outcome = parse_outcome(outcome)?;
         let job = self.get_job(actor, job_id).await?;
         let customers = self.db.job_customers(job.job_id, outcome).await?;
-        Ok((job.job_id, customers))
+        Ok((job, customers))
     }
 
     /// One page of what the jobs `actor` may see did to customer `cid`.
@@ -157,11 +157,7 @@ impl Service {
     }
 
     /// The jobs that retried `job_id` and that `actor` may see.
-    pub async fn retries_of(
-        &self,
-        actor: &Actor,
-        job_id: JobId,
-    ) -> Result<Vec<crate::domain::job::Job>> {
+    pub async fn retries_of(&self, actor: &Actor, job_id: JobId) -> Result<Vec<Job>> {
         let retries = self.db.retries_of(job_id).await?;
         Ok(retries
             .into_iter()

@@ -89,6 +89,11 @@ struct Intent {
     retry_of: Option<JobId>,
 }
 
+/// Who may retry a job: an admin, or the operator who ran it.
+pub fn may_retry(user: &User, job: &Job) -> bool {
+    user.role == Role::Admin || (user.role.can_execute() && job.user == user.username)
+}
+
 fn require_executor(user: &User) -> Result<()> {
     if user.role.can_execute() {
         Ok(())
@@ -203,9 +208,8 @@ impl ExecutionService {
         let key = key?;
         let original = JobId::parse(job_id).ok_or(Error::NotFound)?;
         let original = self.db.get_job(original).await?.ok_or(Error::NotFound)?.job;
-        // Admins retry any job; an operator only their own (others' jobs do
-        // not exist for them).
-        if user.role != Role::Admin && original.user != user.username {
+        if !may_retry(user, &original) {
+            // Others' jobs do not exist for an operator.
             return Err(Error::NotFound);
         }
         let include_unknown = request.include_unknown.unwrap_or(false);

@@ -9,6 +9,7 @@ mod authorization;
 mod browser;
 mod crash;
 mod crash_under_load;
+mod customer_pages;
 mod customers;
 mod faults;
 mod guard_rails;

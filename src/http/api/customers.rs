@@ -114,10 +114,11 @@ pub async fn job_customers(
     QueryParams(query): QueryParams<CustomersQuery>,
 ) -> Result<Response> {
     let csv = wants_csv(query.format.as_deref())?;
-    let (job_id, customers) = state
+    let (job, customers) = state
         .service
         .job_customers(&current.actor(), &job_id, query.outcome.as_deref())
         .await?;
+    let job_id = job.job_id;
     if csv {
         return csv_response(
             &format!("job-{job_id}-customers.csv"),

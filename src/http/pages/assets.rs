@@ -28,7 +28,7 @@ struct Asset {
 }
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
-    let files: [(&str, &str, &[u8]); 4] = [
+    let files: [(&str, &str, &[u8]); 6] = [
         (
             "app.css",
             "text/css; charset=utf-8",
@@ -43,6 +43,16 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             "customer-set.js",
             "text/javascript; charset=utf-8",
             include_bytes!("../../../static/customer-set.js"),
+        ),
+        (
+            "job.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../../static/job.js"),
+        ),
+        (
+            "send.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../../static/send.js"),
         ),
         (
             "favicon.svg",
@@ -118,7 +128,14 @@ mod tests {
 
     #[test]
     fn every_asset_has_a_versioned_url() {
-        for name in ["app.css", "cids.js", "customer-set.js", "favicon.svg"] {
+        for name in [
+            "app.css",
+            "cids.js",
+            "customer-set.js",
+            "job.js",
+            "send.js",
+            "favicon.svg",
+        ] {
             let u = url(name);
             assert!(u.starts_with(&format!("/static/{name}?v=")), "{u}");
             assert_eq!(u.len(), format!("/static/{name}?v=").len() + 16);

@@ -6,7 +6,14 @@ use chrono::{Duration, NaiveDate};
 use crate::store::stats::DayCount;
 
 /// Statuses from the bottom of a bar to its top.
-pub const STACK: [&str; 5] = ["succeeded", "failed", "timed_out", "unknown", "pending"];
+pub const STACK: [&str; 6] = [
+    "succeeded",
+    "partial",
+    "failed",
+    "timed_out",
+    "unknown",
+    "pending",
+];
 
 const WIDTH: f64 = 720.0;
 const HEIGHT: f64 = 180.0;

@@ -7,12 +7,46 @@ use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::Router;
 
+use serde::Deserialize;
+
 use super::common::{render, show_duration, show_time, Chrome, PageResult, PageUser};
 use crate::domain::job::{format_time, Job};
+use crate::domain::outcome::Outcome;
+use crate::http::extract::QueryParams;
 use crate::http::AppState;
+use crate::service::customers;
+use crate::service::execution::may_retry;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/jobs/{job_id}", get(show))
+}
+
+/// `?outcome=` of the customers table.
+#[derive(Deserialize)]
+struct JobQuery {
+    #[serde(default)]
+    outcome: Option<String>,
+}
+
+/// One customer row.
+pub struct CustomerRow {
+    pub cid: String,
+    pub outcome: &'static str,
+    pub error: Option<String>,
+}
+
+/// A link of the outcome filter: label, href, whether it is the current one.
+pub struct OutcomeLink {
+    pub label: String,
+    pub href: String,
+    pub current: bool,
+}
+
+/// A related job (the one retried, or a retry of this one).
+pub struct RelatedJob {
+    pub id: String,
+    pub status: &'static str,
+    pub created: String,
 }
 
 /// The upstream request as it was sent (the token is never shown).
@@ -122,6 +156,22 @@ struct JobPage {
     request: SentRequest,
     duplicate_of: Option<String>,
     timeline: Timeline,
+    customers: Vec<CustomerRow>,
+    outcome_links: Vec<OutcomeLink>,
+    /// The filter's outcome, when one is chosen.
+    filtered: Option<&'static str>,
+    /// Offered to who may retry, when some customer failed.
+    can_retry: bool,
+    retry_of: Option<RelatedJob>,
+    retries: Vec<RelatedJob>,
+}
+
+fn related(job: &Job) -> RelatedJob {
+    RelatedJob {
+        id: job.job_id.to_string(),
+        status: job.status.as_str(),
+        created: show_time(&job.created_at),
+    }
 }
 
 #[tracing::instrument(skip_all, fields(user = %page_user.user.username))]
@@ -129,8 +179,52 @@ async fn show(
     State(state): State<AppState>,
     page_user: PageUser,
     Path(job_id): Path<String>,
+    QueryParams(query): QueryParams<JobQuery>,
 ) -> PageResult {
-    let job = state.service.get_job(&page_user.actor(), &job_id).await?;
+    let actor = page_user.actor();
+    let (job, customers) = state
+        .service
+        .job_customers(&actor, &job_id, query.outcome.as_deref())
+        .await?;
+    let filtered = customers::parse_outcome(query.outcome.as_deref())?.map(|o| o.as_str());
+    let base = format!("/jobs/{}", job.job_id);
+    let counts = job.outcomes;
+    let mut outcome_links = vec![OutcomeLink {
+        label: format!("All {}", job.cid_count),
+        href: format!("{base}#customers"),
+        current: filtered.is_none(),
+    }];
+    for (outcome, n) in [
+        (Outcome::Ok, counts.ok),
+        (Outcome::Failed, counts.failed),
+        (Outcome::Unknown, counts.unknown),
+        (Outcome::Pending, counts.pending),
+    ] {
+        if n > 0 {
+            outcome_links.push(OutcomeLink {
+                label: format!("{n} {}", outcome.as_str()),
+                href: format!("{base}?outcome={}#customers", outcome.as_str()),
+                current: filtered == Some(outcome.as_str()),
+            });
+        }
+    }
+    let retry_of = match job.retry_of {
+        Some(id) => state
+            .service
+            .get_job(&actor, &id.to_string())
+            .await
+            .ok()
+            .map(|j| related(&j)),
+        None => None,
+    };
+    let retries = state
+        .service
+        .retries_of(&actor, job.job_id)
+        .await?
+        .iter()
+        .map(related)
+        .collect();
+    let can_retry = counts.failed + counts.unknown > 0 && may_retry(&page_user.user, &job);
     let execution = state.service.execution();
     let action = execution.catalog().get(&job.action);
     let cluster = execution.clusters().get(&job.cluster);
@@ -166,6 +260,19 @@ async fn show(
         duration: show_duration(job.duration_ms),
         duplicate_of: job.duplicate_of.map(|d| d.to_string()),
         timeline: timeline(&job),
+        customers: customers
+            .into_iter()
+            .map(|c| CustomerRow {
+                cid: c.cid,
+                outcome: c.outcome.as_str(),
+                error: c.error,
+            })
+            .collect(),
+        outcome_links,
+        filtered,
+        can_retry,
+        retry_of,
+        retries,
         request,
         job,
     })

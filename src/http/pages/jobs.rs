@@ -64,6 +64,31 @@ pub struct JobRowView {
     pub replay_count: i64,
     pub reason: Option<String>,
     pub duplicate_of: Option<String>,
+    /// For a job some of whose customers did not end `ok`: "498 ok, 2 failed".
+    pub counts: Option<String>,
+}
+
+/// "498 ok, 2 failed, 1 unknown": the outcomes of a job whose customers
+/// did not all end alike.
+pub fn outcome_counts(job: &Job) -> Option<String> {
+    let o = job.outcomes;
+    let kinds = [o.ok, o.failed, o.unknown, o.pending]
+        .iter()
+        .filter(|n| **n > 0)
+        .count();
+    (kinds > 1).then(|| {
+        [
+            ("ok", o.ok),
+            ("failed", o.failed),
+            ("unknown", o.unknown),
+            ("pending", o.pending),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(name, n)| format!("{n} {name}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+    })
 }
 
 impl JobRowView {
@@ -83,6 +108,7 @@ impl JobRowView {
             replay_count: job.replay_count,
             reason: job.reason.clone(),
             duplicate_of: job.duplicate_of.map(|d| d.to_string()),
+            counts: outcome_counts(job),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod assets;
 mod chart;
 pub mod common;
 pub mod customer_set;
+pub mod customers;
 pub mod duplicates;
 pub mod job;
 pub mod jobs;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .merge(jobs::router())
         .merge(duplicates::router())
         .merge(job::router())
+        .merge(customers::router())
         .merge(account::router())
         .merge(users::router())
         .merge(assets::router())
