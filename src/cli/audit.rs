@@ -1,5 +1,5 @@
 //! The audit commands: `audit duplicates`, `audit dedupe`, `import legacy`
-//! and `jobs export`. Each parses its flags, calls `crate::audit`, and prints
+//! and `jobs export`. Each parses its flags, calls `service::audit`, and prints
 //! for a person (tables, a progress bar on a terminal) or for a program
 //! (`--json`, CSV, NDJSON), with exit codes cron and CI can read.
 
