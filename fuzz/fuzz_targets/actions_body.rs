@@ -11,8 +11,8 @@ use tms_dashboard::domain::action::ActionCatalog;
 use tms_dashboard::domain::cid::{split_text, CidPolicy, CidsInput, RawCids};
 use tms_dashboard::domain::fingerprint::RequestFingerprint;
 use tms_dashboard::domain::secret::Secret;
-use tms_dashboard::service::execution::SetActionRequest;
 use tms_dashboard::http::extract::parse_json_body;
+use tms_dashboard::service::execution::SetActionRequest;
 
 /// Built once: the catalog and the pattern are not what is under test.
 static CATALOG: LazyLock<ActionCatalog> = LazyLock::new(ActionCatalog::default);
