@@ -17,7 +17,9 @@ use crate::oidc::Sso;
 use crate::sandbox::{self, SandboxOptions};
 use crate::service::accounts::ensure_admin;
 use crate::service::audit::{retention, seal};
+use crate::service::dispatcher::dispatch_forever;
 use crate::service::execution::{ExecutionService, STALE_GRACE};
+use crate::service::runs::Runs;
 use crate::service::{AccountSettings, Service};
 use crate::store::{Db, PoolSettings};
 use crate::upstream::UpstreamClient;
@@ -27,6 +29,7 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     execution: Arc<ExecutionService>,
+    runs: Arc<Runs>,
     db: Db,
     port: u16,
     sweep_interval: Duration,
@@ -61,10 +64,21 @@ pub fn service(config: &Config, db: Db, sandbox_url: Option<String>) -> anyhow::
         upstream,
         config.duplicate_guard_window,
     ));
+    let runs = Arc::new(Runs::new(
+        db.clone(),
+        Arc::clone(&execution),
+        config.max_run_cids,
+    ));
     let accounts = AccountSettings {
         session_ttl: config.session_ttl,
     };
-    Ok(Service::new(db, execution, accounts, sso.map(Arc::new)))
+    Ok(Service::new(
+        db,
+        execution,
+        runs,
+        accounts,
+        sso.map(Arc::new),
+    ))
 }
 
 /// The store the configuration names, opened and migrated.
@@ -94,6 +108,7 @@ impl App {
         }
 
         let execution = Arc::clone(service.execution());
+        let runs = Arc::clone(service.runs());
         let resolved = execution.sweep().await?;
         if resolved > 0 {
             tracing::warn!(
@@ -120,6 +135,7 @@ impl App {
             listener,
             router,
             execution,
+            runs,
             db,
             port: address.port(),
             sweep_interval: config.sweep_interval,
@@ -144,6 +160,7 @@ impl App {
             self.retention_days,
         ));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let dispatcher = tokio::spawn(dispatch_forever(Arc::clone(&self.runs), stop_rx.clone()));
         // Routes are materialised once, not per connection.
         let server = axum::serve(self.listener, self.router.into_make_service())
             .with_graceful_shutdown(async move {
@@ -163,6 +180,9 @@ impl App {
             result = server => result.context("server error")?,
             () = deadline => tracing::warn!("shutdown: requests still open after the grace period were cut off"),
         }
+        // No new batch after the signal; the ones sent are drained with
+        // the Set Actions.
+        let _ = dispatcher.await;
         self.execution.drain(grace).await;
         sweeper.abort();
         sealer.abort();

@@ -22,7 +22,7 @@ use crate::domain::action::{
     Action, ActionCatalog, UpstreamMethod, DEFAULT_ACTION_PATH, DEFAULT_MAX_CIDS,
 };
 use crate::domain::cid::{CidPolicy, DEFAULT_CID_PATTERN};
-use crate::domain::cluster::{Cluster, ClusterRegistry, SANDBOX_TOKEN};
+use crate::domain::cluster::{Cluster, ClusterRegistry, DEFAULT_MAX_IN_FLIGHT, SANDBOX_TOKEN};
 use crate::domain::secret::Secret;
 
 /// How log lines are written.
@@ -55,6 +55,12 @@ pub struct ClusterConfig {
     pub base_url: String,
     /// Name of the environment variable holding the server-side token.
     pub token_env: Option<String>,
+    /// Batches of runs in flight at once toward this cluster, across every
+    /// instance (default 4).
+    pub max_in_flight: Option<u32>,
+    /// Batches of runs started per second toward this cluster, across every
+    /// instance (default: no limit).
+    pub max_per_second: Option<u32>,
 }
 
 /// An action as configured.
@@ -244,6 +250,8 @@ pub struct Config {
     /// jobs); `None` keeps them forever, as `0` does.
     #[serde(deserialize_with = "zero_is_off")]
     pub retention_days: Option<u32>,
+    /// The most CIDs one run may hold.
+    pub max_run_cids: usize,
     /// Single sign-on; `None`: only local accounts.
     pub oidc: Option<OidcConfig>,
 }
@@ -284,6 +292,7 @@ impl Default for Config {
             pool_acquire_timeout: Duration::from_secs(5),
             session_ttl: Duration::from_secs(12 * 3600),
             retention_days: None,
+            max_run_cids: 100_000,
             oidc: None,
         }
     }
@@ -312,6 +321,7 @@ impl std::fmt::Debug for Config {
             .field("pool_acquire_timeout", &self.pool_acquire_timeout)
             .field("session_ttl", &self.session_ttl)
             .field("retention_days", &self.retention_days)
+            .field("max_run_cids", &self.max_run_cids)
             .field("oidc", &self.oidc)
             .finish()
     }
@@ -446,6 +456,11 @@ impl Config {
         if self.max_connections == 0 {
             return Err(ConfigError("max_connections: must be at least 1".into()));
         }
+        if !(1..=10_000_000).contains(&self.max_run_cids) {
+            return Err(ConfigError(
+                "max_run_cids: must be from 1 to 10000000".into(),
+            ));
+        }
         if self.pool_acquire_timeout.is_zero() {
             return Err(ConfigError(
                 "pool_acquire_timeout: must be more than 0 s".into(),
@@ -547,6 +562,8 @@ impl Config {
                 label: "Sandbox (simulated)".into(),
                 base_url: url,
                 token: Some(Secret::new(SANDBOX_TOKEN)),
+                max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+                max_per_second: None,
             });
         }
         for (i, c) in self.clusters.iter().enumerate() {
@@ -565,6 +582,8 @@ impl Config {
                 label: c.label.clone().unwrap_or_else(|| c.name.clone()),
                 base_url: c.base_url.trim_end_matches('/').to_owned(),
                 token,
+                max_in_flight: c.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+                max_per_second: c.max_per_second,
             });
         }
         ClusterRegistry::new(clusters).map_err(|e| ConfigError(format!("clusters: {e}")))
@@ -647,6 +666,7 @@ mod tests {
                 "pool_acquire_timeout",
                 "session_ttl",
                 "retention_days",
+                "max_run_cids",
             ]
         );
         let c = Config::load(

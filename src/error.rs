@@ -54,6 +54,7 @@ error_codes! {
     TokenRequired,
     ReasonRequired,
     NothingToRetry,
+    InvalidState,
     InvalidUsername,
     InvalidPassword,
     InvalidRole,
@@ -136,6 +137,7 @@ impl ErrorCode {
             TokenRequired => row("token_required", 422, "Token required"),
             ReasonRequired => row("reason_required", 422, "Reason required"),
             NothingToRetry => row("nothing_to_retry", 422, "Nothing to retry"),
+            InvalidState => row("invalid_state", 409, "Not possible now"),
             InvalidUsername => row("invalid_username", 422, "Invalid username"),
             InvalidPassword => row("invalid_password", 422, "Password refused"),
             InvalidRole => row("invalid_role", 422, "Unknown role"),
@@ -229,6 +231,36 @@ impl SignInError {
     }
 }
 
+/// What a recent duplicate is: the job or the run that holds the same
+/// request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder {
+    Job(JobId),
+    Run(crate::domain::run::RunId),
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Holder::Job(id) => write!(f, "job {id}"),
+            Holder::Run(id) => write!(f, "run {id}"),
+        }
+    }
+}
+
+/// The most invalid CIDs an `invalid_cids` error lists (a 50,000-line file
+/// of bad values stays readable); `invalid_count` gives the total.
+pub const MAX_LISTED_INVALID: usize = 1000;
+
+impl Error {
+    /// `invalid_cids` for these values, listing at most `MAX_LISTED_INVALID`.
+    pub fn invalid_cids(mut invalid: Vec<InvalidCid>) -> Self {
+        let count = invalid.len();
+        invalid.truncate(MAX_LISTED_INVALID);
+        Error::InvalidCids { invalid, count }
+    }
+}
+
 /// `Result` with our error as the default.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -258,11 +290,16 @@ pub enum Error {
     InvalidIdempotencyKey(String),
     #[error("a request with this Idempotency-Key is still running")]
     RequestInProgress { job_id: JobId },
-    #[error("the same action on the same customer IDs ran recently (job {job_id} by {user}); send confirm_duplicate to run it again")]
+    #[error("the same action on the same customer IDs ran recently ({holder} by {user}); send confirm_duplicate to run it again")]
     RecentDuplicate {
-        job_id: JobId,
+        holder: Holder,
         user: String,
         created_at: chrono::DateTime<chrono::Utc>,
+    },
+    #[error("the run is {status}: it cannot be {command}")]
+    InvalidState {
+        status: crate::domain::run::RunStatus,
+        command: &'static str,
     },
     #[error("customer IDs {} are in a job still running (job {job_id})", .busy.join(", "))]
     CidsBusy { job_id: JobId, busy: Vec<String> },
@@ -276,8 +313,12 @@ pub enum Error {
     NoCids,
     #[error("{count} customer IDs given; this action takes at most {max}")]
     TooManyCids { max: usize, count: usize },
-    #[error("{} invalid customer ID(s): {}", .0.len(), summarize_invalid(.0))]
-    InvalidCids(Vec<InvalidCid>),
+    /// `invalid` lists at most `MAX_LISTED_INVALID` values; `count` is their total.
+    #[error("{count} invalid customer ID(s): {}", summarize_invalid(.invalid, *.count))]
+    InvalidCids {
+        invalid: Vec<InvalidCid>,
+        count: usize,
+    },
     #[error("cluster {0:?} needs a token")]
     TokenRequired(String),
     #[error("{0}")]
@@ -300,12 +341,20 @@ pub enum Error {
     Internal(#[from] anyhow::Error),
 }
 
-fn summarize_invalid(invalid: &[InvalidCid]) -> String {
-    invalid
+/// The first few invalid values for the error's sentence; the problem's
+/// `invalid` member lists them all (up to `MAX_LISTED_INVALID`).
+fn summarize_invalid(invalid: &[InvalidCid], count: usize) -> String {
+    const IN_SENTENCE: usize = 10;
+    let mut text = invalid
         .iter()
+        .take(IN_SENTENCE)
         .map(|i| format!("{:?} ({})", i.value, i.reason))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if count > IN_SENTENCE {
+        text.push_str(&format!(" and {} more", count - IN_SENTENCE));
+    }
+    text
 }
 
 impl From<sqlx::Error> for Error {
@@ -358,10 +407,11 @@ impl Error {
             UnknownAction(_) => ErrorCode::UnknownAction,
             NoCids => ErrorCode::NoCids,
             TooManyCids { .. } => ErrorCode::TooManyCids,
-            InvalidCids(_) => ErrorCode::InvalidCids,
+            InvalidCids { .. } => ErrorCode::InvalidCids,
             TokenRequired(_) => ErrorCode::TokenRequired,
             ReasonRequired(_) => ErrorCode::ReasonRequired,
             NothingToRetry => ErrorCode::NothingToRetry,
+            InvalidState { .. } => ErrorCode::InvalidState,
             Rejected { code, .. } => *code,
             SignIn(e) => e.code(),
             Unavailable => ErrorCode::Unavailable,
@@ -387,11 +437,20 @@ impl Error {
                 body.insert("job_id".into(), json!(job_id));
             }
             Error::RecentDuplicate {
-                job_id,
+                holder,
                 user,
                 created_at,
             } => {
-                body.insert("job_id".into(), json!(job_id));
+                let (job_id, run_id) = match holder {
+                    Holder::Job(id) => (Some(id.to_string()), None),
+                    Holder::Run(id) => (None, Some(id.to_string())),
+                };
+                if let Some(id) = job_id {
+                    body.insert("job_id".into(), json!(id));
+                }
+                if let Some(id) = run_id {
+                    body.insert("run_id".into(), json!(id));
+                }
                 body.insert("user".into(), json!(user));
                 body.insert(
                     "created_at".into(),
@@ -402,14 +461,18 @@ impl Error {
                 body.insert("job_id".into(), json!(job_id));
                 body.insert("busy".into(), json!(busy));
             }
-            Error::InvalidCids(invalid) => {
+            Error::InvalidCids { invalid, count } => {
                 body.insert("invalid".into(), json!(invalid));
+                body.insert("invalid_count".into(), json!(count));
             }
             Error::TooManyCids { max, .. } => {
                 body.insert("max".into(), json!(max));
             }
             Error::RateLimited { retry_after_s } => {
                 body.insert("retry_after_s".into(), json!(retry_after_s));
+            }
+            Error::InvalidState { status, .. } => {
+                body.insert("run_status".into(), json!(status.as_str()));
             }
             _ => {}
         }

@@ -43,6 +43,10 @@ type Answer = (u16, Value);
 struct Sandbox {
     options: SandboxOptions,
     requests_total: AtomicU64,
+    /// Requests being answered now, and the most there ever were at once:
+    /// what proves a cluster's `max_in_flight` held.
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
     /// The first answer given under each `Idempotency-Key`. A cell per key so
     /// a concurrent repeat waits for the first answer instead of applying twice.
     answers: Mutex<HashMap<String, Arc<OnceCell<Answer>>>>,
@@ -53,6 +57,8 @@ pub fn router(options: SandboxOptions) -> Router {
     let state = Arc::new(Sandbox {
         options,
         requests_total: AtomicU64::new(0),
+        in_flight: AtomicU64::new(0),
+        max_in_flight: AtomicU64::new(0),
         answers: Mutex::new(HashMap::new()),
     });
     Router::new()
@@ -77,6 +83,8 @@ async fn stats(State(sandbox): State<Arc<Sandbox>>) -> Json<Value> {
     Json(json!({
         "requests_total": sandbox.requests_total.load(Ordering::SeqCst),
         "distinct_keys": distinct_keys,
+        "in_flight": sandbox.in_flight.load(Ordering::SeqCst),
+        "max_in_flight": sandbox.max_in_flight.load(Ordering::SeqCst),
     }))
 }
 
@@ -105,8 +113,23 @@ async fn apply_action(
         ));
     }
     sandbox.requests_total.fetch_add(1, Ordering::SeqCst);
+    let now = sandbox.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    sandbox.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    // Counted down also when the client goes away mid-answer.
+    let _in_flight = InFlight(&sandbox.in_flight);
+    answer_request(&sandbox, &headers, &body).await
+}
 
-    let cids: Vec<String> = match serde_json::from_slice::<Value>(&body) {
+struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn answer_request(sandbox: &Sandbox, headers: &HeaderMap, body: &[u8]) -> Response {
+    let cids: Vec<String> = match serde_json::from_slice::<Value>(body) {
         Ok(v) => match v.get("cids").and_then(Value::as_array) {
             Some(list) => list
                 .iter()

@@ -16,7 +16,14 @@ pub struct Cluster {
     pub base_url: String,
     /// The server-side token; `None` means the user types one.
     pub token: Option<Secret>,
+    /// Batches of runs in flight at once, across every instance.
+    pub max_in_flight: u32,
+    /// Batches of runs started per second, across every instance.
+    pub max_per_second: Option<u32>,
 }
+
+/// Batches in flight toward a cluster when its configuration does not say.
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 4;
 
 /// The configured clusters, names unique.
 #[derive(Clone, Debug, Default)]

@@ -147,6 +147,10 @@ pub struct Job {
     pub outcomes: OutcomeCounts,
     /// The job whose failed customers this one runs again.
     pub retry_of: Option<JobId>,
+    /// The run this job is a batch of, and which one (0-based); both null
+    /// for a job outside runs.
+    pub run_id: Option<super::run::RunId>,
+    pub batch_index: Option<i64>,
 }
 
 /// When a job passed each phase of its run; phases not reached are null.

@@ -9,6 +9,7 @@ pub mod idempotency;
 pub mod job;
 pub mod outcome;
 pub mod query;
+pub mod run;
 pub mod secret;
 pub mod sso;
 pub mod user;

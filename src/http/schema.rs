@@ -46,7 +46,8 @@ pub enum JobStatusSchema {
     "phases": {"claimed_at": "2026-11-29T10:00:00.123Z", "sent_at": "2026-11-29T10:00:00.125Z",
         "answered_at": "2026-11-29T10:00:00.138Z", "finalized_at": "2026-11-29T10:00:00.140Z"},
     "audit_hash": "5e0c6a0f3b1d2e4f", "imported": false, "legacy_id": null,
-    "outcomes": {"ok": 2, "failed": 0, "unknown": 0, "pending": 0}, "retry_of": null}))]
+    "outcomes": {"ok": 2, "failed": 0, "unknown": 0, "pending": 0}, "retry_of": null,
+    "run_id": null, "batch_index": null}))]
 pub struct JobSchema {
     pub job_id: JobIdSchema,
     pub user: String,
@@ -78,6 +79,10 @@ pub struct JobSchema {
     pub outcomes: OutcomeCountsSchema,
     /// The job whose failed customers this one runs again.
     pub retry_of: Option<JobIdSchema>,
+    /// The run this job is a batch of; null for a job outside runs.
+    pub run_id: Option<uuid::Uuid>,
+    /// Which batch of the run (0-based); null for a job outside runs.
+    pub batch_index: Option<i64>,
 }
 
 /// How many of a job's customers ended each way.
@@ -196,6 +201,165 @@ pub struct RetryRequestSchema {
     pub reason: Option<String>,
     /// Only for a cluster without a server-side token; never stored or logged.
     pub token: Option<String>,
+}
+
+/// Where a run stands.
+#[derive(ToSchema)]
+#[schema(as = RunStatus)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatusSchema {
+    /// Waits for its `run_at`.
+    Scheduled,
+    /// No batch sent yet.
+    Queued,
+    Running,
+    /// Sends no new batch until resumed.
+    Paused,
+    /// Sends no new batch again; its unsent batches are `cancelled`.
+    Cancelled,
+    /// Every batch ended.
+    Finished,
+}
+
+/// How many of a run's batches stand each way; they add up to `batch_count`.
+#[derive(ToSchema)]
+#[schema(as = BatchCounts)]
+pub struct BatchCountsSchema {
+    pub queued: i64,
+    pub running: i64,
+    pub succeeded: i64,
+    pub partial: i64,
+    pub failed: i64,
+    pub timed_out: i64,
+    pub unknown: i64,
+    pub cancelled: i64,
+}
+
+/// How many of a run's customers ended each way; they add up to
+/// `cid_count`. A CID of a queued, running or cancelled batch is `not_run`.
+#[derive(ToSchema)]
+#[schema(as = RunCustomerCounts)]
+pub struct RunCustomerCountsSchema {
+    pub ok: i64,
+    pub failed: i64,
+    pub unknown: i64,
+    pub not_run: i64,
+}
+
+/// A run: one confirmed request over many customers, sent in batches.
+#[derive(ToSchema)]
+#[schema(as = Run, example = json!({"run_id": "01a23be6-3992-7f0c-a005-fb3634c6ea8d", "user": "olga",
+    "cluster": "sandbox", "action": "Trans-Begin", "action_code": 1, "reason": "INC-4711",
+    "cid_count": 1200, "batch_size": 500, "batch_count": 3, "status": "running",
+    "batches": {"queued": 1, "running": 1, "succeeded": 1, "partial": 0, "failed": 0,
+        "timed_out": 0, "unknown": 0, "cancelled": 0},
+    "customers": {"ok": 500, "failed": 0, "unknown": 0, "not_run": 700},
+    "run_at": null, "created_at": "2026-11-29T10:00:00.123Z",
+    "started_at": "2026-11-29T10:00:00.150Z", "finished_at": null, "retry_of": null,
+    "approved_by": null, "approval_id": null}))]
+pub struct RunSchema {
+    pub run_id: uuid::Uuid,
+    pub user: String,
+    pub cluster: String,
+    pub action: String,
+    pub action_code: i64,
+    pub reason: Option<String>,
+    pub cid_count: i64,
+    pub batch_size: i64,
+    pub batch_count: i64,
+    pub status: RunStatusSchema,
+    pub batches: BatchCountsSchema,
+    pub customers: RunCustomerCountsSchema,
+    /// When a scheduled run starts; null for a run queued at once.
+    pub run_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// When its first batch was sent.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When its last batch ended, or it was cancelled with none in flight.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The run whose failed customers this one runs again.
+    pub retry_of: Option<uuid::Uuid>,
+    pub approved_by: Option<String>,
+    pub approval_id: Option<uuid::Uuid>,
+}
+
+/// What a run did to one customer.
+#[derive(ToSchema)]
+#[schema(as = RunOutcome)]
+#[serde(rename_all = "snake_case")]
+pub enum RunOutcomeSchema {
+    Ok,
+    Failed,
+    Unknown,
+    /// Its batch is being sent.
+    Pending,
+    /// Its batch is queued, or was cancelled.
+    NotRun,
+}
+
+/// One customer of a run, with its batch's job (null while not sent).
+#[derive(ToSchema)]
+#[schema(as = RunCustomer, example = json!({"cid": "C1002", "outcome": "failed",
+    "error": "customer is locked", "job_id": "01a23be6-3992-7f0c-a005-fb3634c6ea8d"}))]
+pub struct RunCustomerSchema {
+    pub cid: String,
+    pub outcome: RunOutcomeSchema,
+    pub error: Option<String>,
+    pub job_id: Option<JobIdSchema>,
+}
+
+/// One batch of a run.
+#[derive(ToSchema)]
+#[schema(as = Batch)]
+pub struct BatchSchema {
+    pub batch_index: i64,
+    pub cid_count: i64,
+    pub status: BatchStatusSchema,
+    /// Its job, once sent.
+    pub job_id: Option<JobIdSchema>,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// Where a batch stands.
+#[derive(ToSchema)]
+#[schema(as = BatchStatus)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatusSchema {
+    Queued,
+    Running,
+    Succeeded,
+    Partial,
+    Failed,
+    TimedOut,
+    Unknown,
+    Cancelled,
+}
+
+/// The body of `POST /api/v1/runs` (`service::runs::RunRequest`).
+#[derive(ToSchema)]
+#[schema(as = RunRequest, example = json!({"cluster": "sandbox", "action": "Trans-Begin",
+    "cids": ["C1001", "C1002", "C1003"], "batch_size": 500, "reason": "INC-4711"}))]
+pub struct RunRequestSchema {
+    pub cluster: String,
+    pub action: String,
+    pub cids: CidsInputSchema,
+    /// CIDs per batch: 1 to the action's `max_cids`, which is the default.
+    #[schema(minimum = 1)]
+    pub batch_size: Option<i64>,
+    pub reason: Option<String>,
+    pub confirm_duplicate: Option<bool>,
+    /// Start at this time (RFC 3339): in the future, at most 30 days ahead.
+    pub run_at: Option<DateTime<Utc>>,
+}
+
+/// The body of `POST /api/v1/runs/{run_id}/retry` (`service::runs::RunRetryRequest`).
+#[derive(ToSchema)]
+#[schema(as = RunRetryRequest, example = json!({"include_unknown": false, "reason": "INC-4711"}))]
+pub struct RunRetryRequestSchema {
+    /// Also the customers whose outcome is `unknown` or `not_run`.
+    pub include_unknown: Option<bool>,
+    /// Not inherited from the run: an action with `reason_required` needs one here.
+    pub reason: Option<String>,
 }
 
 #[cfg(test)]
@@ -347,6 +511,8 @@ mod tests {
                 pending: 0,
             },
             retry_of: Some(id),
+            run_id: Some(crate::domain::run::RunId::from_uuid(uuid::Uuid::now_v7())),
+            batch_index: Some(3),
         }
     }
 
@@ -374,6 +540,8 @@ mod tests {
             audit_hash: None,
             legacy_id: None,
             retry_of: None,
+            run_id: None,
+            batch_index: None,
             ..full_job()
         };
         check_component(&doc, "Job", &pending);
@@ -411,6 +579,8 @@ mod tests {
             label: "Sandbox".into(),
             base_url: "http://127.0.0.1:1".into(),
             token: None,
+            max_in_flight: 4,
+            max_per_second: None,
         };
         check_component(&doc, "ClusterView", ClusterView::from(&cluster));
 

@@ -103,12 +103,33 @@ fn require_executor(user: &User) -> Result<()> {
 }
 
 /// A request that passed every check and may run.
-struct ValidRequest {
-    cluster: Cluster,
-    action: Action,
-    cids: CidList,
-    token: Secret,
-    reason: Option<String>,
+pub(super) struct ValidRequest {
+    pub(super) cluster: Cluster,
+    pub(super) action: Action,
+    pub(super) cids: CidList,
+    pub(super) token: Secret,
+    pub(super) reason: Option<String>,
+}
+
+/// The reason rule: required by some actions, and when given, 3 to 500
+/// characters (blank counts as not given).
+pub(super) fn check_reason(action: &Action, reason: Option<&str>) -> Result<()> {
+    let reason_len = reason.map_or(0, |r| r.chars().count());
+    if (action.reason_required || reason.is_some()) && !(3..=500).contains(&reason_len) {
+        return Err(Error::ReasonRequired(format!(
+            "action {} needs a reason (a ticket or sentence) of 3 to 500 characters",
+            action.name
+        )));
+    }
+    Ok(())
+}
+
+/// A reason as sent, trimmed; blank is none.
+pub(super) fn trimmed_reason(reason: Option<&str>) -> Option<String> {
+    reason
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
 }
 
 /// Runs Set Actions exactly once.
@@ -243,12 +264,7 @@ impl ExecutionService {
         key: &IdempotencyKey,
         intent: Intent,
     ) -> Result<SetActionResponse> {
-        let reason = intent
-            .reason
-            .as_deref()
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .map(str::to_owned);
+        let reason = trimmed_reason(intent.reason.as_deref());
         tracing::info!(
             user = %user.username, action = %intent.action, cid_count = intent.cids.values().len(),
             "[SET_ACTION] Starting: user={}, action={}, cid_count={}",
@@ -287,8 +303,7 @@ impl ExecutionService {
             "[SET_ACTION] Creating job: action_code={}, action_name={}, cid_count={}",
             valid.action.code, valid.action.name, valid.cids.len()
         );
-        let guard_on =
-            intent.guarded && !intent.confirm_duplicate && !self.duplicate_guard_window.is_zero();
+        let guard_on = intent.guarded && !intent.confirm_duplicate;
         let new_job = NewJob {
             job_id,
             user: user.username.clone(),
@@ -301,15 +316,11 @@ impl ExecutionService {
             cids: cid_strings.clone(),
             reason: valid.reason.clone(),
             created_at,
-            deadline_at: created_at
-                + chrono::Duration::from_std(self.upstream.timeout() + STALE_GRACE)
-                    .map_err(anyhow::Error::from)?,
+            deadline_at: self.deadline_for(created_at)?,
             confirm_duplicate: intent.confirm_duplicate,
-            duplicate_guard_since: guard_on.then(|| {
-                created_at
-                    - chrono::Duration::from_std(self.duplicate_guard_window).unwrap_or_default()
-            }),
+            duplicate_guard_since: self.duplicate_guard_since(created_at).filter(|_| guard_on),
             retry_of: intent.retry_of,
+            batch: None,
         };
         if let Claim::Existing(existing) = self.db.claim_job(&new_job).await? {
             return self.answer_existing(*existing, &fingerprint).await;
@@ -341,7 +352,7 @@ impl ExecutionService {
                 CidListError::NoCids if intent.retry_of.is_some() => Error::NothingToRetry,
                 CidListError::NoCids => Error::NoCids,
                 CidListError::TooMany { max, count } => Error::TooManyCids { max, count },
-                CidListError::Invalid(invalid) => Error::InvalidCids(invalid),
+                CidListError::Invalid(invalid) => Error::invalid_cids(invalid),
             })?;
         let token = match &cluster.token {
             Some(server_side) => server_side.clone(),
@@ -351,19 +362,47 @@ impl ExecutionService {
                 .filter(|t| !t.expose().trim().is_empty())
                 .ok_or_else(|| Error::TokenRequired(cluster.name.clone()))?,
         };
-        let reason_len = reason.as_deref().map_or(0, |r| r.chars().count());
-        if (action.reason_required || reason.is_some()) && !(3..=500).contains(&reason_len) {
-            return Err(Error::ReasonRequired(format!(
-                "action {} needs a reason (a ticket or sentence) of 3 to 500 characters",
-                action.name
-            )));
-        }
+        check_reason(action, reason.as_deref())?;
         Ok(ValidRequest {
             cluster: cluster.clone(),
             action: action.clone(),
             cids,
             token,
             reason,
+        })
+    }
+
+    /// Sends a claimed batch job in a task of its own (tracked, so shutdown
+    /// lets it finish) and answers its finalised job.
+    pub(super) fn spawn_batch(
+        self: &Arc<Self>,
+        job: Job,
+        valid: ValidRequest,
+    ) -> tokio::task::JoinHandle<Result<SetActionResponse>> {
+        let service = Arc::clone(self);
+        self.tasks
+            .spawn(async move { service.run(job, valid).await })
+    }
+
+    /// When a job created now must be finished by, or the sweep calls it
+    /// interrupted.
+    pub(super) fn deadline_for(
+        &self,
+        created_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<chrono::DateTime<chrono::Utc>> {
+        Ok(created_at
+            + chrono::Duration::from_std(self.upstream.timeout() + STALE_GRACE)
+                .map_err(anyhow::Error::from)?)
+    }
+
+    /// The recent-duplicate guard's start for a request made at `now`, or
+    /// `None` when the guard is off.
+    pub(super) fn duplicate_guard_since(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        (!self.duplicate_guard_window.is_zero()).then(|| {
+            now - chrono::Duration::from_std(self.duplicate_guard_window).unwrap_or_default()
         })
     }
 

@@ -8,6 +8,8 @@
 //!   visibility rule applied once), pages of jobs, one job, the export, the
 //!   chart's counts;
 //! - `execution`: the exactly-once Set Action, the sweep;
+//! - `runs`: runs over thousands of customers, their checks, reads and
+//!   commands; `dispatcher`: sends their batches within each cluster's limits;
 //! - `accounts`: sign-in (local, single sign-on, API sessions), sessions,
 //!   API tokens, users and the rules on their changes;
 //! - `audit`: the duplicate report and its marking, the legacy import, the
@@ -24,11 +26,14 @@ use crate::store::Db;
 pub mod accounts;
 pub mod audit;
 pub mod customers;
+pub mod dispatcher;
 pub mod execution;
 pub mod jobs;
+pub mod runs;
 pub mod sso;
 
 use execution::ExecutionService;
+use runs::Runs;
 
 /// Who is asking.
 #[derive(Clone, Debug)]
@@ -89,6 +94,7 @@ pub struct AccountSettings {
 pub struct Service {
     db: Db,
     execution: Arc<ExecutionService>,
+    runs: Arc<Runs>,
     accounts: AccountSettings,
     sso: Option<Arc<Sso>>,
 }
@@ -97,12 +103,14 @@ impl Service {
     pub fn new(
         db: Db,
         execution: Arc<ExecutionService>,
+        runs: Arc<Runs>,
         accounts: AccountSettings,
         sso: Option<Arc<Sso>>,
     ) -> Self {
         Self {
             db,
             execution,
+            runs,
             accounts,
             sso,
         }

@@ -12,13 +12,14 @@ use super::{with_pool, Db};
 use crate::domain::job::{Job, JobId, JobStatus, Phases};
 use crate::domain::outcome::{CustomerOutcome, HistoryEntry, Outcome, OutcomeCounts};
 use crate::domain::query::{HistoryFilter, JobCursor, JobFilter};
+use crate::domain::run::{BatchStatus, RunId};
 use crate::error::{Error, Result};
 
 const JOB_COLUMNS: &str = "job_id, user_name, cluster, action, action_code, cids, cid_count, status, \
      upstream_status, response_summary, error, created_at, finished_at, duration_ms, duplicate_of, reason, \
      payload_hash, response_status, response_body, confirm_duplicate, replay_count, last_replay_at, \
      sent_at, answered_at, finalized_at, audit_hash, imported, legacy_id, ok_count, failed_count, \
-     unknown_count, retry_of";
+     unknown_count, retry_of, run_id, batch_index";
 
 #[derive(sqlx::FromRow)]
 struct JobRow {
@@ -54,6 +55,8 @@ struct JobRow {
     failed_count: i64,
     unknown_count: i64,
     retry_of: Option<Uuid>,
+    run_id: Option<Uuid>,
+    batch_index: Option<i64>,
 }
 
 /// A job with what the store keeps to answer replays.
@@ -123,6 +126,8 @@ impl TryFrom<JobRow> for StoredJob {
                     }
                 },
                 retry_of: r.retry_of.map(JobId::from_uuid),
+                run_id: r.run_id.map(RunId::from_uuid),
+                batch_index: r.batch_index,
             },
             payload_hash: r.payload_hash,
             response,
@@ -155,6 +160,8 @@ pub struct NewJob {
     pub duplicate_guard_since: Option<DateTime<Utc>>,
     /// The job whose failed customers this one runs again.
     pub retry_of: Option<JobId>,
+    /// The run and batch this job sends, for a batch of a run.
+    pub batch: Option<(RunId, i64)>,
 }
 
 impl NewJob {
@@ -189,6 +196,8 @@ impl NewJob {
             legacy_id: None,
             outcomes: OutcomeCounts::pending(self.cids.len() as i64),
             retry_of: self.retry_of,
+            run_id: self.batch.map(|b| b.0),
+            batch_index: self.batch.map(|b| b.1),
         }
     }
 }
@@ -435,8 +444,8 @@ where
 
 const CLAIM_INSERT_SQL: &str = "INSERT INTO jobs (job_id, user_name, idempotency_key, payload_hash, \
      intent_hash, cluster, action, action_code, cids, cid_count, reason, status, created_at, deadline_at, \
-     confirm_duplicate, retry_of) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14, $15) \
+     confirm_duplicate, retry_of, run_id, batch_index) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14, $15, $16, $17) \
      ON CONFLICT (user_name, idempotency_key) DO NOTHING";
 const RECENT_INTENT_SQL: &str =
     "SELECT job_id, user_name, created_at FROM jobs WHERE intent_hash = $1 \
@@ -505,9 +514,15 @@ pub(crate) async fn claim(tx: &mut impl Tx, new: &NewJob) -> Result<bool> {
     if tx.backend() == Backend::Postgres {
         // Two requests of the same intent under different keys must not both
         // pass the guard: serialise them (SQLite's single writer already does).
+        // And the key, which a run may want too (one key space): the same
+        // lock as `runs::lock_key`, in the same round trip.
         tx.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
-            &args![&new.intent_hash],
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), \
+             pg_advisory_xact_lock(hashtextextended($2, 1))",
+            &args![
+                &new.intent_hash,
+                super::runs::key_lock_name(&new.user, &new.key)
+            ],
         )
         .await?;
     }
@@ -531,11 +546,17 @@ pub(crate) async fn claim(tx: &mut impl Tx, new: &NewJob) -> Result<bool> {
                 new.deadline_at,
                 new.confirm_duplicate,
                 new.retry_of,
+                new.batch.map(|b| b.0.as_uuid()),
+                new.batch.map(|b| b.1),
             ],
         )
         .await?;
     if inserted == 0 {
         return Ok(false);
+    }
+    // Jobs and runs share one key space per user.
+    if super::runs::key_names_a_run(tx, &new.user, &new.key).await? {
+        return Err(Error::IdempotencyKeyReused);
     }
     if let Some(since) = new.duplicate_guard_since {
         let recent = tx
@@ -546,7 +567,7 @@ pub(crate) async fn claim(tx: &mut impl Tx, new: &NewJob) -> Result<bool> {
             .await?;
         if let Some(row) = recent {
             return Err(Error::RecentDuplicate {
-                job_id: row.get(0)?,
+                holder: crate::error::Holder::Job(row.get(0)?),
                 user: row.get(1)?,
                 created_at: row.get(2)?,
             });
@@ -603,6 +624,16 @@ pub(crate) async fn finalize(tx: &mut impl Tx, done: &Finalisation) -> Result<bo
         .await?;
     if updated == 1 {
         record_customers(tx, job.job_id, &done.customers).await?;
+        if let (Some(run_id), Some(at)) = (job.run_id, job.phases.finalized_at) {
+            super::runs::batch_finished(
+                tx,
+                run_id,
+                job.job_id,
+                BatchStatus::of_job(job.status),
+                at,
+            )
+            .await?;
+        }
     }
     tx.execute(RELEASE_CIDS_SQL, &args![job.job_id]).await?;
     Ok(updated == 1)

@@ -16,6 +16,7 @@ use sqlx::{Connection, PgPool, SqliteConnection, SqlitePool};
 pub mod audit;
 pub mod jobs;
 pub mod oidc;
+pub mod runs;
 pub mod sessions;
 pub mod stats;
 pub mod tokens;

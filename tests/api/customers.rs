@@ -461,6 +461,8 @@ async fn results_missing_unreadable_or_half_readable_never_fail_the_request() {
             label: None,
             base_url: url,
             token_env: None,
+            max_in_flight: None,
+            max_per_second: None,
         }];
     })
     .await;

@@ -152,6 +152,8 @@ async fn run_against(base_url: &str) -> (u16, Value, usize) {
             label: None,
             base_url: base_url.into(),
             token_env: None,
+            max_in_flight: None,
+            max_per_second: None,
         }];
     })
     .await;

@@ -532,6 +532,8 @@ impl SandboxServer {
             label: Some("Shared sandbox".into()),
             base_url: self.base_url.clone(),
             token_env: None,
+            max_in_flight: None,
+            max_per_second: None,
         }];
     }
 }

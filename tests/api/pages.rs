@@ -1001,6 +1001,8 @@ async fn the_token_field_shows_only_for_a_cluster_without_a_server_side_token() 
             label: Some("EU, own token".into()),
             base_url: "http://127.0.0.1:9".into(),
             token_env: None,
+            max_in_flight: None,
+            max_per_second: None,
         }];
     })
     .await;

@@ -9,6 +9,7 @@ pub mod audit;
 pub mod catalog;
 pub mod customers;
 pub mod jobs;
+pub mod runs;
 pub mod session;
 pub mod tokens;
 pub mod users;
@@ -20,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .merge(actions::router())
         .merge(jobs::router())
         .merge(customers::router())
+        .merge(runs::router())
         .merge(users::router())
         .merge(tokens::router())
         .merge(audit::router())

@@ -247,6 +247,8 @@ mod tests {
             legacy_id: None,
             outcomes: Default::default(),
             retry_of: None,
+            run_id: None,
+            batch_index: None,
         }
     }
 

@@ -47,6 +47,11 @@ struct Sealed<'a> {
     customers: Option<Vec<(&'a str, &'a str, Option<&'a str>)>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     retry_of: Option<JobId>,
+    /// The run and batch a job sent, for a batch of a run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_id: Option<crate::domain::run::RunId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch_index: Option<i64>,
 }
 
 /// The outcome and error each customer has when the job's status says it all.
@@ -92,6 +97,8 @@ pub fn seal_hash(previous: &str, job: &Job, customers: &[CustomerOutcome]) -> St
         duration_ms: job.duration_ms,
         customers,
         retry_of: job.retry_of,
+        run_id: job.run_id,
+        batch_index: job.batch_index,
     };
     let mut h = Sha256::new();
     h.update(previous.as_bytes());
@@ -242,6 +249,8 @@ mod tests {
             legacy_id: None,
             outcomes: Default::default(),
             retry_of: None,
+            run_id: None,
+            batch_index: None,
         }
     }
 
@@ -301,6 +310,8 @@ mod tests {
                 duration_ms: j.duration_ms,
                 customers: None,
                 retry_of: None,
+                run_id: None,
+                batch_index: None,
             })
             .unwrap();
             assert!(v.as_object_mut().unwrap().get("customers").is_none());
