@@ -24,8 +24,10 @@ use crate::telemetry::{init_tracing, LogTarget};
 
 mod audit;
 mod output;
+mod runs;
 pub use audit::{AuditCommand, ExportArgs, ImportCommand};
 pub use output::Output;
+pub use runs::RunsCommand;
 
 /// TMS Dashboard: run actions on TMS clusters, one confirmed click, one job.
 #[derive(Debug, Parser)]
@@ -56,6 +58,9 @@ pub enum Command {
     /// What was done to one customer.
     #[command(subcommand)]
     Customers(CustomersCommand),
+    /// Runs over many customers: queue, list, show, cancel, watch.
+    #[command(subcommand)]
+    Runs(RunsCommand),
     /// Find and mark duplicate jobs; verify the tamper-evident chain.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -227,7 +232,13 @@ async fn open_store(config: &Config, store: &StoreArgs) -> anyhow::Result<Db> {
 /// The service over the store a command names, as the command line uses it.
 async fn console(config: &Config, store: &StoreArgs) -> anyhow::Result<Service> {
     let db = open_store(config, store).await?;
-    crate::app::service(config, db, None)
+    // The built-in sandbox is served by `serve` at its own address; the
+    // command line only needs to know it is there (runs it queues name it,
+    // and the serving instance sends them).
+    let sandbox_url = config
+        .sandbox
+        .then(|| format!("http://{}/sandbox", config.bind));
+    crate::app::service(config, db, sandbox_url)
 }
 
 fn read_password_stdin() -> anyhow::Result<String> {
@@ -417,6 +428,7 @@ async fn run_store_command(config: &Config, command: Command) -> anyhow::Result<
                 }
             }
         }
+        Command::Runs(command) => return runs::run_runs(config, command, &mut out).await,
         Command::Audit(command) => return audit::run_audit(config, command, &mut out).await,
         Command::Import(command) => return audit::run_import(config, command, &mut out).await,
         Command::Jobs(JobsCommand::Export(args)) => {

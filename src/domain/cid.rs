@@ -176,10 +176,108 @@ impl CidList {
     }
 }
 
+/// Why a file of CIDs could not be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CidFileError {
+    #[error("the file is not text (UTF-8): is it a spreadsheet? Save it as CSV or text first")]
+    NotText,
+    #[error("the CSV file could not be read: {0}")]
+    BadCsv(String),
+}
+
+/// The CIDs of a file: a text file holds a CID per line; a CSV file
+/// (named `.csv`, or whose first line has a comma) gives the column headed
+/// `cid` (any case), else its first column, the header row left out.
+pub fn cids_from_file(name: &str, bytes: &[u8]) -> Result<CidsInput, CidFileError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| CidFileError::NotText)?;
+    if text.contains('\0') {
+        return Err(CidFileError::NotText);
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let first_line = text.lines().next().unwrap_or_default();
+    let is_csv = name.to_ascii_lowercase().ends_with(".csv") || first_line.contains(',');
+    if !is_csv {
+        // A line is one value: "bad value" is refused, not read as two CIDs.
+        return Ok(CidsInput::List(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let headers = reader
+        .headers()
+        .map_err(|e| CidFileError::BadCsv(e.to_string()))?
+        .clone();
+    let column = headers
+        .iter()
+        .position(|h| h.eq_ignore_ascii_case("cid"))
+        .unwrap_or(0);
+    let mut cids = Vec::new();
+    for record in reader.records() {
+        let record = record.map_err(|e| CidFileError::BadCsv(e.to_string()))?;
+        if let Some(value) = record.get(column).filter(|v| !v.is_empty()) {
+            cids.push(value.to_owned());
+        }
+    }
+    Ok(CidsInput::List(cids))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn files_give_a_cid_per_line_or_the_cid_column_of_a_csv() {
+        let text = |input: CidsInput| RawCids::from_input(&input).values().to_vec();
+        assert_eq!(
+            text(cids_from_file("list.txt", b"C1\nC2\r\n\nC3\n").unwrap()),
+            ["C1", "C2", "C3"]
+        );
+        assert_eq!(
+            text(cids_from_file("export.csv", b"Name,CID\nAcme Corp,C1\nBeta,C2\n").unwrap()),
+            ["C1", "C2"]
+        );
+        assert_eq!(
+            text(
+                cids_from_file(
+                    "export.csv",
+                    b"\xef\xbb\xbfcustomer,name\nC1,Acme\nC2,Beta\n"
+                )
+                .unwrap()
+            ),
+            ["C1", "C2"],
+            "without a cid column, the first column, header left out"
+        );
+        assert_eq!(
+            text(cids_from_file("list.txt", b"C1\nbad value\n").unwrap()),
+            ["C1", "bad value"],
+            "a line is one value, to be refused when it is not a CID"
+        );
+        assert_eq!(
+            text(cids_from_file("noext", b"cid,n\nC1,1\n").unwrap()),
+            ["C1"],
+            "a comma on the first line makes it CSV"
+        );
+        assert_eq!(
+            text(cids_from_file("empty.txt", b"").unwrap()),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            cids_from_file("x.xlsx", b"PK\x03\x04\x00\xff"),
+            Err(CidFileError::NotText)
+        );
+        assert_eq!(
+            cids_from_file("x.bin", b"C1\x00C2"),
+            Err(CidFileError::NotText)
+        );
+    }
 
     fn parse_text(text: &str) -> Result<CidList, CidListError> {
         CidPolicy::default().parse_list(&RawCids::from_input(&CidsInput::Text(text.into())), 500)

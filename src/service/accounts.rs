@@ -300,7 +300,7 @@ impl Service {
         self.active_user(&owner).await
     }
 
-    async fn active_user(&self, username: &str) -> Result<User> {
+    pub(super) async fn active_user(&self, username: &str) -> Result<User> {
         match self.db.get_user(username).await? {
             Some(r) if !r.user.disabled => Ok(r.user),
             _ => Err(Error::Unauthenticated),

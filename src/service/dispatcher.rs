@@ -23,6 +23,7 @@ use crate::domain::run::{BatchStatus, RunId, RunStatus};
 use crate::error::{Error, Result};
 use crate::store::jobs::NewJob;
 use crate::store::runs::{StartBatch, StartOutcome, Startable};
+use crate::store::Db;
 
 /// How often the dispatcher looks for work it was not woken for: batches of
 /// other instances' runs, scheduled starts, a cluster's limit freed by
@@ -213,7 +214,7 @@ async fn start(runs: &Arc<Runs>, next: Startable) -> Result<StartOutcome> {
                 tracing::error!(%run_id, batch_index = index, %job_id, error = %e, "a batch's task failed; the sweep resolves it");
             }
         }
-        if let Err(e) = batch_ended(&runs, run_id, index, job_id).await {
+        if let Err(e) = batch_ended(runs.db(), run_id, index, job_id).await {
             tracing::warn!(%run_id, error = %e, "reading a finished batch failed");
         }
         runs.wake().notify_one();
@@ -221,9 +222,10 @@ async fn start(runs: &Arc<Runs>, next: Startable) -> Result<StartOutcome> {
     Ok(StartOutcome::Started)
 }
 
-/// Logs and counts a batch that ended, and the run it ended, if it did.
-async fn batch_ended(runs: &Runs, run_id: RunId, index: i64, job_id: JobId) -> Result<()> {
-    let Some(job) = runs.db().get_job(job_id).await? else {
+/// Logs and counts a batch that ended (sent here, or resolved by the
+/// sweep), and the run it ended, if it did.
+pub(super) async fn batch_ended(db: &Db, run_id: RunId, index: i64, job_id: JobId) -> Result<()> {
+    let Some(job) = db.get_job(job_id).await? else {
         return Ok(());
     };
     let job = job.job;
@@ -238,7 +240,7 @@ async fn batch_ended(runs: &Runs, run_id: RunId, index: i64, job_id: JobId) -> R
         "[RUN] Batch finished: run_id={}, batch_index={}, job_id={}, status={}",
         run_id, index, job_id, status.as_str()
     );
-    if let Some(stored) = runs.db().get_run(run_id).await? {
+    if let Some(stored) = db.get_run(run_id).await? {
         let run = stored.run;
         // The finalisation that ended the last batch closed the run with
         // its own time: only that one logs it.

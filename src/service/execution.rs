@@ -560,6 +560,13 @@ impl ExecutionService {
                 metrics::counter!("tms_jobs_total", "status" => job.status.as_str()).increment(1);
                 tracing::warn!(job_id = %job.job_id, "[SET_ACTION] UNKNOWN: job_id={}, error={}", job.job_id, INTERRUPTED_ERROR);
                 metrics::counter!("tms_jobs_swept_total").increment(1);
+                if let (Some(run_id), Some(index)) = (job.run_id, job.batch_index) {
+                    if let Err(e) =
+                        super::dispatcher::batch_ended(&self.db, run_id, index, job.job_id).await
+                    {
+                        tracing::warn!(%run_id, error = %e, "reading a swept batch failed");
+                    }
+                }
             }
         }
         Ok(resolved)

@@ -264,6 +264,24 @@ impl Runs {
         &self.db
     }
 
+    /// Queues a run on behalf of `username`, from the command line: the
+    /// user must exist and be enabled, and the rules of `create` hold.
+    pub async fn create_for(
+        &self,
+        accounts: &Service,
+        username: &str,
+        key: IdempotencyKey,
+        request: RunRequest,
+    ) -> Result<RunAnswer> {
+        let user = accounts.active_user(username).await.map_err(|_| {
+            Error::rejected(
+                crate::error::ErrorCode::InvalidUsername,
+                format!("no active user {username:?}"),
+            )
+        })?;
+        self.create(&user, Ok(key), Ok(request)).await
+    }
+
     /// Queues a run under `key`, or answers from the run already holding it.
     /// The checks run in the order of a Set Action: the role; the body
     /// (with its batch size and start time) and the key; a key used before;
@@ -310,7 +328,7 @@ impl Runs {
         require_executor(user)?;
         let request = request?;
         let key = key?;
-        let original = self.steerable(user, run_id).await?;
+        let original = self.steerable(&Actor::User(user.clone()), run_id).await?;
         let include_unknown = request.include_unknown.unwrap_or(false);
         let cids: Vec<String> = self
             .db
@@ -510,17 +528,16 @@ impl Runs {
         }
     }
 
-    /// A run the user may steer: `404` when they may not see it, `403` when
-    /// they see it but may not steer it (an auditor, an operator's run for
-    /// another operator is already 404).
-    async fn steerable(&self, user: &User, run_id: &str) -> Result<Run> {
-        let run = self.visible(&Actor::User(user.clone()), run_id).await?;
-        if may_steer(user, &run) {
-            Ok(run)
-        } else {
-            Err(Error::Forbidden(
+    /// A run the actor may steer: `404` when they may not see it, `403`
+    /// when they see it but may not steer it (an auditor; an operator's run
+    /// is already 404 for another operator). The command line steers any.
+    async fn steerable(&self, actor: &Actor, run_id: &str) -> Result<Run> {
+        let run = self.visible(actor, run_id).await?;
+        match actor {
+            Actor::User(user) if !may_steer(user, &run) => Err(Error::Forbidden(
                 "only the run's user or an admin may do this",
-            ))
+            )),
+            _ => Ok(run),
         }
     }
 
@@ -600,9 +617,12 @@ impl Runs {
     }
 
     /// Pause, resume or cancel, once: the store decides the transition.
-    #[tracing::instrument(skip_all, fields(user = %user.username))]
-    pub async fn command(&self, user: &User, run_id: &str, command: RunCommand) -> Result<Run> {
-        let run = self.steerable(user, run_id).await?;
+    #[tracing::instrument(skip_all)]
+    pub async fn command(&self, actor: &Actor, run_id: &str, command: RunCommand) -> Result<Run> {
+        let run = self.steerable(actor, run_id).await?;
+        let by = actor
+            .user()
+            .map_or("the command line", |u| u.username.as_str());
         let cancelled = self
             .db
             .command_run(run.run_id, command, now_millis())
@@ -615,14 +635,14 @@ impl Runs {
             .ok_or(Error::NotFound)?
             .run;
         tracing::info!(
-            run_id = %run.run_id, user = %user.username, command = command.as_str(),
+            run_id = %run.run_id, by, command = command.as_str(),
             "[RUN] {}: run_id={}, by={}, status={}",
             match command {
                 RunCommand::Pause => "Paused",
                 RunCommand::Resume => "Resumed",
                 RunCommand::Cancel => "Cancelled",
             },
-            run.run_id, user.username, run.status
+            run.run_id, by, run.status
         );
         if command == RunCommand::Resume {
             self.wake.notify_one();

@@ -517,6 +517,11 @@ impl SandboxServer {
         }
     }
 
+    /// Its `_stats`: requests, distinct keys, the most requests in flight at once.
+    pub async fn stats(&self) -> Value {
+        self.endpoint.get("/api/v1/_stats").await.expect(200)
+    }
+
     /// Authorised action requests it received.
     pub async fn requests(&self) -> u64 {
         let stats = self.endpoint.get("/api/v1/_stats").await.expect(200);

@@ -259,7 +259,7 @@ async fn command(
     let run = state
         .service
         .runs()
-        .command(&current.user, &run_id, command)
+        .command(&current.actor(), &run_id, command)
         .await?;
     Ok(Json(RunEnvelope { run }))
 }
