@@ -44,6 +44,10 @@ pub enum RunsCommand {
         /// Start at this time (RFC 3339), at most 30 days ahead.
         #[arg(long)]
         run_at: Option<String>,
+        /// Run it even though the same action ran on the same customers
+        /// within the duplicate guard's window.
+        #[arg(long)]
+        confirm_duplicate: bool,
         /// The run's key: the same key again answers the same run instead
         /// of queuing a second one (default: a new key).
         #[arg(long)]
@@ -120,6 +124,7 @@ pub async fn run_runs(
             batch_size,
             reason,
             run_at,
+            confirm_duplicate,
             idempotency_key,
             store,
         } => {
@@ -138,7 +143,7 @@ pub async fn run_runs(
                 cids,
                 batch_size,
                 reason,
-                confirm_duplicate: None,
+                confirm_duplicate: Some(confirm_duplicate),
                 run_at,
             };
             let answer = service

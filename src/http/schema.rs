@@ -372,10 +372,14 @@ mod tests {
     use crate::domain::cid::CidsInput;
     use crate::domain::job::{Job, JobId, JobStatus, Phases};
     use crate::domain::outcome::{CustomerOutcome, HistoryEntry, Outcome, OutcomeCounts};
+    use crate::domain::run::{
+        Batch, BatchCounts, BatchStatus, Run, RunCustomerCounts, RunId, RunOutcome, RunStatus,
+    };
     use crate::domain::user::{Role, User};
     use crate::http::api::catalog::{ActionView, ClusterView};
     use crate::http::api::tokens::TokenView;
     use crate::http::openapi::document;
+    use crate::service::runs::RunCustomerView;
 
     fn component<'a>(doc: &'a Value, name: &str) -> &'a Value {
         let schema = &doc["components"]["schemas"][name];
@@ -605,6 +609,66 @@ mod tests {
             check_component(&doc, "HistoryEntry", &entry);
         }
 
+        let run = Run {
+            run_id: RunId::new_at(at("2026-11-29T10:00:00.123Z")),
+            user: "olga".into(),
+            cluster: "sandbox".into(),
+            action: "Trans-Begin".into(),
+            action_code: 1,
+            reason: Some("INC-4711".into()),
+            cid_count: 1200,
+            batch_size: 500,
+            batch_count: 3,
+            status: RunStatus::Running,
+            batches: BatchCounts {
+                queued: 1,
+                running: 1,
+                succeeded: 1,
+                ..BatchCounts::default()
+            },
+            customers: RunCustomerCounts {
+                ok: 500,
+                not_run: 700,
+                ..RunCustomerCounts::default()
+            },
+            run_at: Some(at("2026-11-29T10:00:00.000Z")),
+            created_at: at("2026-11-29T09:00:00.000Z"),
+            started_at: Some(at("2026-11-29T10:00:00.150Z")),
+            finished_at: Some(at("2026-11-29T10:05:00.150Z")),
+            retry_of: Some(RunId::new_at(at("2026-11-28T10:00:00.000Z"))),
+            approved_by: Some("piet".into()),
+            approval_id: Some(uuid::Uuid::now_v7()),
+        };
+        check_component(&doc, "Run", &run);
+        let bare = Run {
+            reason: None,
+            run_at: None,
+            started_at: None,
+            finished_at: None,
+            retry_of: None,
+            approved_by: None,
+            approval_id: None,
+            ..run.clone()
+        };
+        check_component(&doc, "Run", &bare);
+        for job_id in [Some(JobId::from_uuid(uuid::Uuid::now_v7())), None] {
+            let customer = RunCustomerView {
+                cid: "C1".into(),
+                outcome: RunOutcome::NotRun,
+                error: job_id.map(|_| "customer is locked".to_owned()),
+                job_id,
+            };
+            check_component(&doc, "RunCustomer", &customer);
+            let batch = Batch {
+                batch_index: 0,
+                cid_count: 500,
+                status: BatchStatus::TimedOut,
+                job_id,
+                started_at: job_id.map(|_| at("2026-11-29T10:00:00.150Z")),
+            };
+            check_component(&doc, "Batch", &batch);
+        }
+
         // CidsInput is only read: both forms it reads must be documented.
         for sent in [json!(["C1001", "C1002"]), json!("C1001, C1002")] {
             assert!(serde_json::from_value::<CidsInput>(sent.clone()).is_ok());
@@ -652,6 +716,13 @@ mod tests {
 
         let outcomes = Outcome::ALL.map(|o| serde_json::to_value(o).unwrap());
         assert_eq!(documented("Outcome"), names(outcomes.to_vec()));
+
+        let run_statuses = RunStatus::ALL.map(|s| serde_json::to_value(s).unwrap());
+        assert_eq!(documented("RunStatus"), names(run_statuses.to_vec()));
+        let batch_statuses = BatchStatus::ALL.map(|s| serde_json::to_value(s).unwrap());
+        assert_eq!(documented("BatchStatus"), names(batch_statuses.to_vec()));
+        let run_outcomes = RunOutcome::ALL.map(|s| serde_json::to_value(s).unwrap());
+        assert_eq!(documented("RunOutcome"), names(run_outcomes.to_vec()));
 
         let roles = <Role as clap::ValueEnum>::value_variants();
         let roles = roles.iter().map(|r| serde_json::to_value(r).unwrap());

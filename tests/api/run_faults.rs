@@ -190,3 +190,134 @@ async fn two_instances_share_a_run_within_one_limit_and_the_survivor_finishes_it
     );
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_queues_a_run_from_a_file_and_watch_exits_by_its_outcome() {
+    use crate::legacy::cli;
+    let store = TestStore::new().await;
+    let port = free_port();
+    let server = ServerProcess::start(
+        &store,
+        port,
+        "serve.log",
+        &[("TMS_ADMIN_PASSWORD", ADMIN_PASSWORD)],
+    )
+    .await;
+    let dir = store.dir();
+    let mut csv = String::from("Name,CID\n");
+    for i in 0..1203 {
+        csv.push_str(&format!("Acme {i},F{i:05}\n"));
+    }
+    std::fs::write(dir.join("list.csv"), csv).unwrap();
+    std::fs::write(dir.join("some-fail.txt"), "G1\nNOPE-G2\n").unwrap();
+    std::fs::write(dir.join("bad.txt"), "G1\nnot a cid\n").unwrap();
+    std::fs::write(dir.join("sheet.xlsx"), b"PK\x03\x04\x00\x01\xff").unwrap();
+    let list = dir.join("list.csv").to_string_lossy().into_owned();
+    let created = cli(
+        &store,
+        &[
+            "runs",
+            "create",
+            "--user",
+            "admin",
+            "--cluster",
+            "sandbox",
+            "--action",
+            "Trans-Begin",
+            "--file",
+            &list,
+            "--batch-size",
+            "100",
+        ],
+    )
+    .await;
+    created.expect_code(0);
+    let run_id = created.stdout.trim().to_owned();
+    cli(&store, &["runs", "watch", &run_id])
+        .await
+        .expect_code(0);
+    let shown = cli(&store, &["runs", "show", &run_id]).await;
+    shown.expect_code(0);
+    assert!(shown.stdout.contains("\"ok\": 1203"), "{}", shown.stdout);
+    let listed = cli(&store, &["runs", "list"]).await;
+    assert!(listed.stdout.contains(&run_id), "{}", listed.stdout);
+
+    let some_fail = dir.join("some-fail.txt").to_string_lossy().into_owned();
+    let created = cli(
+        &store,
+        &[
+            "runs",
+            "create",
+            "--user",
+            "admin",
+            "--cluster",
+            "sandbox",
+            "--action",
+            "Trans-Begin",
+            "--file",
+            &some_fail,
+        ],
+    )
+    .await;
+    let failing = created.stdout.trim().to_owned();
+    let watched = cli(&store, &["runs", "watch", &failing]).await;
+    watched.expect_code(1);
+    assert!(watched.stdout.contains("failed 1"), "{}", watched.stdout);
+
+    for (file, says) in [
+        ("bad.txt", "invalid customer ID"),
+        ("sheet.xlsx", "not text"),
+    ] {
+        let path = dir.join(file).to_string_lossy().into_owned();
+        let refused = cli(
+            &store,
+            &[
+                "runs",
+                "create",
+                "--user",
+                "admin",
+                "--cluster",
+                "sandbox",
+                "--action",
+                "Trans-Begin",
+                "--file",
+                &path,
+            ],
+        )
+        .await;
+        refused.expect_code(2);
+        assert!(refused.stderr.contains(says), "{}", refused.stderr);
+    }
+    let at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let scheduled = cli(
+        &store,
+        &[
+            "runs",
+            "create",
+            "--user",
+            "admin",
+            "--cluster",
+            "sandbox",
+            "--action",
+            "Trans-Begin",
+            "--file",
+            &some_fail,
+            "--run-at",
+            &at,
+            "--confirm-duplicate",
+        ],
+    )
+    .await;
+    let scheduled = scheduled.stdout.trim().to_owned();
+    let cancelled = cli(&store, &["runs", "cancel", &scheduled]).await;
+    cancelled.expect_code(0);
+    assert!(
+        cancelled.stdout.contains("cancelled"),
+        "{}",
+        cancelled.stdout
+    );
+    cli(&store, &["runs", "cancel", &scheduled])
+        .await
+        .expect_code(2);
+    drop(server);
+}

@@ -671,3 +671,160 @@ async fn a_batch_whose_customers_are_busy_waits_until_they_are_free() {
     let run = wait_for_run(&admin, &run_id, 10, is_over).await;
     assert_eq!(run["customers"]["ok"], 3, "{run}");
 }
+
+#[tokio::test]
+async fn the_same_key_sent_twenty_times_at_once_makes_one_run() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let key = new_key();
+    let body = run_body("Trans-Begin", cids("Q", 700), json!({}));
+    let sends = (0..20).map(|_| create_run(&admin, &key, &body));
+    let replies = futures::future::join_all(sends).await;
+    let ids: std::collections::HashSet<String> = replies
+        .iter()
+        .map(|r| {
+            assert_eq!(r.status, 202, "{}", r.text());
+            id(&r.json()["run"])
+        })
+        .collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(replies.iter().filter(|r| !r.replayed()).count(), 1);
+    let run_id = ids.into_iter().next().unwrap();
+    wait_for_run(&admin, &run_id, 20, is_over).await;
+    assert_eq!(
+        admin.get("/api/v1/runs").await.expect(200)["runs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(sandbox_stats(&admin).await["distinct_keys"], 2);
+}
+
+#[tokio::test]
+async fn a_hundred_thousand_customers_are_accepted_in_one_body_and_counted() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let body = run_body("Trans-Begin", cids("H", 100_000), json!({}));
+    assert!(
+        body.to_string().len() > 256 * 1024,
+        "over the usual body limit"
+    );
+    let created = create_run(&admin, &new_key(), &body).await;
+    let run = created.expect(202)["run"].clone();
+    assert_eq!(run["cid_count"], 100_000);
+    assert_eq!(run["batch_count"], 200);
+    // Over the run's body limit of 4 MiB.
+    let huge = run_body(
+        "Trans-Begin",
+        cids("HUGE-PADDING-PADDING-PADDING-PADDING-", 110_000),
+        json!({}),
+    );
+    create_run(&admin, &new_key(), &huge)
+        .await
+        .expect_problem(413, "payload_too_large");
+    // And the rest of the API keeps its 256 KiB limit.
+    admin
+        .set_action(
+            &new_key(),
+            &action_body("Trans-Begin", json!(cids("H", 30_000))),
+        )
+        .await
+        .expect_problem(413, "payload_too_large");
+    admin
+        .post_json(&format!("/api/v1/runs/{}/cancel", id(&run)), &json!({}))
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn a_scheduled_run_reached_by_two_instances_at_once_starts_once() {
+    let store = std::sync::Arc::new(crate::helpers::TestStore::new().await);
+    let a = TestApp::spawn_on(store.clone(), |_| {}).await;
+    let admin = a.admin().await;
+    let at = chrono::Utc::now() + chrono::Duration::seconds(1);
+    let created = create_run(
+        &admin,
+        &new_key(),
+        &run_body(
+            "Trans-Begin",
+            cids("W", 1000),
+            json!({"run_at": at.to_rfc3339(), "batch_size": 100}),
+        ),
+    )
+    .await;
+    let run_id = id(&created.expect(202)["run"]);
+    // The second instance has its own sandbox at its own address: the
+    // batches each instance sends show in its sandbox's count.
+    let b = TestApp::spawn_on(store, |_| {}).await;
+    let run = wait_for_run(&admin, &run_id, 20, is_over).await;
+    assert_eq!(run["customers"]["ok"], 1000, "{run}");
+    let stats_a = sandbox_stats(&admin).await;
+    let stats_b = b.get("/sandbox/api/v1/_stats").await.expect(200);
+    let sent =
+        stats_a["requests_total"].as_u64().unwrap() + stats_b["requests_total"].as_u64().unwrap();
+    assert_eq!(
+        sent, 10,
+        "each batch sent once, by either instance: {stats_a} {stats_b}"
+    );
+}
+
+#[tokio::test]
+async fn a_cancel_racing_the_last_batch_ends_the_run_once() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    for round in 0..5 {
+        let list: Vec<String> = (0..2).map(|i| format!("DELAY100-{round}-{i}")).collect();
+        let created = create_run(
+            &admin,
+            &new_key(),
+            &run_body("Trans-Begin", list, json!({"batch_size": 1})),
+        )
+        .await;
+        let run_id = id(&created.expect(202)["run"]);
+        wait_for_run(&admin, &run_id, 10, |r| {
+            r["batches"]["succeeded"] == 1
+                || r["batches"]["running"] == 2
+                || r["batches"]["queued"] == 0
+        })
+        .await;
+        let cancel = admin
+            .post_json(&format!("/api/v1/runs/{run_id}/cancel"), &json!({}))
+            .await;
+        assert!([200, 409].contains(&cancel.status), "{}", cancel.text());
+        let run = wait_for_run(&admin, &run_id, 10, is_over).await;
+        assert_counters_add_up(&run);
+        if cancel.status == 409 {
+            assert_eq!(run["status"], "finished");
+        } else {
+            assert_eq!(run["status"], "cancelled");
+        }
+        assert!(!run["finished_at"].is_null());
+    }
+}
+
+#[tokio::test]
+async fn the_metrics_count_runs_and_batches() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let created = create_run(
+        &admin,
+        &new_key(),
+        &run_body("Trans-Begin", cids("M", 3), json!({"batch_size": 1})),
+    )
+    .await;
+    let run_id = id(&created.expect(202)["run"]);
+    wait_for_run(&admin, &run_id, 10, is_over).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = app.get("/metrics").await.text();
+        let ok = metrics.contains("tms_batches_total{status=\"succeeded\"} 3")
+            && metrics.contains("tms_runs_active 0")
+            && metrics.contains("tms_batches_in_flight{cluster=\"sandbox\"} 0");
+        if ok {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -122,7 +122,9 @@ fn accepted(answer: RunAnswer) -> Result<Response> {
 /// CIDs are committed before the answer.
 #[utoipa::path(post, path = "/api/v1/runs", tag = "runs",
     request_body = crate::http::schema::RunRequestSchema,
-    params(("Idempotency-Key" = String, Header, description = "Unique per run; 1–255 printable ASCII characters")),
+    params(("Idempotency-Key" = String, Header, example = "8e03978e-40d5-43e8-bc93-6894a57f9324",
+        pattern = r#"^(?!""$)(?:[!-~]{1,255}|"[!-~]{1,255}")$"#,
+        description = "1-255 visible ASCII characters: a fresh UUID per confirmed run, re-sent on retries")),
     responses(
         (status = 202, description = "Queued (or scheduled); `Location` names the run", body = RunEnvelope),
         (status = 400, description = "invalid_body (also batch_size or run_at out of range), missing_idempotency_key, invalid_idempotency_key", body = Problem),
@@ -321,7 +323,9 @@ pub async fn cancel(
 #[utoipa::path(post, path = "/api/v1/runs/{run_id}/retry", tag = "runs",
     request_body = crate::http::schema::RunRetryRequestSchema,
     params(("run_id" = String, Path),
-        ("Idempotency-Key" = String, Header, description = "Unique per retry; 1–255 printable ASCII characters")),
+        ("Idempotency-Key" = String, Header, example = "8e03978e-40d5-43e8-bc93-6894a57f9324",
+            pattern = r#"^(?!""$)(?:[!-~]{1,255}|"[!-~]{1,255}")$"#,
+            description = "1-255 visible ASCII characters: a fresh UUID per confirmed retry")),
     responses(
         (status = 202, description = "The new run, queued", body = RunEnvelope),
         (status = 400, description = "invalid_body, missing_idempotency_key, invalid_idempotency_key", body = Problem),
