@@ -28,7 +28,7 @@ struct Asset {
 }
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
-    let files: [(&str, &str, &[u8]); 6] = [
+    let files: [(&str, &str, &[u8]); 7] = [
         (
             "app.css",
             "text/css; charset=utf-8",
@@ -48,6 +48,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             "job.js",
             "text/javascript; charset=utf-8",
             include_bytes!("../../../static/job.js"),
+        ),
+        (
+            "run.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../../static/run.js"),
         ),
         (
             "send.js",
@@ -133,6 +138,7 @@ mod tests {
             "cids.js",
             "customer-set.js",
             "job.js",
+            "run.js",
             "send.js",
             "favicon.svg",
         ] {
