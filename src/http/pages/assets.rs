@@ -28,7 +28,7 @@ struct Asset {
 }
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
-    let files: [(&str, &str, &[u8]); 7] = [
+    let files: [(&str, &str, &[u8]); 8] = [
         (
             "app.css",
             "text/css; charset=utf-8",
@@ -38,6 +38,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             "cids.js",
             "text/javascript; charset=utf-8",
             include_bytes!("../../../static/cids.js"),
+        ),
+        (
+            "cids-worker.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../../static/cids-worker.js"),
         ),
         (
             "customer-set.js",
@@ -136,6 +141,7 @@ mod tests {
         for name in [
             "app.css",
             "cids.js",
+            "cids-worker.js",
             "customer-set.js",
             "job.js",
             "run.js",
