@@ -26,6 +26,7 @@ mod proxy;
 mod query_plans;
 mod readiness;
 mod roles;
+mod run_pages;
 mod runs;
 mod secrets;
 mod session;
