@@ -7,6 +7,7 @@
 import { newKey, readJson, sendOnce } from "./send.js";
 
 const POLL_MS = 1000;
+const SCHEDULED_POLL_MS = 5000;
 const numberFormat = new Intl.NumberFormat("en-US");
 const number = (n) => numberFormat.format(n);
 
@@ -76,7 +77,13 @@ function init(page) {
     const text = `${number(done(r))} of ${customers(r.cid_count)} done`;
     bar.textContent = text;
     progressText.textContent = text;
-    live.textContent = settled(r) ? "" : over(r) ? "· the batches already sent are finishing" : "· updated live";
+    live.textContent = settled(r)
+      ? ""
+      : over(r)
+        ? "· the batches already sent are finishing"
+        : r.status === "scheduled"
+          ? `· starts at ${showTime(r.run_at)}`
+          : "· updated live";
     for (const [name, n] of Object.entries(r.customers)) {
       const el = $(`run-customers-${name}`);
       if (el) el.textContent = number(n);
@@ -151,7 +158,8 @@ function init(page) {
     clearTimeout(timer);
     timer = null;
     const goOn = await refresh();
-    if (goOn) timer = setTimeout(poll, POLL_MS);
+    // A run waiting for its start time changes only when someone acts on it.
+    if (goOn) timer = setTimeout(poll, run?.status === "scheduled" ? SCHEDULED_POLL_MS : POLL_MS);
     page.dataset.live = String(goOn);
   }
 

@@ -134,6 +134,8 @@ struct RunPage {
     over: bool,
     done: i64,
     progress_text: String,
+    /// What the live updates are doing, beside the progress.
+    live_note: String,
     cid_count: String,
     batch_count: String,
     created: Shown,
@@ -160,6 +162,18 @@ pub fn progress_text(run: &Run) -> String {
         thousands(run.cid_count),
         if run.cid_count == 1 { "" } else { "s" }
     )
+}
+
+/// Beside the progress: what the page is waiting for, if anything.
+fn live_note(run: &Run) -> String {
+    match (run.status, run.run_at) {
+        (RunStatus::Scheduled, Some(at)) => format!("· starts at {}", show_time(&at)),
+        (status, _) if status.is_over() && run.batches.running > 0 => {
+            "· the batches already sent are finishing".to_owned()
+        }
+        (status, _) if status.is_over() => String::new(),
+        _ => "· updated live".to_owned(),
+    }
 }
 
 fn counters(run: &Run) -> (Vec<Counter>, Vec<Counter>) {
@@ -244,6 +258,7 @@ async fn show(
         over: status.is_over(),
         done: customers_done(&run),
         progress_text: progress_text(&run),
+        live_note: live_note(&run),
         cid_count: thousands(run.cid_count),
         batch_count: thousands(run.batch_count),
         created: shown(&run.created_at),
