@@ -629,3 +629,61 @@ async fn a_100000_cid_paste_is_counted_without_freezing_the_page_and_runs_as_200
         .await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn a_run_given_a_start_time_in_run_at_is_scheduled_and_cancelled_before_it_starts() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let browser = Browser::desktop(&app.address, "run-at").await;
+    browser.login("admin", ADMIN_PASSWORD).await;
+    open_customer_set(&browser, "Resume").await;
+    paste(&browser, &cids("SC", 700).join(" ")).await;
+    browser.wait_for_text("#cid-count", "700 valid").await;
+
+    // Act: an hour from now, in the browser's zone.
+    browser.click("#set-action").await;
+    dialog_open(&browser, "confirm-dialog").await;
+    let chosen = browser
+        .js(r#"
+            const d = new Date(Date.now() + 3600e3);
+            d.setSeconds(0, 0);
+            const p = (n) => String(n).padStart(2, "0");
+            document.getElementById("run-at").value =
+              `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}`;
+            return d.getTime();
+        "#)
+        .await;
+    browser.click("#confirm-yes").await;
+    let run_id = browser.wait_for_text("#run-link", "-").await;
+    assert!(browser.text("#result").await.contains("Run scheduled"));
+
+    // Assert: scheduled at that instant, sent as UTC; only cancel applies.
+    let run = get_run(&admin, &run_id).await["run"].clone();
+    assert_eq!(run["status"], "scheduled");
+    let at = chrono::DateTime::parse_from_rfc3339(run["run_at"].as_str().unwrap()).unwrap();
+    assert_eq!(at.timestamp_millis(), chosen.as_i64().unwrap());
+    browser.click("#run-link").await;
+    browser.find("#run-page[data-ready='true']").await;
+    assert!(browser.text("#run-live").await.contains("starts at"));
+    for (id, shown) in [
+        ("#run-pause", false),
+        ("#run-resume", false),
+        ("#run-cancel", true),
+        ("#run-retry", false),
+    ] {
+        assert_eq!(
+            browser.find(id).await.is_displayed().await.unwrap(),
+            shown,
+            "{id}"
+        );
+    }
+    browser.click("#run-cancel").await;
+    dialog_open(&browser, "run-command-dialog").await;
+    browser.click("#run-command-yes").await;
+    browser.wait_for_text("#run-status", "cancelled").await;
+    let run = get_run(&admin, &run_id).await["run"].clone();
+    assert_eq!(run["status"], "cancelled");
+    assert_eq!(run["customers"]["not_run"], 700);
+    browser.close().await;
+}
