@@ -24,11 +24,19 @@ export function compilePattern(source) {
 
 const encoder = new TextEncoder();
 
+const WHITE_SPACE = /\s/u;
+const ASCII = /^[\x00-\x7f]*$/;
+
+/** The length of a value in UTF-8 bytes; no encoding for ASCII. */
+function utf8Length(value) {
+  return ASCII.test(value) ? value.length : encoder.encode(value).length;
+}
+
 /** Why the server would refuse one value, or null when it is valid. */
 export function whyInvalid(value, pattern, isDefaultPattern) {
   if (value.length === 0) return "empty";
-  if (/\s/u.test(value)) return "contains white space";
-  if (isDefaultPattern && encoder.encode(value).length > 64) return "longer than 64 characters";
+  if (WHITE_SPACE.test(value)) return "contains white space";
+  if (isDefaultPattern && value.length > 21 && utf8Length(value) > 64) return "longer than 64 characters";
   if (pattern && !pattern.test(value)) return "does not match the customer ID pattern";
   return null;
 }
@@ -51,4 +59,108 @@ export function analyseCids(text, pattern, isDefaultPattern) {
     else invalid.push({ value, reason });
   }
   return { valid, invalid, repeated };
+}
+
+// First lines that name the column instead of holding a customer ID.
+const HEADER_WORDS = new Set([
+  "cid", "cids", "customer", "customers", "customer id", "customer ids", "customer_id", "customerid", "id",
+]);
+
+/** Whether the text of a first line (or first cell) is a column header. */
+export function isHeader(text) {
+  return HEADER_WORDS.has(text.trim().toLowerCase());
+}
+
+/** The rows of CSV text, each an array of cells: quoted cells may hold the
+ * delimiter, doubled quotes and line breaks. One pass over the text. */
+export function csvRows(text, delimiter = ",") {
+  const rows = [];
+  let row = [];
+  let cell = "";
+  let quoted = false;
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"') {
+        if (text[i + 1] === '"') {
+          cell += '"';
+          i += 2;
+          continue;
+        }
+        quoted = false;
+      } else {
+        cell += c;
+      }
+      i += 1;
+      continue;
+    }
+    if (c === '"' && cell.length === 0) {
+      quoted = true;
+    } else if (c === delimiter) {
+      row.push(cell);
+      cell = "";
+    } else if (c === "\n" || c === "\r") {
+      row.push(cell);
+      rows.push(row);
+      row = [];
+      cell = "";
+      if (c === "\r" && text[i + 1] === "\n") i += 1;
+    } else {
+      cell += c;
+    }
+    i += 1;
+  }
+  if (cell.length > 0 || row.length > 0) {
+    row.push(cell);
+    rows.push(row);
+  }
+  return rows;
+}
+
+/**
+ * The customer IDs of an uploaded file, one a line, as the page counts
+ * pasted text. A text file holds one per line; a CSV file (by its name or
+ * type) the column headed `cid` (any case), else its first column. A first
+ * line that is a header (`cid`, `customer id`, …) is left out.
+ * Answers `{cids, column, header}`: the column used (its header, or null
+ * for the first column) and the header line left out, if any.
+ */
+export function readCidFile(text, name = "", type = "") {
+  const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+  const csv = /\.(csv|tsv)$/i.test(name) || /(csv|tab-separated)/i.test(type);
+  if (!csv) {
+    const lines = body.split(/\r\n|\n|\r/);
+    let header = null;
+    if (lines.length > 0 && isHeader(lines[0])) header = lines.shift().trim();
+    return { cids: lines.map((l) => l.trim()).filter((l) => l.length > 0), column: null, header };
+  }
+  const firstLine = body.slice(0, body.search(/\r|\n|$/));
+  const delimiter = /\.tsv$/i.test(name) || (!firstLine.includes(",") && firstLine.includes("\t"))
+    ? "\t"
+    : !firstLine.includes(",") && firstLine.includes(";") ? ";" : ",";
+  const rows = csvRows(body, delimiter);
+  if (rows.length === 0) return { cids: [], column: null, header: null };
+  const first = rows[0];
+  let index = first.findIndex((cell) => cell.trim().toLowerCase() === "cid");
+  let column = null;
+  let header = null;
+  if (index >= 0) {
+    column = first[index].trim();
+    header = first.join(delimiter);
+    rows.shift();
+  } else {
+    index = 0;
+    if (isHeader(first[0] ?? "")) {
+      header = first.join(delimiter);
+      rows.shift();
+    }
+  }
+  const cids = [];
+  for (const row of rows) {
+    const value = (row[index] ?? "").trim();
+    if (value.length > 0) cids.push(value);
+  }
+  return { cids, column, header };
 }

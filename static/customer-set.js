@@ -2,9 +2,45 @@
 // confirmed click. The idempotency key is made once per confirmation and
 // re-sent unchanged on every retry, so the server runs the action once
 // whatever the network does; while a request runs nothing else can start.
+// More CIDs than the action's `max_cids` (up to the server's
+// `max_run_cids`) are sent as one run, which the server splits in batches.
+// Counting stays smooth for 100,000 CIDs: one pass, no node per CID, and
+// typing re-counts a large list only once it pauses.
 
-import { analyseCids, compilePattern, DEFAULT_PATTERN } from "./cids.js";
+import { analyseCids, compilePattern, DEFAULT_PATTERN, readCidFile } from "./cids.js";
 import { newKey, sendOnce } from "./send.js";
+
+/** Invalid CIDs listed by value at most; the rest are counted. */
+const SHOWN_INVALID = 100;
+/** Text this long (about 4,000 CIDs) is re-counted once typing pauses. */
+const LARGE_TEXT = 40000;
+const COUNT_DELAY_MS = 150;
+
+const numberFormat = new Intl.NumberFormat("en-US");
+/** A count as the page shows it: `1,203`. */
+function number(n) {
+  return numberFormat.format(n);
+}
+
+/** A `datetime-local` value for a time, in the browser's zone. */
+function localInput(t) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${t.getFullYear()}-${pad(t.getMonth() + 1)}-${pad(t.getDate())}T${pad(t.getHours())}:${pad(t.getMinutes())}`;
+}
+
+/** A time as every page shows it: `2026-11-29 10:00:00 UTC`. */
+function showTime(iso) {
+  const t = new Date(iso);
+  return Number.isNaN(t.getTime()) ? String(iso) : `${t.toISOString().slice(0, 19).replace("T", " ")} UTC`;
+}
+
+/** The CIDs for the confirmation: all of them up to 50, otherwise the
+ * first 25 and the last 25 with the number between. */
+function listForConfirmation(list) {
+  if (list.length <= 50) return list.join(", ");
+  const between = list.length - 50;
+  return `${list.slice(0, 25).join(", ")} … ${number(between)} more … ${list.slice(-25).join(", ")}`;
+}
 
 const form = document.getElementById("set-form");
 if (form) init(form);
@@ -25,6 +61,10 @@ function init(form) {
   const counter = $("cid-count");
   const invalidList = $("cid-invalid");
   const result = $("result");
+  const file = $("cids-file");
+  const fileNote = $("cids-file-note");
+  const runAt = $("run-at");
+  const runAtField = $("run-at-field");
   const confirmDialog = $("confirm-dialog");
   const confirmYes = $("confirm-yes");
   const confirmNo = $("confirm-no");
@@ -33,15 +73,24 @@ function init(form) {
   const duplicateNo = $("duplicate-no");
 
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content ?? "";
-  const pattern = compilePattern(form.dataset.cidPattern || DEFAULT_PATTERN);
+  const patternSource = form.dataset.cidPattern || DEFAULT_PATTERN;
+  const pattern = compilePattern(patternSource);
   const isDefaultPattern = form.dataset.defaultPattern === "true";
   const timeoutMs = Number(form.dataset.timeoutMs) || 45000;
   const upstreamSeconds = Math.round((Number(form.dataset.upstreamTimeoutMs) || 30000) / 1000);
+  const maxRunCids = Number(form.dataset.maxRunCids) || 100000;
 
   let running = false; // a confirmed request is on its way
   let pending = null; // the request the confirmation dialog asks about
   let duplicate = null; // the request the duplicate dialog asks about
   let ticker = null;
+  let counted = null; // the last count: {text, found}
+  let counting = null; // the count on its way: {text, promise}
+  let countTimer = null;
+  let worker = null; // the counting worker; false when it cannot run
+  let lastRequest = 0;
+  const waiting = new Map(); // worker requests by id
+  let asking = false; // the confirmation is being prepared
 
   const actionOption = () => action.selectedOptions[0];
   const clusterOption = () => cluster.selectedOptions[0];
@@ -60,41 +109,163 @@ function init(form) {
     count();
   }
 
+  /** The counts of `text`: on this thread for a short text, in the worker
+   * for a long one. Answers `{validCount, valid(), invalid (the first
+   * SHOWN_INVALID), invalidCount, repeated}`. */
+  function analyse(text) {
+    if (text.length >= LARGE_TEXT) {
+      const w = countWorker();
+      if (w) {
+        return new Promise((resolve) => {
+          const id = ++lastRequest;
+          waiting.set(id, resolve);
+          w.postMessage({ id, text, pattern: patternSource, isDefaultPattern, shown: SHOWN_INVALID });
+        }).then((r) => {
+          let list = null;
+          return {
+            validCount: r.validCount,
+            valid: () => (list ??= r.validText === "" ? [] : r.validText.split("\n")),
+            invalid: r.invalid,
+            invalidCount: r.invalidCount,
+            repeated: r.repeated,
+          };
+        });
+      }
+    }
+    const found = analyseCids(text, pattern, isDefaultPattern);
+    return Promise.resolve({
+      validCount: found.valid.length,
+      valid: () => found.valid,
+      invalid: found.invalid.slice(0, SHOWN_INVALID),
+      invalidCount: found.invalid.length,
+      repeated: found.repeated,
+    });
+  }
+
+  /** The worker that counts long lists, or null where none can start. */
+  function countWorker() {
+    if (worker === null && form.dataset.workerUrl && typeof Worker === "function") {
+      try {
+        worker = new Worker(form.dataset.workerUrl, { type: "module" });
+        worker.addEventListener("message", ({ data }) => {
+          waiting.get(data.id)?.(data);
+          waiting.delete(data.id);
+        });
+        worker.addEventListener("error", () => {
+          worker = false;
+        });
+      } catch {
+        worker = false;
+      }
+    }
+    return worker || null;
+  }
+
+  /** Counts the CIDs (once per text) and shows the counts; answers them. */
   function count() {
-    const found = analyseCids(cids.value, pattern, isDefaultPattern);
-    const tooMany = found.valid.length > maxCids();
+    clearTimeout(countTimer);
+    countTimer = null;
+    const text = cids.value;
+    if (counted && counted.text === text) {
+      showCounts(counted.found);
+      return Promise.resolve(counted.found);
+    }
+    if (counting && counting.text === text) return counting.promise;
+    const promise = analyse(text).then((found) => {
+      if (counting?.promise === promise) counting = null;
+      counted = { text, found };
+      // A newer text is being counted: its answer shows instead.
+      if (cids.value === text) showCounts(found);
+      return found;
+    });
+    counting = { text, promise };
+    return promise;
+  }
+
+  function showCounts(found) {
+    const n = found.validCount;
+    const tooMany = n > maxRunCids;
+    const batches = batchCount(n);
     counter.querySelector(".count-valid").textContent =
-      `${found.valid.length} valid` + (tooMany ? ` (at most ${maxCids()})` : "");
-    counter.querySelector(".count-invalid").textContent = `${found.invalid.length} invalid`;
-    counter.querySelector(".count-repeated").textContent = `${found.repeated} repeated`;
-    counter.classList.toggle("has-invalid", found.invalid.length > 0);
+      `${number(n)} valid` +
+      (tooMany ? ` (at most ${number(maxRunCids)} in one run)` : n > maxCids() ? ` (a run of ${number(batches)} batches)` : "");
+    counter.querySelector(".count-invalid").textContent = `${number(found.invalidCount)} invalid`;
+    counter.querySelector(".count-repeated").textContent = `${number(found.repeated)} repeated`;
+    counter.classList.toggle("has-invalid", found.invalidCount > 0);
     counter.classList.toggle("too-many", tooMany);
-    cids.setAttribute("aria-invalid", String(found.invalid.length > 0 || tooMany));
-    invalidList.replaceChildren(
-      ...found.invalid.map(({ value, reason }) => {
-        const item = document.createElement("li");
-        const code = document.createElement("code");
-        code.textContent = value;
-        item.append(code, ` — ${reason}`);
-        return item;
-      }),
-    );
-    invalidList.hidden = found.invalid.length === 0;
-    return found;
+    cids.setAttribute("aria-invalid", String(found.invalidCount > 0 || tooMany));
+    // At most SHOWN_INVALID items: a list of 100,000 bad values would freeze the page.
+    const items = found.invalid.map(({ value, reason }) => {
+      const item = document.createElement("li");
+      const code = document.createElement("code");
+      code.textContent = value;
+      item.append(code, ` — ${reason}`);
+      return item;
+    });
+    if (found.invalidCount > found.invalid.length) {
+      const more = document.createElement("li");
+      more.className = "more";
+      more.textContent = `… and ${number(found.invalidCount - found.invalid.length)} more`;
+      items.push(more);
+    }
+    invalidList.replaceChildren(...items);
+    invalidList.hidden = found.invalidCount === 0;
+  }
+
+  /** Typing in a long list re-counts it once the typing pauses; a short
+   * one is counted at once. */
+  function countSoon() {
+    clearTimeout(countTimer);
+    if (cids.value.length < LARGE_TEXT) count();
+    else countTimer = setTimeout(count, COUNT_DELAY_MS);
+  }
+
+  const batchCount = (n) => Math.ceil(n / maxCids());
+
+  async function readFile() {
+    const chosen = file.files?.[0];
+    if (!chosen) return;
+    let text;
+    try {
+      text = await chosen.text();
+    } catch {
+      fileNote.textContent = `${chosen.name} could not be read.`;
+      fileNote.hidden = false;
+      return;
+    }
+    const read = readCidFile(text, chosen.name, chosen.type);
+    cids.value = read.cids.join("\n");
+    const from = read.column ? ` (column “${read.column}”)` : "";
+    const skipped = read.header !== null ? ` The header line “${read.header}” was left out.` : "";
+    fileNote.textContent = `Read ${number(read.cids.length)} line${read.cids.length === 1 ? "" : "s"} from ${chosen.name}${from}.${skipped} They are in the box above, counted as pasted.`;
+    fileNote.hidden = false;
+    count();
   }
 
   /** The request to send, or why there is none yet. */
-  function prepare() {
-    const found = count();
-    if (found.invalid.length > 0) {
-      const list = found.invalid.map((i) => i.value).join(", ");
-      return refuse(`Fix or remove the invalid customer IDs first: ${list}.`, cids);
+  async function prepare() {
+    const found = await count();
+    if (found.invalidCount > 0) {
+      const shown = found.invalid.map((i) => i.value).join(", ");
+      const more = found.invalidCount > found.invalid.length ? ` and ${number(found.invalidCount - found.invalid.length)} more` : "";
+      return refuse(`Fix or remove the invalid customer IDs first: ${shown}${more}.`, cids);
     }
-    if (found.valid.length === 0) return refuse("Type at least one customer ID.", cids);
-    if (found.valid.length > maxCids()) {
-      return refuse(`${action.value} takes at most ${maxCids()} customer IDs; you have ${found.valid.length}.`, cids);
+    const n = found.validCount;
+    if (n === 0) return refuse("Type at least one customer ID.", cids);
+    if (n > maxRunCids) {
+      return refuse(
+        `One run takes at most ${number(maxRunCids)} customer IDs; you have ${number(n)}. Split them into several runs.`,
+        cids,
+      );
     }
-    const body = { cluster: cluster.value, action: action.value, cids: found.valid };
+    const run = n > maxCids();
+    const body = { cluster: cluster.value, action: action.value, cids: found.valid() };
+    if (run && needsToken()) {
+      return refuse(
+        `${number(n)} customer IDs are more than one job takes (${maxCids()}), so they would run as a run in the background; this cluster has no token on the server, and a typed token is never kept. Pick a cluster with a server-side token, or send at most ${maxCids()} at a time.`,
+        cluster,
+      );
+    }
     if (needsToken()) {
       if (token.value.trim() === "") return refuse("This cluster needs your token: type it in “Cluster token”.", token);
       body.token = token.value;
@@ -107,7 +278,7 @@ function init(form) {
       }
       body.reason = why;
     }
-    return { body };
+    return { body, run };
   }
 
   function refuse(message, field) {
@@ -116,15 +287,40 @@ function init(form) {
     return null;
   }
 
-  function askConfirmation() {
-    if (running || confirmDialog.open || duplicateDialog.open) return;
-    const prepared = prepare();
-    if (!prepared) return;
-    pending = prepared.body;
-    $("confirm-action").textContent = pending.action;
-    $("confirm-cluster").textContent = clusterOption()?.textContent ?? pending.cluster;
-    const n = pending.cids.length;
-    $("confirm-count").textContent = `${n} customer ID${n === 1 ? "" : "s"}`;
+  async function askConfirmation() {
+    if (running || asking || confirmDialog.open || duplicateDialog.open) return;
+    asking = true;
+    let prepared;
+    try {
+      prepared = await prepare();
+    } finally {
+      asking = false;
+    }
+    if (!prepared || running || confirmDialog.open || duplicateDialog.open) return;
+    pending = prepared;
+    const body = prepared.body;
+    $("confirm-action").textContent = body.action;
+    $("confirm-cluster").textContent = clusterOption()?.textContent ?? body.cluster;
+    const n = body.cids.length;
+    $("confirm-count").textContent = `${number(n)} customer ID${n === 1 ? "" : "s"}`;
+    const batches = $("confirm-batches");
+    batches.hidden = !prepared.run;
+    runAtField.hidden = !prepared.run;
+    if (prepared.run) {
+      const b = batchCount(n);
+      batches.textContent = `As one run in ${number(b)} batches of at most ${number(maxCids())}, sent in order in the background; its page shows the progress.`;
+      $("confirm-title").textContent = "Start this run?";
+      $("confirm-hint").textContent = "One confirmation makes exactly one run; each batch becomes one job when it is sent.";
+      confirmYes.textContent = "Start the run";
+      const now = new Date();
+      runAt.min = localInput(now);
+      runAt.max = localInput(new Date(now.getTime() + 30 * 24 * 3600 * 1000));
+    } else {
+      $("confirm-title").textContent = "Run this action?";
+      $("confirm-hint").textContent = "The cluster applies it right away. One confirmation makes exactly one job.";
+      confirmYes.textContent = "Run it";
+    }
+    $("confirm-cids").textContent = listForConfirmation(body.cids);
     confirmDialog.showModal();
   }
 
@@ -137,10 +333,20 @@ function init(form) {
     // A second click, a second Enter or a click on a closed dialog finds no
     // pending request: one confirmation sends one request.
     if (running || !confirmDialog.open || pending === null) return;
-    const body = pending;
+    const { body, run } = pending;
+    if (run && runAt.value !== "") {
+      const at = new Date(runAt.value);
+      if (Number.isNaN(at.getTime()) || at.getTime() <= Date.now()) {
+        runAt.setCustomValidity("Pick a time in the future, or leave it empty to start now.");
+        runAt.reportValidity();
+        return;
+      }
+      body.run_at = at.toISOString();
+    }
+    runAt.setCustomValidity("");
     pending = null;
     confirmDialog.close();
-    send(body, newKey());
+    send(body, newKey(), run);
   });
   confirmNo.addEventListener("click", () => {
     pending = null;
@@ -156,15 +362,20 @@ function init(form) {
   duplicateYes.addEventListener("click", () => {
     if (running || !duplicateDialog.open || duplicate === null) return;
     const body = { ...duplicate.body, confirm_duplicate: true };
+    const run = duplicate.run;
     duplicate = null;
     duplicateDialog.close();
-    send(body, newKey());
+    send(body, newKey(), run);
   });
   duplicateNo.addEventListener("click", () => {
     const earlier = duplicate?.problem;
     duplicate = null;
     duplicateDialog.close();
-    show("notice", "Not run", ["The earlier job stands; nothing new was run."], earlier?.job_id);
+    if (earlier?.run_id) {
+      show("notice", "Not run", ["The earlier run stands; nothing new was run."], null, earlier.run_id);
+    } else {
+      show("notice", "Not run", ["The earlier job stands; nothing new was run."], earlier?.job_id);
+    }
   });
   duplicateDialog.addEventListener("close", () => {
     duplicate = null;
@@ -186,47 +397,58 @@ function init(form) {
     }
   }
 
-  async function send(body, key) {
+  async function send(body, key, run = false) {
     running = true;
     result.hidden = true;
-    setBusy(true);
+    setBusy(true, run ? "Queuing the run…" : undefined);
     try {
       const sent = await sendOnce({
-        url: "/api/v1/actions",
+        url: run ? "/api/v1/runs" : "/api/v1/actions",
         body,
         key,
         csrf,
         timeoutMs,
         onWait: (text) => setBusy(true, text),
       });
-      if (sent.lost) lost(key);
-      else answer(sent.response, sent.data, body);
+      if (sent.lost) lost(key, run);
+      else answer(sent.response, sent.data, body, run);
     } finally {
       running = false;
       setBusy(false);
     }
   }
 
-  function lost(key) {
+  function lost(key, run) {
     show("failure", "No answer from the server", [
       "The connection failed several times, so the outcome is not known here.",
-      "The request may have run: look for it in the Jobs Audit before running it again.",
+      run
+        ? "The run may have been queued: look for it on the Runs page before starting it again."
+        : "The request may have run: look for it in the Jobs Audit before running it again.",
       `(Request key ${key})`,
     ]);
     const link = document.createElement("p");
     const a = document.createElement("a");
-    a.href = "/jobs";
-    a.textContent = "Open the Jobs Audit";
+    a.href = run ? "/runs" : "/jobs";
+    a.textContent = run ? "Open the Runs page" : "Open the Jobs Audit";
     link.append(a);
     result.append(link);
   }
 
-  function answer(response, data, body) {
+  function answer(response, data, body, run) {
     const job = data.job;
     const replayed = response.headers.get("Idempotent-Replayed") === "true";
     const again = replayed ? ["This request had already run; this is its recorded answer."] : [];
-    const cidsText = (n) => `${n} customer ID${n === 1 ? "" : "s"}`;
+    const cidsText = (n) => `${number(n)} customer ID${n === 1 ? "" : "s"}`;
     switch (response.status) {
+      case 202: {
+        const r = data.run;
+        const when = r.run_at ? `It starts at ${showTime(r.run_at)}.` : "Its batches are being sent now.";
+        show("success", r.run_at ? "Run scheduled" : "Run started", [
+          `${r.action} on ${cidsText(r.cid_count)} in ${r.cluster}, in ${number(r.batch_count)} batches of at most ${number(r.batch_size)}. ${when}`,
+          ...again,
+        ], null, r.run_id);
+        return;
+      }
       case 201:
         show("success", "Succeeded", [
           `${job.action} on ${cidsText(job.cid_count)} in ${job.cluster}: the cluster applied it.`,
@@ -262,7 +484,7 @@ function init(form) {
         ], job?.job_id);
         return;
       case 409:
-        conflict(data, body);
+        conflict(data, body, run);
         return;
       case 422:
         unprocessable(data);
@@ -278,7 +500,11 @@ function init(form) {
         ]);
         return;
       case 413:
-        show("failure", "Too large", ["The request is larger than 256 KiB: split the customer IDs into several runs. Nothing was run."]);
+        show("failure", "Too large", [
+          run
+            ? "The request is larger than 4 MiB: split the customer IDs into several runs. Nothing was run."
+            : "The request is larger than 256 KiB: split the customer IDs into several runs. Nothing was run.",
+        ]);
         return;
       case 400:
         show("failure", "Refused", [`The server refused the request: ${data.detail ?? "malformed request"}. Nothing was run.`]);
@@ -291,18 +517,24 @@ function init(form) {
     }
   }
 
-  function conflict(data, body) {
+  function conflict(data, body, run) {
     switch (data.code) {
       case "recent_duplicate":
-        duplicate = { body, problem: data };
+        duplicate = { body, problem: data, run };
         $("duplicate-user").textContent = data.user ?? "someone";
         $("duplicate-when").textContent = when(data.created_at);
         {
           const link = $("duplicate-job");
-          link.href = `/jobs/${encodeURIComponent(data.job_id)}`;
-          link.textContent = data.job_id;
+          const runId = data.run_id;
+          link.href = runId ? `/runs/${encodeURIComponent(runId)}` : `/jobs/${encodeURIComponent(data.job_id)}`;
+          link.textContent = runId ?? data.job_id;
+          $("duplicate-kind").textContent = runId ? "run" : "job";
         }
-        show("notice", "Not run yet", ["The same action on the same customer IDs ran a moment ago."], data.job_id);
+        if (data.run_id) {
+          show("notice", "Not run yet", ["The same action on the same customer IDs was started as a run a moment ago."], null, data.run_id);
+        } else {
+          show("notice", "Not run yet", ["The same action on the same customer IDs ran a moment ago."], data.job_id);
+        }
         duplicateDialog.showModal();
         return;
       case "cids_busy":
@@ -323,14 +555,20 @@ function init(form) {
       unknown_cluster: "This cluster is not configured on the server (any more). Reload the page.",
       unknown_action: "This action is not configured on the server (any more). Reload the page.",
       no_cids: "Type at least one customer ID.",
-      too_many_cids: `Too many customer IDs: this action takes at most ${data.max}.`,
+      too_many_cids: `Too many customer IDs: at most ${number(data.max ?? 0)}.`,
       token_required: "This cluster needs your token: type it in “Cluster token”.",
       reason_required: data.detail,
       idempotency_key_reused: "This request's key was already used for a different request. Confirm again to send it as a new request.",
     };
     let lines;
     if (data.code === "invalid_cids") {
-      lines = ["The server refused these customer IDs:", ...(data.invalid ?? []).map((i) => `${i.value} — ${i.reason}`)];
+      const listed = (data.invalid ?? []).slice(0, SHOWN_INVALID);
+      const more = (data.invalid_count ?? listed.length) - listed.length;
+      lines = [
+        "The server refused these customer IDs:",
+        ...listed.map((i) => `${i.value} — ${i.reason}`),
+        ...(more > 0 ? [`… and ${number(more)} more.`] : []),
+      ];
     } else {
       lines = [messages[data.code] ?? data.detail ?? "The request was refused."];
     }
@@ -350,8 +588,8 @@ function init(form) {
     result.append(p);
   }
 
-  /** Fills the result panel; the job link is `#job-id`. */
-  function show(kind, title, lines, jobId) {
+  /** Fills the result panel; the job link is `#job-id`, a run's `#run-link`. */
+  function show(kind, title, lines, jobId, runId) {
     const heading = document.createElement("h2");
     heading.id = "result-title";
     heading.textContent = title;
@@ -371,6 +609,16 @@ function init(form) {
       p.append("Job ", a);
       parts.push(p);
     }
+    if (runId) {
+      const p = document.createElement("p");
+      const a = document.createElement("a");
+      a.id = "run-link";
+      a.className = "mono";
+      a.href = `/runs/${encodeURIComponent(runId)}`;
+      a.textContent = runId;
+      p.append("Run ", a, " — its page shows each batch as it goes.");
+      parts.push(p);
+    }
     result.replaceChildren(...parts);
     result.className = `result ${kind}`;
     result.dataset.kind = kind;
@@ -388,7 +636,8 @@ function init(form) {
 
   cluster.addEventListener("change", onCluster);
   action.addEventListener("change", onAction);
-  cids.addEventListener("input", count);
+  cids.addEventListener("input", countSoon);
+  file.addEventListener("change", readFile);
   window.addEventListener("beforeunload", (event) => {
     if (running) event.preventDefault();
   });

@@ -27,6 +27,7 @@ mod query_plans;
 mod readiness;
 mod roles;
 mod run_faults;
+mod run_pages;
 mod runs;
 mod secrets;
 mod session;

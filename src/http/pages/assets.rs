@@ -28,7 +28,7 @@ struct Asset {
 }
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
-    let files: [(&str, &str, &[u8]); 6] = [
+    let files: [(&str, &str, &[u8]); 8] = [
         (
             "app.css",
             "text/css; charset=utf-8",
@@ -40,6 +40,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             include_bytes!("../../../static/cids.js"),
         ),
         (
+            "cids-worker.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../../static/cids-worker.js"),
+        ),
+        (
             "customer-set.js",
             "text/javascript; charset=utf-8",
             include_bytes!("../../../static/customer-set.js"),
@@ -48,6 +53,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             "job.js",
             "text/javascript; charset=utf-8",
             include_bytes!("../../../static/job.js"),
+        ),
+        (
+            "run.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../../static/run.js"),
         ),
         (
             "send.js",
@@ -131,8 +141,10 @@ mod tests {
         for name in [
             "app.css",
             "cids.js",
+            "cids-worker.js",
             "customer-set.js",
             "job.js",
+            "run.js",
             "send.js",
             "favicon.svg",
         ] {

@@ -247,6 +247,22 @@ pub fn show_duration(ms: Option<i64>) -> String {
     }
 }
 
+/// A count as pages show it: `1,203`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
 /// Minutes to wait, rounded up, for a throttling message.
 pub fn minutes(seconds: u64) -> u64 {
     seconds.div_ceil(60).max(1)
@@ -283,6 +299,15 @@ mod tests {
         assert_eq!(enc("/jobs?a=1&b=2"), "%2Fjobs%3Fa%3D1%26b%3D2");
         assert_eq!(enc("C-1_2.3*"), "C-1_2.3*");
         assert_eq!(enc("a b"), "a+b");
+    }
+
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1203), "1,203");
+        assert_eq!(thousands(100_000), "100,000");
+        assert_eq!(thousands(-1_234_567), "-1,234,567");
     }
 
     #[test]

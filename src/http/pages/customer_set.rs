@@ -1,6 +1,7 @@
 //! `/`: Customer Set. The form is rendered from the catalog on the server;
 //! `static/customer-set.js` counts the CIDs live, asks for confirmation and
-//! sends the one request per confirmed click (SPEC §5).
+//! sends the one request per confirmed click (SPEC §5): a job, or beyond the
+//! action's `max_cids` a run of batches (SPEC §13).
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::Router;
 
-use super::common::{render, Chrome, PageResult, PageUser};
+use super::common::{render, thousands, Chrome, PageResult, PageUser};
 use crate::domain::cid::DEFAULT_CID_PATTERN;
 // The page offers what the API's catalog shows, so it renders the same views.
 use crate::http::api::catalog::{ActionView, ClusterView};
@@ -36,6 +37,10 @@ struct CustomerSetPage {
     upstream_timeout_ms: u128,
     client_timeout_ms: u128,
     first_needs_token: bool,
+    /// The most CIDs one run takes; beyond the action's `max_cids` the
+    /// page sends a run.
+    max_run_cids: usize,
+    max_run_cids_text: String,
 }
 
 #[tracing::instrument(skip_all, fields(user = %page_user.user.username))]
@@ -56,5 +61,7 @@ async fn show(State(state): State<AppState>, page_user: PageUser) -> PageResult 
         cid_pattern,
         upstream_timeout_ms: upstream.as_millis(),
         client_timeout_ms: (upstream + CLIENT_TIMEOUT_MARGIN).as_millis(),
+        max_run_cids: state.service.runs().max_run_cids(),
+        max_run_cids_text: thousands(state.service.runs().max_run_cids() as i64),
     })
 }

@@ -19,6 +19,8 @@ pub mod duplicates;
 pub mod job;
 pub mod jobs;
 pub mod login;
+pub mod run;
+pub mod runs;
 pub mod sso;
 pub mod users;
 
@@ -31,6 +33,8 @@ pub fn router() -> Router<AppState> {
         .merge(jobs::router())
         .merge(duplicates::router())
         .merge(job::router())
+        .merge(runs::router())
+        .merge(run::router())
         .merge(customers::router())
         .merge(account::router())
         .merge(users::router())
