@@ -12,6 +12,13 @@
 //! Argon2id verification of ~19 MiB; the server's peak and settled memory and
 //! the logins per second.
 //!
+//! Per-customer outcomes at scale (`--only customers`): a store of `--jobs`
+//! jobs averaging 10 CIDs (10 customer rows per job), written with bulk SQL,
+//! served by the release server: a customer's history (first page and a
+//! 10,000-deep cursor page), a 500-CID job's customers, the store's size per
+//! customer row, and Set Action throughput with and without the job's
+//! customer rows, alternately.
+//!
 //! `cargo bench --bench tms -- [--seconds N] [--clients N] [--jobs N] [--postgres-url URL] [--skip-postgres] [--only PHASE]`
 
 use std::path::{Path, PathBuf};
@@ -36,7 +43,7 @@ struct Options {
     skip_postgres: bool,
     /// Jobs in the audit-at-scale phase (0 skips it).
     jobs: u64,
-    /// Run only this phase: throughput, guards, slow, logins or audit.
+    /// Run only this phase: throughput, guards, slow, logins, audit or customers.
     only: Option<String>,
 }
 
@@ -77,7 +84,7 @@ fn options() -> Options {
             "--only" => {
                 o.only = Some(
                     args.next()
-                        .expect("--only throughput|guards|slow|logins|audit"),
+                        .expect("--only throughput|guards|slow|logins|audit|customers"),
                 )
             }
             "--bench" => {} // passed by cargo
@@ -381,16 +388,28 @@ async fn set_action_load(
     seconds: u64,
     tag: &str,
 ) -> Load {
-    let (http, base, token, tag) = (
-        http.clone(),
-        server.base.clone(),
-        server.token.clone(),
-        tag.to_owned(),
-    );
+    let tag = tag.to_owned();
+    set_action_load_with(server, http, clients, seconds, move |client, n| {
+        vec![format!("{tag}-{client}-{n}")]
+    })
+    .await
+}
+
+/// Set Actions whose CIDs `cids(client, n)` chooses for the `n`th request
+/// of each client.
+async fn set_action_load_with(
+    server: &Server,
+    http: &reqwest::Client,
+    clients: usize,
+    seconds: u64,
+    cids: impl Fn(usize, usize) -> Vec<String> + Send + Sync + 'static,
+) -> Load {
+    let (http, base, token) = (http.clone(), server.base.clone(), server.token.clone());
+    let cids = Arc::new(cids);
     drive(clients, seconds, move |client, n| {
-        let (http, base, token, tag) = (http.clone(), base.clone(), token.clone(), tag.clone());
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        let body = json!({"cluster": "bench", "action": "Trans-Begin", "cids": cids(client, n)});
         async move {
-            let body = json!({"cluster": "bench", "action": "Trans-Begin", "cids": [format!("{tag}-{client}-{n}")]});
             match http
                 .post(format!("{base}/api/v1/actions"))
                 .bearer_auth(&token)
@@ -598,6 +617,9 @@ async fn main() {
 
     if o.jobs > 0 && o.runs("audit") {
         audit_at_scale(dir.path(), o.jobs, &http, &mut rows).await;
+    }
+    if o.jobs > 0 && o.runs("customers") {
+        customers_at_scale(dir.path(), &sandboxes, &http, &o, &mut rows).await;
     }
 
     println!("\n| figure | value | notes |\n|---|---:|---|");
@@ -1166,4 +1188,582 @@ async fn login_storm(
         unit: "MiB",
         note: "what the server keeps once the storm is over".into(),
     });
+}
+
+/// Customers of the per-customer store: `C0000000` to `C0999999`.
+const POPULATION: u64 = 1_000_000;
+/// Customers in far more jobs than the others, for the deep cursor page.
+const HEAVY: [&str; 3] = ["HEAVY-1", "HEAVY-2", "HEAVY-3"];
+/// Jobs each heavy customer is in (when the store has that many).
+const HEAVY_JOBS: u64 = 12_000;
+/// How far into a heavy customer's history the deep page starts.
+const DEEP: usize = 10_000;
+/// Jobs of 500 CIDs in the store.
+const WIDE_JOBS: u64 = 10;
+
+fn population_cid(i: u64) -> String {
+    format!("C{:07}", i % POPULATION)
+}
+
+/// A customer of the store, in about as many jobs as the average.
+fn typical_cid() -> String {
+    population_cid(123_457)
+}
+
+/// A 64-bit mix of `x` (splitmix64): random-looking, the same every run.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Creates a user with the CLI, as an operator would.
+fn cli_add_user(store: &str, username: &str, role: &str) {
+    use std::io::Write;
+    let mut add = Command::new(BIN)
+        .args(["users", "add", "--role", role, "--password-stdin", username])
+        .args(["--database-url", store])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin
+        .take()
+        .unwrap()
+        .write_all(ADMIN_PASSWORD.as_bytes())
+        .unwrap();
+    assert!(add.wait().unwrap().success(), "users add {username} failed");
+}
+
+/// The size of an SQLite file in bytes, from its page count.
+async fn file_bytes(conn: &mut sqlx::SqliteConnection) -> i64 {
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let size: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    pages * size
+}
+
+/// What the bulk writer made: the figures, and what to ask the API for.
+struct CustomerStore {
+    seconds: f64,
+    customer_rows: i64,
+    /// Bytes of `job_cids` and of each of its indexes (SQLite's dbstat),
+    /// and of all four together (the file's growth).
+    sizes: Vec<(String, i64)>,
+    total_bytes: i64,
+    /// A job of 500 CIDs.
+    wide_job: uuid::Uuid,
+    /// Jobs of `HEAVY[0]`, and of `typical_cid()`.
+    heavy_jobs: i64,
+    typical_jobs: i64,
+    /// The job `DEEP` entries into `HEAVY[0]`'s history (0-based), newest
+    /// first: the first entry the deep page must show.
+    deep_job: uuid::Uuid,
+}
+
+/// The per-customer store: `n` jobs on cluster `bench`, 1 to 19 CIDs each
+/// (10 on average) drawn from `POPULATION` customers, every 83rd job or so
+/// with a heavy customer, `WIDE_JOBS` jobs of 500 CIDs (the most a Set
+/// Action takes); 95 % succeeded, 3 %
+/// failed, 2 % partial (the first customer failed). Written in time order,
+/// as the server would have written them, with the indexes made after the
+/// rows. Jobs are marked sealed with placeholder hashes, so the sealer does
+/// not spend the measured minutes sealing a million jobs (`audit verify`
+/// would fail on this store; nothing here runs it).
+async fn write_customer_store(url: &str, n: u64) -> CustomerStore {
+    let started = Instant::now();
+    // The CLI makes and migrates the store, and the admin the benchmark logs in as.
+    cli_add_user(url, "admin", "admin");
+    let options = SqliteConnectOptions::from_str(url)
+        .unwrap()
+        .journal_mode(SqliteJournalMode::Off)
+        .synchronous(SqliteSynchronous::Off)
+        .foreign_keys(false)
+        .pragma("cache_size", "-2000000");
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    let indexes: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'index' \
+         AND tbl_name IN ('jobs', 'job_cids') AND sql IS NOT NULL",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    for (name, _, _) in &indexes {
+        sqlx::query(&format!("DROP INDEX {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let users = ["ops1", "ops2", "ops3", "ops4"];
+    for user in users {
+        sqlx::query(
+            "INSERT INTO users (username, role, password_hash, disabled, created_at) \
+             VALUES ($1, 'operator', NULL, TRUE, '2025-03-01T00:00:00+00:00')",
+        )
+        .bind(user)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let time = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+    };
+    let start_ms = 1_740_787_200_000i64; // 2025-03-01T00:00:00Z
+    let step = (90 * 86_400_000 / n as i64).max(1);
+    let heavy_every = (n / HEAVY_JOBS).max(1);
+    let wide_every = (n / WIDE_JOBS).max(1);
+    let mut wide_job = None;
+    let mut tx = conn.begin().await.unwrap();
+    const BATCH: usize = 5_000;
+    let mut batch = Vec::with_capacity(BATCH);
+    for i in 0..n {
+        let r = mix(i);
+        let at = start_ms + i as i64 * step + (r % step as u64) as i64;
+        let base = r % POPULATION;
+        let wide = i % wide_every == wide_every / 2 && i / wide_every < WIDE_JOBS;
+        // Distinct within a job: the strides stay below POPULATION.
+        let mut cids: Vec<String> = if wide {
+            (0..500).map(|k| population_cid(base + k * 1_999)).collect()
+        } else {
+            (0..1 + (r >> 8) % 19)
+                .map(|k| population_cid(base + k * 99_991))
+                .collect()
+        };
+        for (h, heavy) in HEAVY.iter().enumerate() {
+            if !wide && i % heavy_every == h as u64 % heavy_every {
+                cids.push((*heavy).to_owned());
+            }
+        }
+        let count = cids.len() as i64;
+        let (status, ok, failed, upstream, summary, error) = match (r >> 40) % 100 {
+            0..=2 => (
+                "failed",
+                0,
+                count,
+                502,
+                "upstream answered 502".to_owned(),
+                Some("upstream answered 502"),
+            ),
+            3..=4 if count > 1 => (
+                "partial",
+                count - 1,
+                1,
+                200,
+                format!("{} of {count} customer(s) processed", count - 1),
+                None,
+            ),
+            _ => (
+                "succeeded",
+                count,
+                0,
+                200,
+                format!("Successfully processed {count} customer(s)"),
+                None,
+            ),
+        };
+        let random = mix(r);
+        let mut tail = [0u8; 10];
+        tail[..8].copy_from_slice(&random.to_le_bytes());
+        tail[8..].copy_from_slice(&mix(random).to_le_bytes()[..2]);
+        let id = uuid::Builder::from_unix_timestamp_millis(at as u64, &tail).into_uuid();
+        if wide && wide_job.is_none() {
+            wide_job = Some(id);
+        }
+        batch.push(json!([
+            id.simple().to_string(),
+            users[(r >> 32) as usize % users.len()],
+            format!("{:016x}{:016x}", mix(random), mix(random ^ 1)),
+            format!(
+                "{:016x}{:016x}{:016x}{:016x}",
+                mix(r ^ 2),
+                mix(r ^ 3),
+                mix(r ^ 4),
+                mix(r ^ 5)
+            ),
+            format!(
+                "{:016x}{:016x}{:016x}{:016x}",
+                mix(r ^ 6),
+                mix(r ^ 7),
+                mix(r ^ 8),
+                mix(r ^ 9)
+            ),
+            serde_json::to_string(&cids).unwrap(),
+            count,
+            status,
+            upstream,
+            summary,
+            error,
+            time(at),
+            time(at + 40),
+            40,
+            time(at + 1),
+            time(at + 39),
+            time(at + 40),
+            i + 1,
+            format!("{:064x}", i + 1),
+            ok,
+            failed,
+        ]));
+        if batch.len() == BATCH || i + 1 == n {
+            sqlx::query(
+                "INSERT INTO jobs (job_id, user_name, idempotency_key, payload_hash, intent_hash, cluster, \
+                 action, action_code, cids, cid_count, status, upstream_status, response_summary, error, \
+                 created_at, finished_at, duration_ms, sent_at, answered_at, finalized_at, audit_seq, \
+                 audit_hash, ok_count, failed_count, unknown_count) \
+                 SELECT unhex(v.value ->> 0), v.value ->> 1, v.value ->> 2, v.value ->> 3, v.value ->> 4, \
+                 'bench', 'Trans-Begin', 1, v.value ->> 5, v.value ->> 6, v.value ->> 7, v.value ->> 8, \
+                 v.value ->> 9, v.value ->> 10, v.value ->> 11, v.value ->> 12, v.value ->> 13, \
+                 v.value ->> 14, v.value ->> 15, v.value ->> 16, v.value ->> 17, v.value ->> 18, \
+                 v.value ->> 19, v.value ->> 20, 0 FROM json_each($1) AS v",
+            )
+            .bind(serde_json::to_string(&batch).unwrap())
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            batch.clear();
+            eprint!("\r  writing the jobs: {} / {n}", i + 1);
+        }
+    }
+    eprintln!();
+    let make_indexes = |table: &'static str| {
+        indexes
+            .iter()
+            .filter(move |(_, t, _)| t == table)
+            .map(|(_, _, sql)| sql.clone())
+    };
+    for sql in make_indexes("jobs") {
+        sqlx::query(&sql).execute(&mut *tx).await.unwrap();
+    }
+    let before = file_bytes(&mut tx).await;
+    eprintln!("  writing the customer rows");
+    sqlx::query(
+        "INSERT INTO job_cids (cid, job_id, position, created_at, outcome, error) \
+         SELECT c.value, j.job_id, c.key, j.created_at, \
+         CASE WHEN j.status = 'failed' OR (j.status = 'partial' AND c.key = 0) THEN 'failed' ELSE 'ok' END, \
+         CASE WHEN j.status = 'failed' THEN j.error WHEN j.status = 'partial' AND c.key = 0 \
+         THEN 'customer is locked' END \
+         FROM jobs j, json_each(j.cids) AS c",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    for sql in make_indexes("job_cids") {
+        sqlx::query(&sql).execute(&mut *tx).await.unwrap();
+    }
+    let total_bytes = file_bytes(&mut tx).await - before;
+    tx.commit().await.unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let customer_rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job_cids")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let sizes: Vec<(String, i64)> = match sqlx::query_as(
+        "SELECT name, SUM(pgsize) FROM dbstat WHERE name IN \
+         (SELECT name FROM sqlite_master WHERE tbl_name = 'job_cids') GROUP BY name ORDER BY name",
+    )
+    .fetch_all(&mut conn)
+    .await
+    {
+        Ok(sizes) => sizes,
+        Err(e) => {
+            eprintln!("  no dbstat ({e}): the file's growth only");
+            Vec::new()
+        }
+    };
+    let count_of = "SELECT COUNT(*) FROM job_cids WHERE cid = $1";
+    let heavy_jobs: i64 = sqlx::query_scalar(count_of)
+        .bind(HEAVY[0])
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let typical_jobs: i64 = sqlx::query_scalar(count_of)
+        .bind(typical_cid())
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let deep_job: uuid::Uuid = sqlx::query_scalar(
+        "SELECT job_id FROM job_cids WHERE cid = $1 ORDER BY created_at DESC, job_id DESC LIMIT 1 OFFSET $2",
+    )
+    .bind(HEAVY[0])
+    .bind(DEEP as i64)
+    .fetch_one(&mut conn)
+    .await
+    .expect("a heavy customer with more than 10,000 jobs (--jobs of at least 10000)");
+    // What SQLite does for the two reads, as the server sends them.
+    let history_plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN SELECT c.job_id, c.created_at, j.user_name, j.cluster, j.action, \
+         j.action_code, j.status, c.outcome, c.error FROM job_cids c JOIN jobs j ON j.job_id = c.job_id \
+         WHERE c.cid = $1 AND (c.created_at, c.job_id) < ($2, $3) \
+         ORDER BY c.created_at DESC, c.job_id DESC LIMIT $4",
+    )
+    .bind(HEAVY[0])
+    .bind("2025-04-01T00:00:00+00:00")
+    .bind(deep_job)
+    .bind(51i64)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    let customers_plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "EXPLAIN QUERY PLAN SELECT cid, outcome, error FROM job_cids WHERE job_id = $1 ORDER BY position",
+    )
+    .bind(deep_job)
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    for (what, plan) in [
+        ("history page after a cursor", history_plan),
+        ("a job's customers", customers_plan),
+    ] {
+        for (_, _, _, detail) in plan {
+            eprintln!("  plan of {what}: {detail}");
+        }
+    }
+    CustomerStore {
+        seconds,
+        customer_rows,
+        sizes,
+        total_bytes,
+        wide_job: wide_job.expect("a 500-CID job (--jobs of at least 10)"),
+        heavy_jobs,
+        typical_jobs,
+        deep_job,
+    }
+}
+
+/// Set Actions of 10 of the store's customers each. Each client takes its
+/// own customers (every `clients`th); its `n`th request takes the `10 n`th
+/// to `10 n + 9`th of them in a fixed shuffled order, so requests land all
+/// over the store and no two ask for the same set (the recent-duplicate
+/// guard would refuse the second). Round 1 starts half-way through. With
+/// `fresh`, 10 CIDs never seen before instead, next to each other in every
+/// index keyed by CID.
+async fn customer_load(
+    server: &Server,
+    http: &reqwest::Client,
+    o: &Options,
+    round: u64,
+    fresh: bool,
+) -> Load {
+    let clients = o.clients as u64;
+    let share = POPULATION / clients;
+    set_action_load_with(server, http, o.clients, o.seconds, move |client, n| {
+        (0..10)
+            .map(|k| {
+                if fresh {
+                    return format!("NEW{round}-{client}-{n}-{k}");
+                }
+                let j = (round * share / 2 + n as u64 * 10 + k) % share;
+                // 1,000,003 is a prime above `share`: a permutation of 0..share.
+                population_cid(j * 1_000_003 % share * clients + client as u64)
+            })
+            .collect()
+    })
+    .await
+}
+
+/// A customer's history and a job's customers on a store of `--jobs` jobs
+/// averaging 10 CIDs, through the API; then Set Action throughput with 10
+/// of the store's customers per request, on that store and on a copy that
+/// keeps no customer rows for new jobs (a trigger skips them), alternately.
+async fn customers_at_scale(
+    dir: &Path,
+    sandboxes: &Sandboxes,
+    http: &reqwest::Client,
+    o: &Options,
+    rows: &mut Vec<Row>,
+) {
+    let n = o.jobs;
+    let path = dir.join("customers.db");
+    let url = format!("sqlite://{}", path.display());
+    eprintln!("customers at scale: {n} jobs averaging 10 CIDs");
+    let store = write_customer_store(&url, n).await;
+    let per_row = |bytes: i64| bytes as f64 / store.customer_rows as f64;
+    let million = |rows: i64| rows as f64 / 1e6;
+    rows.push(Row {
+        figure: format!(
+            "customers: store of {n} jobs, {:.2} M customer rows, written",
+            million(store.customer_rows)
+        ),
+        value: store.seconds,
+        unit: "s",
+        note: "bulk SQL in time order, indexes made after the rows".into(),
+    });
+    for (name, bytes) in &store.sizes {
+        rows.push(Row {
+            figure: format!("customers: {name}, per customer row"),
+            value: per_row(*bytes),
+            unit: "B",
+            note: format!("{:.0} MiB in all (dbstat)", *bytes as f64 / 1048576.0),
+        });
+    }
+    rows.push(Row {
+        figure: "customers: job_cids and its indexes, per customer row".into(),
+        value: per_row(store.total_bytes),
+        unit: "B",
+        note: format!(
+            "{:.0} MiB in all: the file's growth from writing the customer rows and their indexes",
+            store.total_bytes as f64 / 1048576.0
+        ),
+    });
+
+    // The baseline: the same store, keeping no customer rows for new jobs.
+    let without_path = dir.join("customers-without.db");
+    std::fs::copy(&path, &without_path).unwrap();
+    let without_url = format!("sqlite://{}", without_path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&without_url).await.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER bench_no_customer_rows BEFORE INSERT ON job_cids BEGIN SELECT RAISE(IGNORE); END",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+
+    let with = start_server(dir, "customers", &url, sandboxes, "", http).await;
+    let without = start_server(dir, "customers-without", &without_url, sandboxes, "", http).await;
+    let (base, token) = (&with.base, &with.token);
+    let history = |cid: &str| format!("{base}/api/v1/customers/{cid}/jobs");
+    let typical = typical_cid();
+    let heavy = HEAVY[0];
+
+    // The cursor of the page that starts DEEP entries in, followed page by page.
+    let mut cursor = String::new();
+    let mut seen = 0;
+    while seen < DEEP {
+        let page: Value = http
+            .get(format!("{}?limit=500&cursor={cursor}", history(heavy)))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        seen += page["entries"].as_array().map_or(0, Vec::len);
+        cursor = page["next_cursor"]
+            .as_str()
+            .expect("a next page")
+            .to_owned();
+    }
+    assert_eq!(seen, DEEP, "pages of 500 reach exactly {DEEP}");
+    let deep_url = format!("{}?cursor={cursor}", history(heavy));
+    let deep: Value = http
+        .get(&deep_url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        deep["entries"][0]["job_id"].as_str(),
+        Some(store.deep_job.to_string().as_str()),
+        "the deep page starts {DEEP} entries in"
+    );
+    let wide_url = format!("{base}/api/v1/jobs/{}/customers", store.wide_job);
+    let wide: Value = http
+        .get(&wide_url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(wide["customers"].as_array().map(Vec::len), Some(500));
+    for (what, url, target) in [
+        (
+            format!(
+                "history first page, a customer in {} jobs",
+                store.typical_jobs
+            ),
+            history(&typical),
+            5,
+        ),
+        (
+            format!(
+                "history first page, a customer in {} jobs",
+                store.heavy_jobs
+            ),
+            history(heavy),
+            5,
+        ),
+        (
+            format!("history page {DEEP} entries deep (cursor)"),
+            deep_url.clone(),
+            5,
+        ),
+        (
+            "customers of a 500-CID job, all 500".to_owned(),
+            wide_url.clone(),
+            10,
+        ),
+    ] {
+        let (p50, p95) = get_latency(http, &url, token, 200).await;
+        rows.push(Row {
+            figure: format!("customers at {n} jobs: {what}"),
+            value: p50,
+            unit: "ms",
+            note: format!("median of 200 through the API; p95 {p95:.2} ms; target < {target} ms"),
+        });
+    }
+
+    eprintln!("customers: Set Action with and without customer rows, alternately");
+    let (mut on, mut off, mut fresh) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..2 {
+        on.push(customer_load(&with, http, o, round, false).await);
+        off.push(customer_load(&without, http, o, round, false).await);
+        fresh.push(customer_load(&with, http, o, round, true).await);
+    }
+    let mean = |v: &[Load]| v.iter().map(|l| l.per_second).sum::<f64>() / v.len() as f64;
+    let errors = |v: &[Load]| v.iter().map(|l| l.errors).sum::<usize>();
+    let latency = |v: &[Load]| {
+        format!(
+            "p50 {:.1} ms, p99 {:.1} ms (second run)",
+            v[1].p50_ms, v[1].p99_ms
+        )
+    };
+    let without_rows = mean(&off);
+    rows.push(Row {
+        figure: format!(
+            "customers: Set Action of 10 CIDs, no customer rows kept, {} clients",
+            o.clients
+        ),
+        value: without_rows,
+        unit: "/s",
+        note: format!(
+            "mean of 2 runs on a copy of the store whose trigger drops new customer rows; {}; {} errors",
+            latency(&off),
+            errors(&off)
+        ),
+    });
+    for (what, loads) in [
+        ("with customer rows", &on),
+        ("with customer rows, CIDs new to the store", &fresh),
+    ] {
+        let value = mean(loads);
+        rows.push(Row {
+            figure: format!("customers: Set Action of 10 CIDs, {what}, {} clients", o.clients),
+            value,
+            unit: "/s",
+            note: format!(
+                "mean of 2 runs, alternating with the other two: {:.1}% below no customer rows kept (target ≤ 10%); {}; {} errors",
+                (1.0 - value / without_rows) * 100.0,
+                latency(loads),
+                errors(loads)
+            ),
+        });
+    }
 }
