@@ -10,13 +10,14 @@
 //! `cargo bench --bench runs -- [--cids N] [--skip-slow] [--skip-postgres] [--postgres-url URL]`
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tms-dashboard");
+mod common;
+use common::{free_port, proc_status_mib, start_sandbox, wait_ready, Process, BIN};
 const TOKEN_ENV: &str = "TMS_BENCH_CLUSTER_TOKEN";
 const ADMIN_PASSWORD: &str = "bench-admin-password";
 
@@ -47,65 +48,6 @@ fn options() -> Options {
         }
     }
     o
-}
-
-/// A child process killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_ready(http: &reqwest::Client, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = http.get(url).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never became ready");
-}
-
-/// The peak resident memory of a process, in MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
-async fn start_sandbox(http: &reqwest::Client, latency_ms: u64) -> (Process, String) {
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let process = Process(
-        Command::new(BIN)
-            .args(["sandbox-cluster", "--bind", &format!("127.0.0.1:{port}")])
-            .args(["--latency-ms", &latency_ms.to_string()])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the sandbox"),
-    );
-    wait_ready(http, &format!("{url}/api/v1/_stats")).await;
-    (process, url)
 }
 
 struct Server {
@@ -330,7 +272,7 @@ async fn main() {
     let url = format!("sqlite://{}", dir.path().join("fast.db").display());
     let server = start_server(dir.path(), "fast", &url, &sandbox, 8, &http).await;
     let m = measure_run(&http, &server, &sandbox, o.cids).await;
-    let peak = peak_rss_mib(server.process.0.id());
+    let peak = proc_status_mib(server.process.0.id(), "VmHWM:");
     print(
         "SQLite, cluster at 0 ms, max_in_flight 8",
         &m,

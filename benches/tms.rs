@@ -22,7 +22,7 @@
 //! `cargo bench --bench tms -- [--seconds N] [--clients N] [--jobs N] [--postgres-url URL] [--skip-postgres] [--only PHASE]`
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,7 +32,8 @@ use serde_json::{json, Value};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Connection;
 
-const BIN: &str = env!("CARGO_BIN_EXE_tms-dashboard");
+mod common;
+use common::{free_port, proc_status_mib, start_sandbox, wait_ready, Process, BIN};
 const TOKEN_ENV: &str = "TMS_BENCH_CLUSTER_TOKEN";
 const ADMIN_PASSWORD: &str = "bench-admin-password";
 
@@ -92,37 +93,6 @@ fn options() -> Options {
         }
     }
     o
-}
-
-/// A child process killed when dropped.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_ready(client: &reqwest::Client, url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = client.get(url).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{url} never became ready");
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -270,41 +240,6 @@ struct Server {
     process: Process,
     base: String,
     token: String,
-}
-
-/// A line of `/proc/<pid>/status` in MiB (`VmRSS`: now, `VmHWM`: peak).
-fn proc_status_mib(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kib| kib / 1024.0)
-}
-
-/// The sandbox cluster as its own process, answering after `latency_ms`.
-async fn start_sandbox(http: &reqwest::Client, latency_ms: u64) -> (Process, String) {
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let process = Process(
-        Command::new(BIN)
-            .args([
-                "sandbox-cluster",
-                "--bind",
-                &format!("127.0.0.1:{port}"),
-                "--latency-ms",
-                &latency_ms.to_string(),
-            ])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the sandbox"),
-    );
-    wait_ready(http, &format!("{url}/api/v1/_stats")).await;
-    (process, url)
 }
 
 /// Where a benchmarked server sends its Set Actions: cluster `bench` answers

@@ -89,12 +89,18 @@ struct Intent {
     retry_of: Option<JobId>,
 }
 
-/// Who may retry a job: an admin, or the operator who ran it.
-pub fn may_retry(user: &User, job: &Job) -> bool {
-    user.role == Role::Admin || (user.role.can_execute() && job.user == user.username)
+/// Who may act on what `owner` started (retry a job, steer or retry a
+/// run): an admin, or the operator who started it.
+pub(super) fn may_act_for(user: &User, owner: &str) -> bool {
+    user.role == Role::Admin || (user.role.can_execute() && owner == user.username)
 }
 
-fn require_executor(user: &User) -> Result<()> {
+/// Who may retry a job: an admin, or the operator who ran it.
+pub fn may_retry(user: &User, job: &Job) -> bool {
+    may_act_for(user, &job.user)
+}
+
+pub(super) fn require_executor(user: &User) -> Result<()> {
     if user.role.can_execute() {
         Ok(())
     } else {

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
-use super::execution::{check_reason, trimmed_reason, ExecutionService};
+use super::execution::{
+    check_reason, may_act_for, require_executor, trimmed_reason, ExecutionService,
+};
 use super::jobs::PageParams;
 use super::{Actor, Service};
 use crate::domain::action::Action;
@@ -24,7 +26,7 @@ use crate::domain::query::JobCursor;
 use crate::domain::run::{
     split, Batch, BatchCounts, Run, RunCommand, RunCustomerCounts, RunId, RunOutcome, RunStatus,
 };
-use crate::domain::user::{Role, User};
+use crate::domain::user::User;
 use crate::error::{Error, Result};
 use crate::store::runs::{NewRun, RunClaim, RunFilter, StoredRun};
 use crate::store::Db;
@@ -188,7 +190,7 @@ pub struct Runs {
 
 /// Who may pause, resume, cancel or retry a run: its user, or an admin.
 fn may_steer(user: &User, run: &Run) -> bool {
-    user.role == Role::Admin || (user.role.can_execute() && run.user == user.username)
+    may_act_for(user, &run.user)
 }
 
 fn may_see(actor: &Actor, run: &Run) -> bool {
@@ -653,14 +655,6 @@ impl Runs {
     /// Runs scheduled, queued, running or paused, by any instance.
     pub async fn count_active(&self) -> Result<i64> {
         self.db.count_active_runs().await
-    }
-}
-
-fn require_executor(user: &User) -> Result<()> {
-    if user.role.can_execute() {
-        Ok(())
-    } else {
-        Err(Error::Forbidden("your role may not run actions"))
     }
 }
 
