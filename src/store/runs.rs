@@ -161,15 +161,17 @@ pub struct RunCustomer {
 struct RunStatements {
     /// `$1` run, `$2` cluster, `$3` a JSON array of batches (arrays of CIDs).
     insert_batches: &'static str,
-    /// `$1` run: its status, locked against pause and cancel on PostgreSQL.
-    run_status_for_start: &'static str,
+    /// `$1` run: its status, its row locked on PostgreSQL, so that a
+    /// batch's start, its end and pause or cancel of the run come one after
+    /// another.
+    lock_run: &'static str,
 }
 
 const SQLITE_RUNS: RunStatements = RunStatements {
     insert_batches:
         "INSERT INTO run_batches (run_id, batch_index, cluster, cids, cid_count, status) \
         SELECT $1, key, $2, value, json_array_length(value), 'queued' FROM json_each($3)",
-    run_status_for_start: "SELECT status FROM runs WHERE run_id = $1",
+    lock_run: "SELECT status FROM runs WHERE run_id = $1",
 };
 
 const POSTGRES_RUNS: RunStatements = RunStatements {
@@ -177,7 +179,7 @@ const POSTGRES_RUNS: RunStatements = RunStatements {
         "INSERT INTO run_batches (run_id, batch_index, cluster, cids, cid_count, status) \
         SELECT $1, b.n - 1, $2, b.value::text, json_array_length(b.value), 'queued' \
         FROM json_array_elements($3::json) WITH ORDINALITY AS b(value, n)",
-    run_status_for_start: "SELECT status FROM runs WHERE run_id = $1 FOR UPDATE",
+    lock_run: "SELECT status FROM runs WHERE run_id = $1 FOR UPDATE",
 };
 
 fn run_statements(backend: Backend) -> &'static RunStatements {
@@ -584,10 +586,7 @@ impl Db {
                 .await?;
             }
             let status = tx
-                .fetch_optional(
-                    run_statements(tx.backend()).run_status_for_start,
-                    &args![run],
-                )
+                .fetch_optional(run_statements(tx.backend()).lock_run, &args![run])
                 .await?
                 .map(|row| row.get::<String>(0))
                 .transpose()?;
@@ -665,10 +664,7 @@ impl Db {
             let (from, to) = command.transition();
             let run = run_id.as_uuid();
             let current = tx
-                .fetch_optional(
-                    run_statements(tx.backend()).run_status_for_start,
-                    &args![run],
-                )
+                .fetch_optional(run_statements(tx.backend()).lock_run, &args![run])
                 .await?
                 .ok_or(Error::NotFound)?
                 .get::<String>(0)?;
@@ -746,6 +742,15 @@ pub(crate) async fn batch_finished(
     status: BatchStatus,
     now: DateTime<Utc>,
 ) -> Result<()> {
+    // Two batches of one run ending at once on PostgreSQL would each see
+    // the other still running and neither close the run (write skew under
+    // READ COMMITTED): the run's row, locked first, orders them, as it
+    // orders pause and cancel. SQLite's one writer already does.
+    tx.fetch_optional(
+        run_statements(tx.backend()).lock_run,
+        &args![run_id.as_uuid()],
+    )
+    .await?;
     tx.execute(
         "UPDATE run_batches SET status = $2 WHERE job_id = $1",
         &args![job_id, status.as_str()],

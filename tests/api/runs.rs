@@ -828,3 +828,30 @@ async fn the_metrics_count_runs_and_batches() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn batches_ending_at_the_same_moment_still_close_their_run() {
+    // Each run's four one-CID batches are sent together and answered at
+    // once: their ends race, and the last one to commit must close the run.
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let creates = (0..10).map(|r| {
+        let admin = admin.clone();
+        async move {
+            let list: Vec<String> = (0..4).map(|i| format!("E{r:02}-{i}")).collect();
+            let created = create_run(
+                &admin,
+                &new_key(),
+                &run_body("Trans-Begin", list, json!({"batch_size": 1})),
+            )
+            .await;
+            id(&created.expect(202)["run"])
+        }
+    });
+    let ids = futures::future::join_all(creates).await;
+    for run_id in ids {
+        let run = wait_for_run(&admin, &run_id, 20, |r| r["status"] == "finished").await;
+        assert_eq!(run["customers"]["ok"], 4, "{run}");
+        assert!(!run["finished_at"].is_null());
+    }
+}
