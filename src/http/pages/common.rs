@@ -109,6 +109,75 @@ pub fn enc(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
+/// `query` with `limit=` added when the page was asked for a page length,
+/// so the paging links keep it.
+pub fn with_limit(mut query: String, limit: &str) -> String {
+    if !limit.is_empty() {
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.push_str(&format!("limit={}", enc(limit)));
+    }
+    query
+}
+
+/// Where a listing paged by opaque cursors stands, and its links: the
+/// cursors of the pages before this one travel in `prev`, so "Previous"
+/// needs no cursor running backwards.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paging {
+    pub page_number: usize,
+    pub next_url: Option<String>,
+    pub prev_url: Option<String>,
+}
+
+impl Paging {
+    /// The paging of the page at `path?query` opened at `cursor` (empty on
+    /// the first page) after the pages `prev`, whose next page starts at
+    /// `next_cursor`.
+    pub fn new(
+        path: &str,
+        query: &str,
+        cursor: &str,
+        prev: &[String],
+        next_cursor: Option<&str>,
+    ) -> Paging {
+        let link = |cursor: Option<&str>, prev: &[String]| {
+            let mut parts: Vec<String> = Vec::new();
+            if !query.is_empty() {
+                parts.push(query.to_owned());
+            }
+            if let Some(c) = cursor {
+                parts.push(format!("cursor={}", enc(c)));
+            }
+            if !prev.is_empty() {
+                parts.push(format!("prev={}", enc(&prev.join(","))));
+            }
+            if parts.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path}?{}", parts.join("&"))
+            }
+        };
+        let next_url = next_cursor.map(|next| {
+            let mut stack = prev.to_vec();
+            if !cursor.is_empty() {
+                stack.push(cursor.to_owned());
+            }
+            link(Some(next), &stack)
+        });
+        let prev_url = (!cursor.is_empty()).then(|| match prev.split_last() {
+            Some((last, rest)) => link(Some(last), rest),
+            None => link(None, &[]),
+        });
+        Paging {
+            page_number: if cursor.is_empty() { 1 } else { prev.len() + 2 },
+            next_url,
+            prev_url,
+        }
+    }
+}
+
 /// The layout's data: who is logged in, their CSRF token, the active nav item.
 #[derive(Clone, Debug)]
 pub struct Chrome {
@@ -271,6 +340,26 @@ pub fn minutes(seconds: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paging_links_keep_the_query_and_the_cursors_before() {
+        let first = Paging::new("/runs", "status=running&limit=2", "", &[], Some("c1"));
+        assert_eq!(first.page_number, 1);
+        assert_eq!(first.prev_url, None);
+        assert_eq!(
+            first.next_url.as_deref(),
+            Some("/runs?status=running&limit=2&cursor=c1")
+        );
+        let third = Paging::new("/runs", "", "c2", &["c1".to_owned()], None);
+        assert_eq!(third.page_number, 3);
+        assert_eq!(third.next_url, None);
+        assert_eq!(third.prev_url.as_deref(), Some("/runs?cursor=c1"));
+        let second = Paging::new("/jobs", "", "c1", &[], Some("c2"));
+        assert_eq!(second.prev_url.as_deref(), Some("/jobs"));
+        assert_eq!(second.next_url.as_deref(), Some("/jobs?cursor=c2&prev=c1"));
+        assert_eq!(with_limit(String::new(), "25"), "limit=25");
+        assert_eq!(with_limit("a=1".into(), ""), "a=1");
+    }
 
     #[test]
     fn return_paths_stay_on_this_site() {

@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use super::common::{enc, render, see_other, show_time, Chrome, PageResult, PageUser};
+use super::common::{enc, render, see_other, show_time, Chrome, PageResult, PageUser, Paging};
 use crate::http::extract::QueryParams;
 use crate::http::AppState;
 use crate::service::customers::HistoryParams;
@@ -110,35 +110,13 @@ async fn show(
         .customer_history(&page_user.actor(), &cid, &q.filters, &page)
         .await?;
     let base = format!("/customers/{}", path_segment(&history.cid));
-    let filter_query = q.filters.query_string();
-    let link = |cursor: Option<&str>, prev: &[String]| {
-        let mut parts: Vec<String> = Vec::new();
-        if !filter_query.is_empty() {
-            parts.push(filter_query.clone());
-        }
-        if let Some(c) = cursor {
-            parts.push(format!("cursor={}", enc(c)));
-        }
-        if !prev.is_empty() {
-            parts.push(format!("prev={}", enc(&prev.join(","))));
-        }
-        if parts.is_empty() {
-            base.clone()
-        } else {
-            format!("{base}?{}", parts.join("&"))
-        }
-    };
-    let next_url = history.next_cursor.as_deref().map(|next| {
-        let mut stack = prev.clone();
-        if !cursor.is_empty() {
-            stack.push(cursor.clone());
-        }
-        link(Some(next), &stack)
-    });
-    let prev_url = (!cursor.is_empty()).then(|| match prev.split_last() {
-        Some((last, rest)) => link(Some(last), rest),
-        None => link(None, &[]),
-    });
+    let paging = Paging::new(
+        &base,
+        &q.filters.query_string(),
+        &cursor,
+        &prev,
+        history.next_cursor.as_deref(),
+    );
     let execution = state.service.execution();
     let rows = history
         .entries
@@ -166,9 +144,9 @@ async fn show(
             .collect(),
         outcomes: ["ok", "failed", "unknown", "pending"],
         rows,
-        page_number: if cursor.is_empty() { 1 } else { prev.len() + 2 },
-        next_url,
-        prev_url,
+        page_number: paging.page_number,
+        next_url: paging.next_url,
+        prev_url: paging.prev_url,
     })?
     .into_response())
 }

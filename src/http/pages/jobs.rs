@@ -12,7 +12,9 @@ use chrono::{Duration, NaiveDate, Utc};
 use serde::Deserialize;
 
 use super::chart::{self, Chart};
-use super::common::{enc, render, show_duration, show_time, Chrome, PageResult, PageUser};
+use super::common::{
+    render, show_duration, show_time, with_limit, Chrome, PageResult, PageUser, Paging,
+};
 use crate::domain::job::{format_time, Job, JobStatus};
 use crate::http::extract::QueryParams;
 use crate::http::AppState;
@@ -181,42 +183,12 @@ async fn show(
         .await?;
     let chart = chart::build(start.date_naive(), end.date_naive(), &counts);
 
-    let mut base = filters.query_string();
-    if !limit.is_empty() {
-        if !base.is_empty() {
-            base.push('&');
-        }
-        base.push_str(&format!("limit={}", enc(&limit)));
-    }
-    let link = |cursor: Option<&str>, prev: &[String]| {
-        let mut parts: Vec<String> = Vec::new();
-        if !base.is_empty() {
-            parts.push(base.clone());
-        }
-        if let Some(c) = cursor {
-            parts.push(format!("cursor={}", enc(c)));
-        }
-        if !prev.is_empty() {
-            parts.push(format!("prev={}", enc(&prev.join(","))));
-        }
-        if parts.is_empty() {
-            "/jobs".to_owned()
-        } else {
-            format!("/jobs?{}", parts.join("&"))
-        }
-    };
-    let next_url = list.next_cursor.as_deref().map(|next| {
-        let mut stack = prev.clone();
-        if !cursor.is_empty() {
-            stack.push(cursor.clone());
-        }
-        link(Some(next), &stack)
-    });
-    let prev_url = (!cursor.is_empty()).then(|| match prev.split_last() {
-        Some((last, rest)) => link(Some(last), rest),
-        None => link(None, &[]),
-    });
-    let page_number = if cursor.is_empty() { 1 } else { prev.len() + 2 };
+    let query = with_limit(filters.query_string(), &limit);
+    let Paging {
+        page_number,
+        next_url,
+        prev_url,
+    } = Paging::new("/jobs", &query, &cursor, &prev, list.next_cursor.as_deref());
 
     // The export holds exactly the jobs the page filters: the same parameters.
     let mut export_url = "/api/v1/jobs/export?format=csv".to_owned();

@@ -9,7 +9,9 @@ use axum::routing::get;
 use axum::Router;
 use serde::Deserialize;
 
-use super::common::{enc, render, show_time, thousands, Chrome, PageResult, PageUser};
+use super::common::{
+    render, show_time, thousands, with_limit, Chrome, PageResult, PageUser, Paging,
+};
 use crate::domain::job::format_time;
 use crate::domain::run::{Run, RunId, RunStatus};
 use crate::http::extract::QueryParams;
@@ -169,42 +171,15 @@ async fn show(
     let runs = state.service.runs();
     let list = runs.list(&actor, &filters, &page).await?;
 
-    let mut base = serde_urlencoded::to_string(&filters).unwrap_or_default();
-    if !limit.is_empty() {
-        if !base.is_empty() {
-            base.push('&');
-        }
-        base.push_str(&format!("limit={}", enc(&limit)));
-    }
-    let link = |cursor: Option<&str>, prev: &[String]| {
-        let mut parts: Vec<String> = Vec::new();
-        if !base.is_empty() {
-            parts.push(base.clone());
-        }
-        if let Some(c) = cursor {
-            parts.push(format!("cursor={}", enc(c)));
-        }
-        if !prev.is_empty() {
-            parts.push(format!("prev={}", enc(&prev.join(","))));
-        }
-        if parts.is_empty() {
-            "/runs".to_owned()
-        } else {
-            format!("/runs?{}", parts.join("&"))
-        }
-    };
-    let next_url = list.next_cursor.as_deref().map(|next| {
-        let mut stack = prev.clone();
-        if !cursor.is_empty() {
-            stack.push(cursor.clone());
-        }
-        link(Some(next), &stack)
-    });
-    let prev_url = (!cursor.is_empty()).then(|| match prev.split_last() {
-        Some((last, rest)) => link(Some(last), rest),
-        None => link(None, &[]),
-    });
-    let page_number = if cursor.is_empty() { 1 } else { prev.len() + 2 };
+    let query = with_limit(
+        serde_urlencoded::to_string(&filters).unwrap_or_default(),
+        &limit,
+    );
+    let Paging {
+        page_number,
+        next_url,
+        prev_url,
+    } = Paging::new("/runs", &query, &cursor, &prev, list.next_cursor.as_deref());
     let users = if sees_all {
         state.service.usernames(&actor).await?
     } else {
