@@ -16,6 +16,7 @@ use crate::net::{listen, shutdown_signal};
 use crate::oidc::Sso;
 use crate::sandbox::{self, SandboxOptions};
 use crate::service::accounts::ensure_admin;
+use crate::service::approvals::Approvals;
 use crate::service::audit::{retention, seal};
 use crate::service::dispatcher::dispatch_forever;
 use crate::service::execution::{ExecutionService, STALE_GRACE};
@@ -30,6 +31,7 @@ pub struct App {
     router: axum::Router,
     execution: Arc<ExecutionService>,
     runs: Arc<Runs>,
+    approvals: Arc<Approvals>,
     db: Db,
     port: u16,
     sweep_interval: Duration,
@@ -63,6 +65,7 @@ pub fn service(config: &Config, db: Db, sandbox_url: Option<String>) -> anyhow::
         config.cid_policy()?,
         upstream,
         config.duplicate_guard_window,
+        config.approval_ttl,
     ));
     let runs = Arc::new(Runs::new(
         db.clone(),
@@ -109,6 +112,7 @@ impl App {
 
         let execution = Arc::clone(service.execution());
         let runs = Arc::clone(service.runs());
+        let approvals = Arc::clone(service.approvals());
         let resolved = execution.sweep().await?;
         if resolved > 0 {
             tracing::warn!(
@@ -136,6 +140,7 @@ impl App {
             router,
             execution,
             runs,
+            approvals,
             db,
             port: address.port(),
             sweep_interval: config.sweep_interval,
@@ -159,6 +164,7 @@ impl App {
             self.sweep_interval,
             self.retention_days,
         ));
+        let expirer = tokio::spawn(expire_forever(Arc::clone(&self.approvals)));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let dispatcher = tokio::spawn(dispatch_forever(Arc::clone(&self.runs), stop_rx.clone()));
         // Routes are materialised once, not per connection.
@@ -186,6 +192,7 @@ impl App {
         self.execution.drain(grace).await;
         sweeper.abort();
         sealer.abort();
+        expirer.abort();
         // Seal what finished during the drain, so a clean stop leaves no gap.
         if let Err(e) = seal::seal_pending(&self.db).await {
             tracing::error!(error = %e, "sealing at shutdown failed");
@@ -224,6 +231,23 @@ async fn sweep_forever(
         let window = chrono::Duration::minutes(crate::service::accounts::LOGIN_WINDOW_MINUTES);
         if let Err(e) = db.delete_expired_sessions(now, now - window).await {
             tracing::error!(error = %e, "expired-session clean-up failed");
+        }
+    }
+}
+
+/// How often approvals whose time ran out are marked expired (the contract
+/// gives 10 s).
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Marks approvals whose time ran out as expired, on every instance (each
+/// approval once, whichever gets there first).
+async fn expire_forever(approvals: Arc<Approvals>) {
+    let mut ticker = tokio::time::interval(EXPIRY_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        if let Err(e) = approvals.expire_due().await {
+            tracing::error!(error = %e, "approval expiry failed");
         }
     }
 }

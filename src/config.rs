@@ -61,6 +61,8 @@ pub struct ClusterConfig {
     /// Batches of runs started per second toward this cluster, across every
     /// instance (default: no limit).
     pub max_per_second: Option<u32>,
+    /// Every action on this cluster waits for a second person's approval.
+    pub approval_required: Option<bool>,
 }
 
 /// An action as configured.
@@ -72,6 +74,8 @@ pub struct ActionConfig {
     pub description: Option<String>,
     pub max_cids: Option<usize>,
     pub reason_required: Option<bool>,
+    /// A request waits for a second person's approval.
+    pub approval_required: Option<bool>,
     pub method: Option<String>,
     pub path: Option<String>,
 }
@@ -252,6 +256,9 @@ pub struct Config {
     pub retention_days: Option<u32>,
     /// The most CIDs one run may hold.
     pub max_run_cids: usize,
+    /// How long a request for approval waits before it expires.
+    #[serde(deserialize_with = "duration")]
+    pub approval_ttl: Duration,
     /// Single sign-on; `None`: only local accounts.
     pub oidc: Option<OidcConfig>,
 }
@@ -293,6 +300,7 @@ impl Default for Config {
             session_ttl: Duration::from_secs(12 * 3600),
             retention_days: None,
             max_run_cids: 100_000,
+            approval_ttl: Duration::from_secs(24 * 3600),
             oidc: None,
         }
     }
@@ -322,6 +330,7 @@ impl std::fmt::Debug for Config {
             .field("session_ttl", &self.session_ttl)
             .field("retention_days", &self.retention_days)
             .field("max_run_cids", &self.max_run_cids)
+            .field("approval_ttl", &self.approval_ttl)
             .field("oidc", &self.oidc)
             .finish()
     }
@@ -456,6 +465,9 @@ impl Config {
         if self.max_connections == 0 {
             return Err(ConfigError("max_connections: must be at least 1".into()));
         }
+        if self.approval_ttl < Duration::from_secs(1) {
+            return Err(ConfigError("approval_ttl: must be at least 1s".into()));
+        }
         if !(1..=10_000_000).contains(&self.max_run_cids) {
             return Err(ConfigError(
                 "max_run_cids: must be from 1 to 10000000".into(),
@@ -541,6 +553,7 @@ impl Config {
                 description: a.description.clone().unwrap_or_default(),
                 max_cids,
                 reason_required: a.reason_required.unwrap_or(false),
+                approval_required: a.approval_required.unwrap_or(false),
                 method,
                 path,
             });
@@ -564,6 +577,7 @@ impl Config {
                 token: Some(Secret::new(SANDBOX_TOKEN)),
                 max_in_flight: DEFAULT_MAX_IN_FLIGHT,
                 max_per_second: None,
+                approval_required: false,
             });
         }
         for (i, c) in self.clusters.iter().enumerate() {
@@ -584,6 +598,7 @@ impl Config {
                 token,
                 max_in_flight: c.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
                 max_per_second: c.max_per_second,
+                approval_required: c.approval_required.unwrap_or(false),
             });
         }
         ClusterRegistry::new(clusters).map_err(|e| ConfigError(format!("clusters: {e}")))
@@ -667,6 +682,7 @@ mod tests {
                 "session_ttl",
                 "retention_days",
                 "max_run_cids",
+                "approval_ttl",
             ]
         );
         let c = Config::load(

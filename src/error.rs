@@ -55,6 +55,9 @@ error_codes! {
     ReasonRequired,
     NothingToRetry,
     InvalidState,
+    SelfApproval,
+    AlreadyDecided,
+    CommentRequired,
     InvalidUsername,
     InvalidPassword,
     InvalidRole,
@@ -138,6 +141,9 @@ impl ErrorCode {
             ReasonRequired => row("reason_required", 422, "Reason required"),
             NothingToRetry => row("nothing_to_retry", 422, "Nothing to retry"),
             InvalidState => row("invalid_state", 409, "Not possible now"),
+            SelfApproval => row("self_approval", 403, "Not your own request"),
+            AlreadyDecided => row("already_decided", 409, "Already decided"),
+            CommentRequired => row("comment_required", 422, "Comment required"),
             InvalidUsername => row("invalid_username", 422, "Invalid username"),
             InvalidPassword => row("invalid_password", 422, "Password refused"),
             InvalidRole => row("invalid_role", 422, "Unknown role"),
@@ -237,6 +243,8 @@ impl SignInError {
 pub enum Holder {
     Job(JobId),
     Run(crate::domain::run::RunId),
+    /// A request of the same intent awaiting approval.
+    Approval(crate::domain::approval::ApprovalId),
 }
 
 impl std::fmt::Display for Holder {
@@ -244,6 +252,7 @@ impl std::fmt::Display for Holder {
         match self {
             Holder::Job(id) => write!(f, "job {id}"),
             Holder::Run(id) => write!(f, "run {id}"),
+            Holder::Approval(id) => write!(f, "approval {id}, awaiting,"),
         }
     }
 }
@@ -301,6 +310,14 @@ pub enum Error {
         status: crate::domain::run::RunStatus,
         command: &'static str,
     },
+    #[error("only another person may approve or reject this request: you asked for it")]
+    SelfApproval,
+    #[error("this approval is already {status}: it can no longer be decided")]
+    AlreadyDecided {
+        status: crate::domain::approval::ApprovalStatus,
+    },
+    #[error("{0}")]
+    CommentRequired(String),
     #[error("customer IDs {} are in a job still running (job {job_id})", .busy.join(", "))]
     CidsBusy { job_id: JobId, busy: Vec<String> },
     #[error("this Idempotency-Key was used with a different request")]
@@ -412,6 +429,9 @@ impl Error {
             ReasonRequired(_) => ErrorCode::ReasonRequired,
             NothingToRetry => ErrorCode::NothingToRetry,
             InvalidState { .. } => ErrorCode::InvalidState,
+            SelfApproval => ErrorCode::SelfApproval,
+            AlreadyDecided { .. } => ErrorCode::AlreadyDecided,
+            CommentRequired(_) => ErrorCode::CommentRequired,
             Rejected { code, .. } => *code,
             SignIn(e) => e.code(),
             Unavailable => ErrorCode::Unavailable,
@@ -441,15 +461,19 @@ impl Error {
                 user,
                 created_at,
             } => {
-                let (job_id, run_id) = match holder {
-                    Holder::Job(id) => (Some(id.to_string()), None),
-                    Holder::Run(id) => (None, Some(id.to_string())),
-                };
-                if let Some(id) = job_id {
-                    body.insert("job_id".into(), json!(id));
-                }
-                if let Some(id) = run_id {
-                    body.insert("run_id".into(), json!(id));
+                match holder {
+                    Holder::Job(id) => {
+                        body.insert("job_id".into(), json!(id));
+                    }
+                    Holder::Run(id) => {
+                        body.insert("run_id".into(), json!(id));
+                    }
+                    Holder::Approval(id) => {
+                        // Nothing ran yet: the request waits for a second person.
+                        body.insert("approval_id".into(), json!(id));
+                        body.insert("job_id".into(), Value::Null);
+                        body.insert("run_id".into(), Value::Null);
+                    }
                 }
                 body.insert("user".into(), json!(user));
                 body.insert(
@@ -473,6 +497,10 @@ impl Error {
             }
             Error::InvalidState { status, .. } => {
                 body.insert("run_status".into(), json!(status.as_str()));
+            }
+            Error::AlreadyDecided { status } => {
+                // `status` is the HTTP status's member.
+                body.insert("approval_status".into(), json!(status.as_str()));
             }
             _ => {}
         }

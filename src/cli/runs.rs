@@ -18,7 +18,7 @@ use crate::domain::idempotency::IdempotencyKey;
 use crate::domain::job::format_time;
 use crate::domain::run::{Run, RunCommand, RunStatus};
 use crate::service::jobs::PageParams;
-use crate::service::runs::{RunFilterParams, RunRequest};
+use crate::service::runs::{Queued, RunFilterParams, RunRequest};
 use crate::service::Actor;
 
 #[derive(Debug, Subcommand)]
@@ -150,9 +150,19 @@ pub async fn run_runs(
                 .runs()
                 .create_for(&service, &user, key, request)
                 .await?;
-            writeln!(out, "{}", answer.run_id)?;
-            if answer.replayed {
-                eprintln!("this key already queued run {}", answer.run_id);
+            match answer.created {
+                Queued::Run(run_id) => {
+                    writeln!(out, "{run_id}")?;
+                    if answer.replayed {
+                        eprintln!("this key already queued run {run_id}");
+                    }
+                }
+                Queued::Approval(approval_id) => {
+                    writeln!(out, "{approval_id}")?;
+                    eprintln!(
+                        "this action needs a second person's approval: approval {approval_id} awaits (tms-dashboard approvals show {approval_id})"
+                    );
+                }
             }
         }
         RunsCommand::List {

@@ -36,6 +36,8 @@ pub struct Action {
     pub description: String,
     pub max_cids: usize,
     pub reason_required: bool,
+    /// Four eyes: a request waits for a second person's approval.
+    pub approval_required: bool,
     pub method: UpstreamMethod,
     /// Path appended to the cluster's base URL; always starts with `/`.
     pub path: String,
@@ -94,6 +96,7 @@ impl Default for ActionCatalog {
                 description: description.into(),
                 max_cids: DEFAULT_MAX_CIDS,
                 reason_required: false,
+                approval_required: false,
                 method: UpstreamMethod::Post,
                 path: DEFAULT_ACTION_PATH.into(),
             })

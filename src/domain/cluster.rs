@@ -20,6 +20,8 @@ pub struct Cluster {
     pub max_in_flight: u32,
     /// Batches of runs started per second, across every instance.
     pub max_per_second: Option<u32>,
+    /// Four eyes: every action on this cluster waits for a second person's approval.
+    pub approval_required: bool,
 }
 
 /// Batches in flight toward a cluster when its configuration does not say.

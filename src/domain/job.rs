@@ -151,6 +151,10 @@ pub struct Job {
     /// for a job outside runs.
     pub run_id: Option<super::run::RunId>,
     pub batch_index: Option<i64>,
+    /// Who approved the request, and the approval, for an action that
+    /// needs four eyes; both null otherwise.
+    pub approved_by: Option<String>,
+    pub approval_id: Option<super::approval::ApprovalId>,
 }
 
 /// When a job passed each phase of its run; phases not reached are null.

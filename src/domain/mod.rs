@@ -2,6 +2,7 @@
 //! store speak in these, so rules live here and nowhere else.
 
 pub mod action;
+pub mod approval;
 pub mod cid;
 pub mod cluster;
 pub mod fingerprint;

@@ -264,7 +264,7 @@ pub struct Run {
     pub finished_at: Option<DateTime<Utc>>,
     pub retry_of: Option<RunId>,
     pub approved_by: Option<String>,
-    pub approval_id: Option<Uuid>,
+    pub approval_id: Option<super::approval::ApprovalId>,
 }
 
 /// One batch of a run, as the run's page lists it.

@@ -224,6 +224,8 @@ impl Modify for Conventions {
         api::customers::job_customers, api::customers::history,
         api::runs::create, api::runs::list, api::runs::show, api::runs::customers,
         api::runs::pause, api::runs::resume, api::runs::cancel, api::runs::retry,
+        api::approvals::list, api::approvals::show, api::approvals::approve,
+        api::approvals::reject, api::approvals::cancel,
         api::jobs::list, api::jobs::show, api::jobs::export,
         api::users::list, api::users::create, api::users::update,
         api::tokens::create, api::tokens::list, api::tokens::revoke,

@@ -47,7 +47,7 @@ pub enum JobStatusSchema {
         "answered_at": "2026-11-29T10:00:00.138Z", "finalized_at": "2026-11-29T10:00:00.140Z"},
     "audit_hash": "5e0c6a0f3b1d2e4f", "imported": false, "legacy_id": null,
     "outcomes": {"ok": 2, "failed": 0, "unknown": 0, "pending": 0}, "retry_of": null,
-    "run_id": null, "batch_index": null}))]
+    "run_id": null, "batch_index": null, "approved_by": null, "approval_id": null}))]
 pub struct JobSchema {
     pub job_id: JobIdSchema,
     pub user: String,
@@ -83,6 +83,10 @@ pub struct JobSchema {
     pub run_id: Option<uuid::Uuid>,
     /// Which batch of the run (0-based); null for a job outside runs.
     pub batch_index: Option<i64>,
+    /// Who approved the request, for an action that needs four eyes.
+    pub approved_by: Option<String>,
+    /// The approval the job executed; null without one.
+    pub approval_id: Option<uuid::Uuid>,
 }
 
 /// How many of a job's customers ended each way.
@@ -283,6 +287,75 @@ pub struct RunSchema {
     pub approval_id: Option<uuid::Uuid>,
 }
 
+/// Where an approval stands.
+#[derive(ToSchema)]
+#[schema(as = ApprovalStatus)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalStatusSchema {
+    Awaiting,
+    /// Approved, and its job or run created.
+    Approved,
+    Rejected,
+    /// Withdrawn by its requester.
+    Cancelled,
+    /// Nobody decided before `expires_at`.
+    Expired,
+}
+
+/// What an approval executes once approved.
+#[derive(ToSchema)]
+#[schema(as = ApprovalKind)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalKindSchema {
+    Job,
+    Run,
+}
+
+/// A request for a dangerous action, frozen exactly as it was checked,
+/// waiting for a second person (SPEC §14).
+#[derive(ToSchema)]
+#[schema(as = Approval, example = json!({"approval_id": "01a23be6-3992-7f0c-a005-fb3634c6ea8d",
+    "kind": "job", "status": "awaiting", "requested_by": "olga", "cluster": "prod-eu",
+    "action": "Purge-Cache", "action_code": 6, "cids": ["C1001", "C1002"], "cid_count": 2,
+    "reason": "INC-4711", "batch_size": null, "run_at": null,
+    "created_at": "2026-11-29T10:00:00.123Z", "expires_at": "2026-11-30T10:00:00.123Z",
+    "decided_by": null, "decided_at": null, "comment": null, "job_id": null, "run_id": null}))]
+pub struct ApprovalSchema {
+    pub approval_id: uuid::Uuid,
+    pub kind: ApprovalKindSchema,
+    pub status: ApprovalStatusSchema,
+    pub requested_by: String,
+    pub cluster: String,
+    pub action: String,
+    pub action_code: i64,
+    /// Every CID, in the order sent: exactly what runs when approved.
+    pub cids: Vec<String>,
+    pub cid_count: i64,
+    pub reason: Option<String>,
+    /// For a run: its batch size; null for a job.
+    pub batch_size: Option<i64>,
+    /// For a run: when it starts; null to start once approved.
+    pub run_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    /// `approval_ttl` after its creation.
+    pub expires_at: DateTime<Utc>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub comment: Option<String>,
+    /// The job it executed (kind job), once approved.
+    pub job_id: Option<uuid::Uuid>,
+    /// The run it queued (kind run), once approved.
+    pub run_id: Option<uuid::Uuid>,
+}
+
+/// The body of approve, reject and cancel.
+#[derive(ToSchema)]
+#[schema(as = DecisionRequest)]
+pub struct DecisionRequestSchema {
+    /// 3 to 500 characters; required to reject.
+    pub comment: Option<String>,
+}
+
 /// What a run did to one customer.
 #[derive(ToSchema)]
 #[schema(as = RunOutcome)]
@@ -369,6 +442,7 @@ mod tests {
     use chrono::{DateTime, Utc};
     use serde_json::{json, Value};
 
+    use crate::domain::approval::ApprovalId;
     use crate::domain::cid::CidsInput;
     use crate::domain::job::{Job, JobId, JobStatus, Phases};
     use crate::domain::outcome::{CustomerOutcome, HistoryEntry, Outcome, OutcomeCounts};
@@ -517,6 +591,8 @@ mod tests {
             retry_of: Some(id),
             run_id: Some(crate::domain::run::RunId::from_uuid(uuid::Uuid::now_v7())),
             batch_index: Some(3),
+            approved_by: Some("piet".into()),
+            approval_id: Some(ApprovalId::from_uuid(uuid::Uuid::now_v7())),
         }
     }
 
@@ -546,6 +622,8 @@ mod tests {
             retry_of: None,
             run_id: None,
             batch_index: None,
+            approved_by: None,
+            approval_id: None,
             ..full_job()
         };
         check_component(&doc, "Job", &pending);
@@ -585,6 +663,7 @@ mod tests {
             token: None,
             max_in_flight: 4,
             max_per_second: None,
+            approval_required: false,
         };
         check_component(&doc, "ClusterView", ClusterView::from(&cluster));
 
@@ -637,7 +716,7 @@ mod tests {
             finished_at: Some(at("2026-11-29T10:05:00.150Z")),
             retry_of: Some(RunId::new_at(at("2026-11-28T10:00:00.000Z"))),
             approved_by: Some("piet".into()),
-            approval_id: Some(uuid::Uuid::now_v7()),
+            approval_id: Some(ApprovalId::from_uuid(uuid::Uuid::now_v7())),
         };
         check_component(&doc, "Run", &run);
         let bare = Run {
@@ -651,6 +730,43 @@ mod tests {
             ..run.clone()
         };
         check_component(&doc, "Run", &bare);
+
+        let approval = crate::domain::approval::Approval {
+            approval_id: ApprovalId::new_at(at("2026-11-29T10:00:00.000Z")),
+            kind: crate::domain::approval::ApprovalKind::Run,
+            status: crate::domain::approval::ApprovalStatus::Approved,
+            requested_by: "olga".into(),
+            cluster: "sandbox".into(),
+            action: "Purge-Cache".into(),
+            action_code: 6,
+            cids: vec!["C1".into()],
+            cid_count: 1,
+            reason: Some("INC-1".into()),
+            batch_size: Some(500),
+            run_at: Some(at("2026-11-29T12:00:00.000Z")),
+            created_at: at("2026-11-29T10:00:00.000Z"),
+            expires_at: at("2026-11-30T10:00:00.000Z"),
+            decided_by: Some("piet".into()),
+            decided_at: Some(at("2026-11-29T10:05:00.000Z")),
+            comment: Some("looks right".into()),
+            job_id: Some(JobId::from_uuid(uuid::Uuid::now_v7())),
+            run_id: Some(RunId::new_at(at("2026-11-29T10:05:00.000Z"))),
+        };
+        check_component(&doc, "Approval", &approval);
+        let awaiting = crate::domain::approval::Approval {
+            kind: crate::domain::approval::ApprovalKind::Job,
+            status: crate::domain::approval::ApprovalStatus::Awaiting,
+            reason: None,
+            batch_size: None,
+            run_at: None,
+            decided_by: None,
+            decided_at: None,
+            comment: None,
+            job_id: None,
+            run_id: None,
+            ..approval
+        };
+        check_component(&doc, "Approval", &awaiting);
         for job_id in [Some(JobId::from_uuid(uuid::Uuid::now_v7())), None] {
             let customer = RunCustomerView {
                 cid: "C1".into(),

@@ -175,6 +175,8 @@ async fn start(runs: &Arc<Runs>, next: Startable) -> Result<StartOutcome> {
         duplicate_guard_since: None,
         retry_of: None,
         batch: Some((next.run_id, next.batch_index)),
+        // A batch of an approved run carries its approval into the audit.
+        approval: next.approval.clone(),
     };
     let start = StartBatch {
         job,
@@ -202,7 +204,7 @@ async fn start(runs: &Arc<Runs>, next: Startable) -> Result<StartOutcome> {
         token,
         reason: next.reason,
     };
-    let sent = execution.spawn_batch(pending, valid);
+    let sent = execution.spawn_claimed(pending, valid);
     let runs = Arc::clone(runs);
     tokio::spawn(async move {
         match sent.await {

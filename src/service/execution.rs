@@ -9,7 +9,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use tokio_util::task::TaskTracker;
 
+use super::approvals::{self, ApprovalRequest};
 use crate::domain::action::{Action, ActionCatalog};
+use crate::domain::approval::{needs_approval, ApprovalKind};
 use crate::domain::cid::{CidList, CidListError, CidPolicy, CidsInput, RawCids};
 use crate::domain::cluster::{Cluster, ClusterRegistry};
 use crate::domain::fingerprint::RequestFingerprint;
@@ -147,6 +149,8 @@ pub struct ExecutionService {
     upstream: UpstreamClient,
     /// Window of the recent-duplicate guard; zero turns it off.
     duplicate_guard_window: Duration,
+    /// How long a request for approval waits before it expires.
+    approval_ttl: Duration,
     /// In-flight executions, so shutdown can let them finish.
     tasks: TaskTracker,
 }
@@ -159,6 +163,7 @@ impl ExecutionService {
         cid_policy: CidPolicy,
         upstream: UpstreamClient,
         duplicate_guard_window: Duration,
+        approval_ttl: Duration,
     ) -> Self {
         Self {
             db,
@@ -167,6 +172,7 @@ impl ExecutionService {
             cid_policy,
             upstream,
             duplicate_guard_window,
+            approval_ttl,
             tasks: TaskTracker::new(),
         }
     }
@@ -182,6 +188,11 @@ impl ExecutionService {
     /// The configured CID pattern (the Customer Set page checks CIDs live with it).
     pub fn cid_policy(&self) -> &CidPolicy {
         &self.cid_policy
+    }
+
+    /// How long a request for approval waits before it expires.
+    pub fn approval_ttl(&self) -> Duration {
+        self.approval_ttl
     }
 
     /// How long a cluster may take before its job is `timed_out`.
@@ -289,12 +300,26 @@ impl ExecutionService {
         let valid = match self.validate(&intent, reason) {
             Ok(valid) => valid,
             Err(invalid) => {
-                return match self.db.job_by_key(&user.username, key.as_str()).await? {
-                    Some(existing) => self.answer_existing(existing, &fingerprint).await,
-                    None => Err(invalid),
-                };
+                if let Some(existing) = self.db.job_by_key(&user.username, key.as_str()).await? {
+                    return self.answer_existing(existing, &fingerprint).await;
+                }
+                if let Some(existing) = self
+                    .db
+                    .approval_by_key(&user.username, key.as_str())
+                    .await?
+                {
+                    let answer = approvals::answer_existing(existing, &fingerprint.payload_hash)?;
+                    return Ok(awaiting_answer(answer));
+                }
+                return Err(invalid);
             }
         };
+        let guard_on = intent.guarded && !intent.confirm_duplicate;
+        if needs_approval(&valid.cluster, &valid.action) {
+            return self
+                .request_approval(user, key, &fingerprint, valid, &intent, guard_on)
+                .await;
+        }
 
         let created_at = now_millis();
         let job_id = JobId::new_at(created_at);
@@ -309,7 +334,6 @@ impl ExecutionService {
             "[SET_ACTION] Creating job: action_code={}, action_name={}, cid_count={}",
             valid.action.code, valid.action.name, valid.cids.len()
         );
-        let guard_on = intent.guarded && !intent.confirm_duplicate;
         let new_job = NewJob {
             job_id,
             user: user.username.clone(),
@@ -327,19 +351,82 @@ impl ExecutionService {
             duplicate_guard_since: self.duplicate_guard_since(created_at).filter(|_| guard_on),
             retry_of: intent.retry_of,
             batch: None,
+            approval: None,
         };
         if let Claim::Existing(existing) = self.db.claim_job(&new_job).await? {
             return self.answer_existing(*existing, &fingerprint).await;
         }
-        let pending = new_job.pending_job();
         // The call runs in its own task: a client that goes away must not
         // cancel a request the cluster may already be applying.
-        let service = Arc::clone(self);
-        let run = self
-            .tasks
-            .spawn(async move { service.run(pending, valid).await });
-        run.await
-            .map_err(|e| Error::Internal(anyhow::anyhow!("Set Action task failed: {e}")))?
+        self.run_claimed(new_job.pending_job(), valid).await
+    }
+
+    /// Freezes a checked request that needs four eyes as an approval.
+    async fn request_approval(
+        &self,
+        user: &User,
+        key: &IdempotencyKey,
+        fingerprint: &RequestFingerprint,
+        valid: ValidRequest,
+        intent: &Intent,
+        guard_on: bool,
+    ) -> Result<SetActionResponse> {
+        if valid.cluster.token.is_none() {
+            // The request runs later, when approved: a token typed into it
+            // could only be kept by storing a secret, which the product never does.
+            return Err(Error::TokenRequired(valid.cluster.name.clone()));
+        }
+        let now = now_millis();
+        let answer = approvals::request(
+            &self.db,
+            self.approval_ttl,
+            ApprovalRequest {
+                kind: ApprovalKind::Job,
+                requested_by: user.username.clone(),
+                key: key.as_str().to_owned(),
+                cluster: valid.cluster.name.clone(),
+                action: valid.action.name.clone(),
+                action_code: valid.action.code,
+                cids: valid
+                    .cids
+                    .as_slice()
+                    .iter()
+                    .map(|c| c.as_str().to_owned())
+                    .collect(),
+                reason: valid.reason,
+                batch_size: None,
+                run_at: None,
+                payload_hash: fingerprint.payload_hash.clone(),
+                intent_hash: fingerprint.intent_hash.clone(),
+                confirm_duplicate: intent.confirm_duplicate,
+                retry_of: intent.retry_of.map(|j| j.as_uuid()),
+                duplicate_guard_since: self.duplicate_guard_since(now).filter(|_| guard_on),
+            },
+        )
+        .await?;
+        Ok(awaiting_answer(answer))
+    }
+
+    /// The request of an approval checked again against today's catalog,
+    /// clusters and CID rule, when it is approved.
+    pub(super) fn revalidate(
+        &self,
+        cluster: &str,
+        action: &str,
+        cids: &[String],
+        reason: Option<String>,
+    ) -> Result<ValidRequest> {
+        let intent = Intent {
+            cluster: cluster.to_owned(),
+            action: action.to_owned(),
+            cids: RawCids::from_input(&CidsInput::List(cids.to_vec())),
+            token: None,
+            reason: reason.clone(),
+            confirm_duplicate: false,
+            guarded: false,
+            retry_of: None,
+        };
+        self.validate(&intent, reason)
     }
 
     fn validate(&self, intent: &Intent, reason: Option<String>) -> Result<ValidRequest> {
@@ -378,9 +465,10 @@ impl ExecutionService {
         })
     }
 
-    /// Sends a claimed batch job in a task of its own (tracked, so shutdown
-    /// lets it finish) and answers its finalised job.
-    pub(super) fn spawn_batch(
+    /// Sends a claimed job (a batch of a run, an approved request) in a
+    /// task of its own (tracked, so shutdown lets it finish) and answers
+    /// its finalised job.
+    pub(super) fn spawn_claimed(
         self: &Arc<Self>,
         job: Job,
         valid: ValidRequest,
@@ -388,6 +476,18 @@ impl ExecutionService {
         let service = Arc::clone(self);
         self.tasks
             .spawn(async move { service.run(job, valid).await })
+    }
+
+    /// Sends a claimed job and waits for its answer; a client that goes
+    /// away does not cancel it.
+    pub(super) async fn run_claimed(
+        self: &Arc<Self>,
+        job: Job,
+        valid: ValidRequest,
+    ) -> Result<SetActionResponse> {
+        self.spawn_claimed(job, valid)
+            .await
+            .map_err(|e| Error::Internal(anyhow::anyhow!("Set Action task failed: {e}")))?
     }
 
     /// When a job created now must be finished by, or the sweep calls it
@@ -587,6 +687,15 @@ impl ExecutionService {
         {
             tracing::warn!("shutdown: in-flight Set Actions did not finish in time; the sweep will resolve them");
         }
+    }
+}
+
+/// A request waiting for approval, answered `202 {"approval"}`.
+fn awaiting_answer(answer: approvals::ApprovalAnswer) -> SetActionResponse {
+    SetActionResponse {
+        status: 202,
+        body: answer.body,
+        replayed: answer.replayed,
     }
 }
 

@@ -10,6 +10,8 @@
 //! - `execution`: the exactly-once Set Action, the sweep;
 //! - `runs`: runs over thousands of customers, their checks, reads and
 //!   commands; `dispatcher`: sends their batches within each cluster's limits;
+//! - `approvals`: four eyes, a request frozen until a second person
+//!   approves it, then executed once;
 //! - `accounts`: sign-in (local, single sign-on, API sessions), sessions,
 //!   API tokens, users and the rules on their changes;
 //! - `audit`: the duplicate report and its marking, the legacy import, the
@@ -24,6 +26,7 @@ use crate::oidc::Sso;
 use crate::store::Db;
 
 pub mod accounts;
+pub mod approvals;
 pub mod audit;
 pub mod customers;
 pub mod dispatcher;
@@ -32,6 +35,7 @@ pub mod jobs;
 pub mod runs;
 pub mod sso;
 
+use approvals::Approvals;
 use execution::ExecutionService;
 use runs::Runs;
 
@@ -95,6 +99,7 @@ pub struct Service {
     db: Db,
     execution: Arc<ExecutionService>,
     runs: Arc<Runs>,
+    approvals: Arc<Approvals>,
     accounts: AccountSettings,
     sso: Option<Arc<Sso>>,
 }
@@ -107,10 +112,16 @@ impl Service {
         accounts: AccountSettings,
         sso: Option<Arc<Sso>>,
     ) -> Self {
+        let approvals = Arc::new(Approvals::new(
+            db.clone(),
+            Arc::clone(&execution),
+            Arc::clone(&runs),
+        ));
         Self {
             db,
             execution,
             runs,
+            approvals,
             accounts,
             sso,
         }

@@ -11,12 +11,14 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
+use super::approvals::{self, ApprovalRequest};
 use super::execution::{
     check_reason, may_act_for, require_executor, trimmed_reason, ExecutionService,
 };
 use super::jobs::PageParams;
 use super::{Actor, Service};
 use crate::domain::action::Action;
+use crate::domain::approval::{needs_approval, ApprovalId, ApprovalKind};
 use crate::domain::cid::{CidListError, CidsInput, RawCids};
 use crate::domain::cluster::Cluster;
 use crate::domain::fingerprint::RequestFingerprint;
@@ -28,6 +30,7 @@ use crate::domain::run::{
 };
 use crate::domain::user::User;
 use crate::error::{Error, Result};
+use crate::store::approvals::StoredApproval;
 use crate::store::runs::{NewRun, RunClaim, RunFilter, StoredRun};
 use crate::store::Db;
 
@@ -64,10 +67,18 @@ pub struct RunRetryRequest {
     pub reason: Option<String>,
 }
 
-/// The answer to a run's creation: `202 {"run"}` as first sent, or its replay.
+/// What a run request created: the run, or an approval it waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Queued {
+    Run(RunId),
+    Approval(ApprovalId),
+}
+
+/// The answer to a run's creation: `202 {"run"}` (or `202 {"approval"}`)
+/// as first sent, or its replay.
 #[derive(Clone, Debug)]
 pub struct RunAnswer {
-    pub run_id: RunId,
+    pub created: Queued,
     pub body: String,
     pub replayed: bool,
 }
@@ -387,6 +398,18 @@ impl Runs {
                 if let Some(existing) = self.db.run_by_key(&user.username, key.as_str()).await? {
                     return answer_existing(existing, &payload_hash);
                 }
+                if let Some(existing) = self
+                    .db
+                    .approval_by_key(&user.username, key.as_str())
+                    .await?
+                {
+                    let answer = approvals::answer_existing(existing, &payload_hash)?;
+                    return Ok(RunAnswer {
+                        created: Queued::Approval(answer.approval_id),
+                        body: answer.body,
+                        replayed: answer.replayed,
+                    });
+                }
                 if self
                     .db
                     .job_by_key(&user.username, key.as_str())
@@ -398,56 +421,48 @@ impl Runs {
                 return Err(invalid);
             }
         };
-        let created_at = now_millis();
-        let run_id = RunId::new_at(created_at);
-        let batches = split(&valid.cids, valid.batch_size);
-        let cid_count = valid.cids.len() as i64;
-        let batch_count = batches.len() as i64;
-        let status = if valid.run_at.is_some() {
-            RunStatus::Scheduled
-        } else {
-            RunStatus::Queued
-        };
-        let run = Run {
-            run_id,
-            user: user.username.clone(),
-            cluster: valid.cluster.name.clone(),
-            action: valid.action.name.clone(),
-            action_code: valid.action.code,
-            reason: valid.reason.clone(),
-            cid_count,
-            batch_size: valid.batch_size as i64,
-            batch_count,
-            status,
-            batches: BatchCounts {
-                queued: batch_count,
-                ..BatchCounts::default()
-            },
-            customers: RunCustomerCounts {
-                not_run: cid_count,
-                ..RunCustomerCounts::default()
-            },
-            run_at: valid.run_at,
-            created_at,
-            started_at: None,
-            finished_at: None,
-            retry_of: intent.retry_of,
-            approved_by: None,
-            approval_id: None,
-        };
         let guard_on = intent.retry_of.is_none() && !intent.confirm_duplicate;
+        let created_at = now_millis();
+        let guard_since = self
+            .execution
+            .duplicate_guard_since(created_at)
+            .filter(|_| guard_on);
+        if needs_approval(&valid.cluster, &valid.action) {
+            let answer = approvals::request(
+                &self.db,
+                self.execution.approval_ttl(),
+                ApprovalRequest {
+                    kind: ApprovalKind::Run,
+                    requested_by: user.username.clone(),
+                    key: key.as_str().to_owned(),
+                    cluster: valid.cluster.name.clone(),
+                    action: valid.action.name.clone(),
+                    action_code: valid.action.code,
+                    cids: valid.cids,
+                    reason: valid.reason,
+                    batch_size: Some(valid.batch_size as i64),
+                    run_at: valid.run_at,
+                    payload_hash,
+                    intent_hash: fingerprint.intent_hash,
+                    confirm_duplicate: intent.confirm_duplicate,
+                    retry_of: intent.retry_of.map(|r| r.as_uuid()),
+                    duplicate_guard_since: guard_since,
+                },
+            )
+            .await?;
+            return Ok(RunAnswer {
+                created: Queued::Approval(answer.approval_id),
+                body: answer.body,
+                replayed: answer.replayed,
+            });
+        }
         let new = NewRun {
-            response_body: run_body(&run)?,
             key: key.as_str().to_owned(),
             payload_hash: payload_hash.clone(),
             intent_hash: fingerprint.intent_hash,
             confirm_duplicate: intent.confirm_duplicate,
-            batches,
-            duplicate_guard_since: self
-                .execution
-                .duplicate_guard_since(created_at)
-                .filter(|_| guard_on),
-            run,
+            duplicate_guard_since: guard_since,
+            ..new_run(&user.username, valid, intent.retry_of, None, created_at)?
         };
         match self.db.claim_run(&new).await? {
             RunClaim::Existing(existing) => answer_existing(*existing, &payload_hash),
@@ -461,7 +476,7 @@ impl Runs {
                 );
                 self.wake.notify_one();
                 Ok(RunAnswer {
-                    run_id,
+                    created: Queued::Run(run.run_id),
                     body: new.response_body,
                     replayed: false,
                 })
@@ -516,6 +531,44 @@ impl Runs {
             batch_size,
             reason,
             run_at: intent.run_at,
+        })
+    }
+
+    /// The run an approval of kind run commits when approved: its request
+    /// checked again against today's catalog, as its requester's, with the
+    /// approver as `approved_by`, under the approval's own key.
+    pub(super) fn approved_run(
+        &self,
+        stored: &StoredApproval,
+        approver: &str,
+        at: DateTime<Utc>,
+    ) -> Result<NewRun> {
+        let a = &stored.approval;
+        let intent = RunIntent {
+            cluster: a.cluster.clone(),
+            action: a.action.clone(),
+            cids: RawCids::from_input(&CidsInput::List(a.cids.clone())),
+            batch_size: a.batch_size,
+            reason: a.reason.clone(),
+            run_at: a.run_at,
+            confirm_duplicate: stored.confirm_duplicate,
+            retry_of: stored.retry_of.map(RunId::from_uuid),
+        };
+        let valid = self.validate(&intent, a.reason.clone())?;
+        Ok(NewRun {
+            key: a.approval_id.execution_key(),
+            payload_hash: stored.payload_hash.clone(),
+            intent_hash: stored.intent_hash.clone(),
+            confirm_duplicate: stored.confirm_duplicate,
+            // The approval was the guard while it waited.
+            duplicate_guard_since: None,
+            ..new_run(
+                &a.requested_by,
+                valid,
+                intent.retry_of,
+                Some((a.approval_id, approver.to_owned())),
+                at,
+            )?
         })
     }
 
@@ -658,6 +711,62 @@ impl Runs {
     }
 }
 
+/// A checked run as it is committed: the run `queued` (or `scheduled`),
+/// its batches split in order; key, hashes and guard left for the caller.
+fn new_run(
+    user: &str,
+    valid: ValidRun,
+    retry_of: Option<RunId>,
+    approval: Option<(ApprovalId, String)>,
+    created_at: DateTime<Utc>,
+) -> Result<NewRun> {
+    let batches = split(&valid.cids, valid.batch_size);
+    let cid_count = valid.cids.len() as i64;
+    let batch_count = batches.len() as i64;
+    let status = if valid.run_at.is_some() {
+        RunStatus::Scheduled
+    } else {
+        RunStatus::Queued
+    };
+    let run = Run {
+        run_id: RunId::new_at(created_at),
+        user: user.to_owned(),
+        cluster: valid.cluster.name.clone(),
+        action: valid.action.name.clone(),
+        action_code: valid.action.code,
+        reason: valid.reason.clone(),
+        cid_count,
+        batch_size: valid.batch_size as i64,
+        batch_count,
+        status,
+        batches: BatchCounts {
+            queued: batch_count,
+            ..BatchCounts::default()
+        },
+        customers: RunCustomerCounts {
+            not_run: cid_count,
+            ..RunCustomerCounts::default()
+        },
+        run_at: valid.run_at,
+        created_at,
+        started_at: None,
+        finished_at: None,
+        retry_of,
+        approved_by: approval.as_ref().map(|a| a.1.clone()),
+        approval_id: approval.as_ref().map(|a| a.0),
+    };
+    Ok(NewRun {
+        response_body: run_body(&run)?,
+        key: String::new(),
+        payload_hash: String::new(),
+        intent_hash: String::new(),
+        confirm_duplicate: false,
+        batches,
+        duplicate_guard_since: None,
+        run,
+    })
+}
+
 /// The body of a run's answers: `{"run": Run}`.
 pub fn run_body(run: &Run) -> Result<String> {
     Ok(serde_json::to_string(&serde_json::json!({ "run": run })).map_err(anyhow::Error::from)?)
@@ -670,7 +779,7 @@ fn answer_existing(existing: StoredRun, payload_hash: &str) -> Result<RunAnswer>
     }
     tracing::info!(run_id = %existing.run.run_id, "[RUN] Replay: run_id={}", existing.run.run_id);
     Ok(RunAnswer {
-        run_id: existing.run.run_id,
+        created: Queued::Run(existing.run.run_id),
         body: existing.response_body,
         replayed: true,
     })

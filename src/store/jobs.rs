@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::tx::{args, write_tx, Backend, Tx};
 use super::{with_pool, Db};
+use crate::domain::approval::ApprovalId;
 use crate::domain::job::{Job, JobId, JobStatus, Phases};
 use crate::domain::outcome::{CustomerOutcome, HistoryEntry, Outcome, OutcomeCounts};
 use crate::domain::query::{HistoryFilter, JobCursor, JobFilter};
@@ -19,7 +20,7 @@ const JOB_COLUMNS: &str = "job_id, user_name, cluster, action, action_code, cids
      upstream_status, response_summary, error, created_at, finished_at, duration_ms, duplicate_of, reason, \
      payload_hash, response_status, response_body, confirm_duplicate, replay_count, last_replay_at, \
      sent_at, answered_at, finalized_at, audit_hash, imported, legacy_id, ok_count, failed_count, \
-     unknown_count, retry_of, run_id, batch_index";
+     unknown_count, retry_of, run_id, batch_index, approved_by, approval_id";
 
 #[derive(sqlx::FromRow)]
 struct JobRow {
@@ -57,6 +58,8 @@ struct JobRow {
     retry_of: Option<Uuid>,
     run_id: Option<Uuid>,
     batch_index: Option<i64>,
+    approved_by: Option<String>,
+    approval_id: Option<Uuid>,
 }
 
 /// A job with what the store keeps to answer replays.
@@ -128,6 +131,8 @@ impl TryFrom<JobRow> for StoredJob {
                 retry_of: r.retry_of.map(JobId::from_uuid),
                 run_id: r.run_id.map(RunId::from_uuid),
                 batch_index: r.batch_index,
+                approved_by: r.approved_by,
+                approval_id: r.approval_id.map(ApprovalId::from_uuid),
             },
             payload_hash: r.payload_hash,
             response,
@@ -162,6 +167,8 @@ pub struct NewJob {
     pub retry_of: Option<JobId>,
     /// The run and batch this job sends, for a batch of a run.
     pub batch: Option<(RunId, i64)>,
+    /// The approval this job executes, and who approved it.
+    pub approval: Option<(ApprovalId, String)>,
 }
 
 impl NewJob {
@@ -198,6 +205,8 @@ impl NewJob {
             retry_of: self.retry_of,
             run_id: self.batch.map(|b| b.0),
             batch_index: self.batch.map(|b| b.1),
+            approved_by: self.approval.as_ref().map(|a| a.1.clone()),
+            approval_id: self.approval.as_ref().map(|a| a.0),
         }
     }
 }
@@ -444,8 +453,8 @@ where
 
 const CLAIM_INSERT_SQL: &str = "INSERT INTO jobs (job_id, user_name, idempotency_key, payload_hash, \
      intent_hash, cluster, action, action_code, cids, cid_count, reason, status, created_at, deadline_at, \
-     confirm_duplicate, retry_of, run_id, batch_index) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14, $15, $16, $17) \
+     confirm_duplicate, retry_of, run_id, batch_index, approval_id, approved_by) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'pending', $12, $13, $14, $15, $16, $17, $18, $19) \
      ON CONFLICT (user_name, idempotency_key) DO NOTHING";
 const RECENT_INTENT_SQL: &str =
     "SELECT job_id, user_name, created_at FROM jobs WHERE intent_hash = $1 \
@@ -548,6 +557,8 @@ pub(crate) async fn claim(tx: &mut impl Tx, new: &NewJob) -> Result<bool> {
                 new.retry_of,
                 new.batch.map(|b| b.0.as_uuid()),
                 new.batch.map(|b| b.1),
+                new.approval.as_ref().map(|a| a.0.as_uuid()),
+                new.approval.as_ref().map(|a| a.1.as_str()),
             ],
         )
         .await?;
@@ -558,19 +569,17 @@ pub(crate) async fn claim(tx: &mut impl Tx, new: &NewJob) -> Result<bool> {
     if super::runs::key_names_a_run(tx, &new.user, &new.key).await? {
         return Err(Error::IdempotencyKeyReused);
     }
+    if super::approvals::key_names_an_approval(tx, &new.user, &new.key).await? {
+        return Err(Error::IdempotencyKeyReused);
+    }
     if let Some(since) = new.duplicate_guard_since {
-        let recent = tx
-            .fetch_optional(
-                RECENT_INTENT_SQL,
-                &args![&new.intent_hash, since, new.job_id],
-            )
-            .await?;
-        if let Some(row) = recent {
-            return Err(Error::RecentDuplicate {
-                holder: crate::error::Holder::Job(row.get(0)?),
-                user: row.get(1)?,
-                created_at: row.get(2)?,
-            });
+        if let Some(refusal) = recent_job(tx, &new.intent_hash, since, new.job_id).await? {
+            return Err(refusal);
+        }
+        let awaiting =
+            super::approvals::awaiting_duplicate(tx, &new.intent_hash, new.created_at, None);
+        if let Some(refusal) = awaiting.await? {
+            return Err(refusal);
         }
     }
     let sql = cid_statements(tx.backend());
@@ -594,6 +603,29 @@ pub(crate) async fn claim(tx: &mut impl Tx, new: &NewJob) -> Result<bool> {
     )
     .await?;
     Ok(true)
+}
+
+/// The recent-duplicate guard's view of jobs: a `pending`, `succeeded` or
+/// `partial` job of the same intent created since `since`, other than
+/// `except`, as the refusal it makes.
+pub(crate) async fn recent_job(
+    tx: &mut impl Tx,
+    intent_hash: &str,
+    since: DateTime<Utc>,
+    except: JobId,
+) -> Result<Option<Error>> {
+    let recent = tx
+        .fetch_optional(RECENT_INTENT_SQL, &args![intent_hash, since, except])
+        .await?;
+    recent
+        .map(|row| {
+            Ok(Error::RecentDuplicate {
+                holder: crate::error::Holder::Job(row.get(0)?),
+                user: row.get(1)?,
+                created_at: row.get(2)?,
+            })
+        })
+        .transpose()
 }
 
 /// Records the outcome of a `pending` job and releases its CIDs; false when

@@ -13,6 +13,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Connection, PgPool, SqliteConnection, SqlitePool};
 
+pub mod approvals;
 pub mod audit;
 pub mod jobs;
 pub mod oidc;

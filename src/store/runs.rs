@@ -13,6 +13,7 @@ use uuid::Uuid;
 use super::jobs::{claim, NewJob};
 use super::tx::{args, write_tx, Backend, Tx};
 use super::{with_pool, Db};
+use crate::domain::approval::ApprovalId;
 use crate::domain::job::JobId;
 use crate::domain::outcome::{Outcome, OutcomeCounts};
 use crate::domain::query::PageRequest;
@@ -87,7 +88,7 @@ impl RunRow {
                 finished_at: self.finished_at,
                 retry_of: self.retry_of.map(RunId::from_uuid),
                 approved_by: self.approved_by,
-                approval_id: self.approval_id,
+                approval_id: self.approval_id.map(ApprovalId::from_uuid),
             },
             payload_hash: self.payload_hash,
             response_body: self.response_body,
@@ -131,6 +132,8 @@ pub struct Startable {
     pub action: String,
     pub reason: Option<String>,
     pub cids: Vec<String>,
+    /// The run's approval and approver, which each batch's job carries.
+    pub approval: Option<(ApprovalId, String)>,
 }
 
 /// What starting a batch came to.
@@ -222,7 +225,7 @@ pub(crate) async fn key_names_a_run(tx: &mut impl Tx, user: &str, key: &str) -> 
 /// The run and its batches, in one write: true when inserted, false when
 /// another run holds the key. A key a job holds, a recent duplicate and
 /// anything else refused leave nothing behind.
-async fn insert_run(tx: &mut impl Tx, new: &NewRun) -> Result<bool> {
+pub(crate) async fn insert_run(tx: &mut impl Tx, new: &NewRun) -> Result<bool> {
     let run = &new.run;
     lock_key(tx, &run.user, &new.key).await?;
     if tx.backend() == Backend::Postgres {
@@ -257,7 +260,7 @@ async fn insert_run(tx: &mut impl Tx, new: &NewRun) -> Result<bool> {
                 run.created_at,
                 run.retry_of.map(|r| r.as_uuid()),
                 run.approved_by.as_deref(),
-                run.approval_id,
+                run.approval_id.map(|a| a.as_uuid()),
                 new.confirm_duplicate,
                 &new.response_body,
             ],
@@ -273,23 +276,17 @@ async fn insert_run(tx: &mut impl Tx, new: &NewRun) -> Result<bool> {
         )
         .await?
         .is_some();
-    if job_holds_key {
+    if job_holds_key || super::approvals::key_names_an_approval(tx, &run.user, &new.key).await? {
         return Err(Error::IdempotencyKeyReused);
     }
     if let Some(since) = new.duplicate_guard_since {
-        let recent = tx
-            .fetch_optional(
-                "SELECT run_id, user_name, created_at FROM runs WHERE intent_hash = $1 AND created_at >= $2 \
-                 AND status <> 'cancelled' AND run_id <> $3 ORDER BY created_at DESC LIMIT 1",
-                &args![&new.intent_hash, since, run.run_id.as_uuid()],
-            )
-            .await?;
-        if let Some(row) = recent {
-            return Err(Error::RecentDuplicate {
-                holder: Holder::Run(RunId::from_uuid(row.get(0)?)),
-                user: row.get(1)?,
-                created_at: row.get(2)?,
-            });
+        if let Some(refusal) = recent_run(tx, &new.intent_hash, since, run.run_id).await? {
+            return Err(refusal);
+        }
+        let awaiting =
+            super::approvals::awaiting_duplicate(tx, &new.intent_hash, run.created_at, None);
+        if let Some(refusal) = awaiting.await? {
+            return Err(refusal);
         }
     }
     let batches = serde_json::to_string(&new.batches).map_err(anyhow::Error::from)?;
@@ -299,6 +296,33 @@ async fn insert_run(tx: &mut impl Tx, new: &NewRun) -> Result<bool> {
     )
     .await?;
     Ok(true)
+}
+
+/// The recent-duplicate guard's view of runs: a run of the same intent,
+/// not cancelled, created since `since`, other than `except`, as the
+/// refusal it makes.
+pub(crate) async fn recent_run(
+    tx: &mut impl Tx,
+    intent_hash: &str,
+    since: DateTime<Utc>,
+    except: RunId,
+) -> Result<Option<Error>> {
+    let recent = tx
+        .fetch_optional(
+            "SELECT run_id, user_name, created_at FROM runs WHERE intent_hash = $1 AND created_at >= $2 \
+             AND status <> 'cancelled' AND run_id <> $3 ORDER BY created_at DESC LIMIT 1",
+            &args![intent_hash, since, except.as_uuid()],
+        )
+        .await?;
+    recent
+        .map(|row| {
+            Ok(Error::RecentDuplicate {
+                holder: Holder::Run(RunId::from_uuid(row.get(0)?)),
+                user: row.get(1)?,
+                created_at: row.get(2)?,
+            })
+        })
+        .transpose()
 }
 
 /// What a claim of a run decided.
@@ -538,28 +562,41 @@ impl Db {
 
     /// The lowest queued batch of each active run, oldest run first.
     pub async fn startable_batches(&self, limit: u32) -> Result<Vec<Startable>> {
-        #[allow(clippy::type_complexity)]
-        let rows: Vec<(Uuid, i64, String, String, String, Option<String>, String)> = with_pool!(self, pool => sqlx::query_as(
-            "SELECT r.run_id, b.batch_index, r.user_name, r.cluster, r.action, r.reason, b.cids \
+        #[derive(sqlx::FromRow)]
+        struct StartableRow {
+            run_id: Uuid,
+            batch_index: i64,
+            user_name: String,
+            cluster: String,
+            action: String,
+            reason: Option<String>,
+            cids: String,
+            approved_by: Option<String>,
+            approval_id: Option<Uuid>,
+        }
+        let rows: Vec<StartableRow> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT r.run_id, b.batch_index, r.user_name, r.cluster, r.action, r.reason, b.cids, \
+             r.approved_by, r.approval_id \
              FROM runs r JOIN run_batches b ON b.run_id = r.run_id \
              WHERE r.status IN ('queued', 'running') AND b.status = 'queued' \
              AND b.batch_index = (SELECT MIN(q.batch_index) FROM run_batches q WHERE q.run_id = r.run_id AND q.status = 'queued') \
              ORDER BY r.created_at, r.run_id LIMIT $1")
             .bind(i64::from(limit)).fetch_all(pool).await)?;
         rows.into_iter()
-            .map(
-                |(run_id, batch_index, user, cluster, action, reason, cids)| {
-                    Ok(Startable {
-                        run_id: RunId::from_uuid(run_id),
-                        batch_index,
-                        user,
-                        cluster,
-                        action,
-                        reason,
-                        cids: serde_json::from_str(&cids).map_err(anyhow::Error::from)?,
-                    })
-                },
-            )
+            .map(|r| {
+                Ok(Startable {
+                    run_id: RunId::from_uuid(r.run_id),
+                    batch_index: r.batch_index,
+                    user: r.user_name,
+                    cluster: r.cluster,
+                    action: r.action,
+                    reason: r.reason,
+                    cids: serde_json::from_str(&r.cids).map_err(anyhow::Error::from)?,
+                    approval: r
+                        .approval_id
+                        .map(|id| (ApprovalId::from_uuid(id), r.approved_by.unwrap_or_default())),
+                })
+            })
             .collect()
     }
 

@@ -463,6 +463,7 @@ async fn results_missing_unreadable_or_half_readable_never_fail_the_request() {
             token_env: None,
             max_in_flight: None,
             max_per_second: None,
+            approval_required: None,
         }];
     })
     .await;

@@ -154,6 +154,7 @@ async fn run_against(base_url: &str) -> (u16, Value, usize) {
             token_env: None,
             max_in_flight: None,
             max_per_second: None,
+            approval_required: None,
         }];
     })
     .await;

@@ -148,6 +148,7 @@ async fn an_action_that_requires_a_reason_refuses_none_or_a_short_one_and_stores
             description: None,
             max_cids: None,
             reason_required: Some(true),
+            approval_required: None,
             method: None,
             path: None,
         }]);

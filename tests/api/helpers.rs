@@ -539,6 +539,7 @@ impl SandboxServer {
             token_env: None,
             max_in_flight: None,
             max_per_second: None,
+            approval_required: None,
         }];
     }
 }

@@ -4,6 +4,7 @@ mod helpers;
 mod store;
 
 mod actions;
+mod approvals;
 mod audit;
 mod authorization;
 mod browser;

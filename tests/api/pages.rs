@@ -1003,6 +1003,7 @@ async fn the_token_field_shows_only_for_a_cluster_without_a_server_side_token() 
             token_env: None,
             max_in_flight: None,
             max_per_second: None,
+            approval_required: None,
         }];
     })
     .await;

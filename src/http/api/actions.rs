@@ -22,7 +22,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The answer of an execution, as first sent (or replayed).
-fn answer(answer: SetActionResponse) -> Result<Response> {
+pub fn answer(answer: SetActionResponse) -> Result<Response> {
     let status = StatusCode::from_u16(answer.status).map_err(|e| Error::Internal(e.into()))?;
     let mut headers = HeaderMap::new();
     headers.insert(

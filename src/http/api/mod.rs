@@ -5,6 +5,7 @@ use axum::Router;
 use super::AppState;
 
 pub mod actions;
+pub mod approvals;
 pub mod audit;
 pub mod catalog;
 pub mod customers;
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .merge(jobs::router())
         .merge(customers::router())
         .merge(runs::router())
+        .merge(approvals::router())
         .merge(users::router())
         .merge(tokens::router())
         .merge(audit::router())

@@ -20,7 +20,8 @@ use crate::http::schema::{BatchSchema, RunCustomerSchema, RunSchema};
 use crate::http::AppState;
 use crate::service::jobs::PageParams;
 use crate::service::runs::{
-    parse_run_outcome, RunAnswer, RunCustomerView, RunFilterParams, RunRequest, RunRetryRequest,
+    parse_run_outcome, Queued, RunAnswer, RunCustomerView, RunFilterParams, RunRequest,
+    RunRetryRequest,
 };
 
 /// Bodies of `POST /api/v1/runs` may be this large (100,000 CIDs and more);
@@ -108,8 +109,11 @@ fn accepted(answer: RunAnswer) -> Result<Response> {
     );
     headers.insert(
         header::LOCATION,
-        HeaderValue::from_str(&format!("/api/v1/runs/{}", answer.run_id))
-            .map_err(|e| Error::Internal(e.into()))?,
+        HeaderValue::from_str(&match answer.created {
+            Queued::Run(id) => format!("/api/v1/runs/{id}"),
+            Queued::Approval(id) => format!("/api/v1/approvals/{id}"),
+        })
+        .map_err(|e| Error::Internal(e.into()))?,
     );
     if answer.replayed {
         headers.insert("idempotent-replayed", HeaderValue::from_static("true"));

@@ -249,6 +249,8 @@ mod tests {
             retry_of: None,
             run_id: None,
             batch_index: None,
+            approved_by: None,
+            approval_id: None,
         }
     }
 

@@ -52,6 +52,12 @@ struct Sealed<'a> {
     run_id: Option<crate::domain::run::RunId>,
     #[serde(skip_serializing_if = "Option::is_none")]
     batch_index: Option<i64>,
+    /// Who approved a four-eyes request, and the approval (left out
+    /// without one, so jobs sealed before approvals existed still verify).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approved_by: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    approval_id: Option<crate::domain::approval::ApprovalId>,
 }
 
 /// The outcome and error each customer has when the job's status says it all.
@@ -99,6 +105,8 @@ pub fn seal_hash(previous: &str, job: &Job, customers: &[CustomerOutcome]) -> St
         retry_of: job.retry_of,
         run_id: job.run_id,
         batch_index: job.batch_index,
+        approved_by: job.approved_by.as_deref(),
+        approval_id: job.approval_id,
     };
     let mut h = Sha256::new();
     h.update(previous.as_bytes());
@@ -251,6 +259,8 @@ mod tests {
             retry_of: None,
             run_id: None,
             batch_index: None,
+            approved_by: None,
+            approval_id: None,
         }
     }
 
@@ -271,6 +281,18 @@ mod tests {
         let mut retried = j.clone();
         retried.retry_of = Some(JobId::new_at(now_millis()));
         assert_ne!(h, seal_hash(GENESIS, &retried, &ok));
+        let approved = Job {
+            approved_by: Some("piet".into()),
+            approval_id: Some(crate::domain::approval::ApprovalId::new_at(j.created_at)),
+            ..j.clone()
+        };
+        let approved_hash = seal_hash(GENESIS, &approved, &ok);
+        assert_ne!(h, approved_hash);
+        let other_approver = Job {
+            approved_by: Some("ana".into()),
+            ..approved.clone()
+        };
+        assert_ne!(approved_hash, seal_hash(GENESIS, &other_approver, &ok));
     }
 
     #[test]
@@ -312,6 +334,8 @@ mod tests {
                 retry_of: None,
                 run_id: None,
                 batch_index: None,
+                approved_by: None,
+                approval_id: None,
             })
             .unwrap();
             assert!(v.as_object_mut().unwrap().get("customers").is_none());
