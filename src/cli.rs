@@ -22,9 +22,11 @@ use crate::service::{Actor, Service};
 use crate::store::{Db, PoolSettings};
 use crate::telemetry::{init_tracing, LogTarget};
 
+mod approvals;
 mod audit;
 mod output;
 mod runs;
+pub use approvals::ApprovalsCommand;
 pub use audit::{AuditCommand, ExportArgs, ImportCommand};
 pub use output::Output;
 pub use runs::RunsCommand;
@@ -61,6 +63,9 @@ pub enum Command {
     /// Runs over many customers: queue, list, show, cancel, watch.
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Requests that wait for a second person: list, show.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
     /// Find and mark duplicate jobs; verify the tamper-evident chain.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -429,6 +434,9 @@ async fn run_store_command(config: &Config, command: Command) -> anyhow::Result<
             }
         }
         Command::Runs(command) => return runs::run_runs(config, command, &mut out).await,
+        Command::Approvals(command) => {
+            return approvals::run_approvals(config, command, &mut out).await
+        }
         Command::Audit(command) => return audit::run_audit(config, command, &mut out).await,
         Command::Import(command) => return audit::run_import(config, command, &mut out).await,
         Command::Jobs(JobsCommand::Export(args)) => {

@@ -441,6 +441,18 @@ function init(form) {
     const cidsText = (n) => `${number(n)} customer ID${n === 1 ? "" : "s"}`;
     switch (response.status) {
       case 202: {
+        if (data.approval) {
+          const a = data.approval;
+          const what = a.kind === "run"
+            ? `${a.action} on ${cidsText(a.cid_count)} in ${a.cluster}, as a run in batches of at most ${number(a.batch_size)}`
+            : `${a.action} on ${cidsText(a.cid_count)} in ${a.cluster}`;
+          show("notice", "Waiting for approval", [
+            `${what} needs a second person: an admin or operator other than you approves it, and only then does it run. Nothing was run yet.`,
+            `The request waits until ${showTime(a.expires_at)}.`,
+            ...again,
+          ], null, null, a.approval_id);
+          return;
+        }
         const r = data.run;
         const when = r.run_at ? `It starts at ${showTime(r.run_at)}.` : "Its batches are being sent now.";
         show("success", r.run_at ? "Run scheduled" : "Run started", [
@@ -526,11 +538,16 @@ function init(form) {
         {
           const link = $("duplicate-job");
           const runId = data.run_id;
-          link.href = runId ? `/runs/${encodeURIComponent(runId)}` : `/jobs/${encodeURIComponent(data.job_id)}`;
-          link.textContent = runId ?? data.job_id;
-          $("duplicate-kind").textContent = runId ? "run" : "job";
+          const approvalId = data.approval_id;
+          link.href = approvalId
+            ? `/approvals/${encodeURIComponent(approvalId)}`
+            : runId ? `/runs/${encodeURIComponent(runId)}` : `/jobs/${encodeURIComponent(data.job_id)}`;
+          link.textContent = approvalId ?? runId ?? data.job_id;
+          $("duplicate-kind").textContent = approvalId ? "request awaiting approval" : runId ? "run" : "job";
         }
-        if (data.run_id) {
+        if (data.approval_id) {
+          show("notice", "Not run yet", ["The same action on the same customer IDs already waits for approval."], null, null, data.approval_id);
+        } else if (data.run_id) {
           show("notice", "Not run yet", ["The same action on the same customer IDs was started as a run a moment ago."], null, data.run_id);
         } else {
           show("notice", "Not run yet", ["The same action on the same customer IDs ran a moment ago."], data.job_id);
@@ -588,8 +605,8 @@ function init(form) {
     result.append(p);
   }
 
-  /** Fills the result panel; the job link is `#job-id`, a run's `#run-link`. */
-  function show(kind, title, lines, jobId, runId) {
+  /** Fills the result panel; the job link is `#job-id`, a run's `#run-link`, an approval's `#approval-link`. */
+  function show(kind, title, lines, jobId, runId, approvalId) {
     const heading = document.createElement("h2");
     heading.id = "result-title";
     heading.textContent = title;
@@ -617,6 +634,16 @@ function init(form) {
       a.href = `/runs/${encodeURIComponent(runId)}`;
       a.textContent = runId;
       p.append("Run ", a, " — its page shows each batch as it goes.");
+      parts.push(p);
+    }
+    if (approvalId) {
+      const p = document.createElement("p");
+      const a = document.createElement("a");
+      a.id = "approval-link";
+      a.className = "mono";
+      a.href = `/approvals/${encodeURIComponent(approvalId)}`;
+      a.textContent = approvalId;
+      p.append("Approval ", a, " — send this link to the person who approves it.");
       parts.push(p);
     }
     result.replaceChildren(...parts);

@@ -353,6 +353,7 @@ pub struct ApprovalSchema {
 #[schema(as = DecisionRequest)]
 pub struct DecisionRequestSchema {
     /// 3 to 500 characters; required to reject.
+    #[schema(min_length = 3, max_length = 500)]
     pub comment: Option<String>,
 }
 

@@ -127,6 +127,7 @@ async fn every_endpoint_answers_every_caller_as_the_table_says() {
         (Method::POST, "/api/v1/actions", action,    [401, 401, 401, 401,   403, 201, 201,  403, 403, 403,  403, 201, 201]),
         (Method::GET, "/api/v1/jobs", none,          [401, 401, 401, 401,   200, 200, 200,  200, 200, 200,  200, 200, 200]),
         (Method::GET, &job_path, none,               [401, 401, 401, 401,   404, 404, 404,  200, 200, 200,  200, 200, 200]),
+        (Method::GET, "/api/v1/approvals", none,     [401, 401, 401, 401,   200, 200, 200,  200, 200, 200,  200, 200, 200]),
         (Method::GET, "/api/v1/users", none,         [401, 401, 401, 401,   403, 403, 403,  403, 403, 403,  200, 200, 200]),
         (Method::POST, "/api/v1/users", new_user,    [401, 401, 401, 401,   403, 403, 403,  403, 403, 403,  403, 201, 201]),
         (Method::PATCH, &victim_path, change,        [401, 401, 401, 401,   403, 403, 403,  403, 403, 403,  403, 200, 200]),

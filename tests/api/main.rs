@@ -4,6 +4,7 @@ mod helpers;
 mod store;
 
 mod actions;
+mod approval_pages;
 mod approvals;
 mod audit;
 mod authorization;

@@ -28,6 +28,8 @@ pub type PageResult<T = Response> = Result<T, PageError>;
 pub struct PageUser {
     pub user: User,
     pub csrf_token: String,
+    /// Approvals waiting for a decision, for the navigation's count.
+    pub awaiting_approvals: i64,
 }
 
 impl PageUser {
@@ -62,6 +64,7 @@ impl PageUser {
             user: Some(self.user.clone()),
             csrf_token: self.csrf_token.clone(),
             active,
+            awaiting_approvals: self.awaiting_approvals,
         }
     }
 }
@@ -75,7 +78,19 @@ impl FromRequestParts<AppState> for PageUser {
             return Err(login_redirect(&parts.uri));
         };
         match state.service.session_user(&id).await {
-            Ok((user, csrf_token)) => Ok(PageUser { user, csrf_token }),
+            Ok((user, csrf_token)) => {
+                let awaiting_approvals = state
+                    .service
+                    .approvals()
+                    .count_awaiting()
+                    .await
+                    .map_err(|e| PageError(e).into_response())?;
+                Ok(PageUser {
+                    user,
+                    csrf_token,
+                    awaiting_approvals,
+                })
+            }
             Err(Error::Unauthenticated) => Err(login_redirect(&parts.uri)),
             Err(e) => Err(PageError(e).into_response()),
         }
@@ -184,6 +199,8 @@ pub struct Chrome {
     pub user: Option<User>,
     pub csrf_token: String,
     pub active: &'static str,
+    /// Approvals waiting for a decision (shown beside "Approvals").
+    pub awaiting_approvals: i64,
 }
 
 impl Chrome {
@@ -193,6 +210,7 @@ impl Chrome {
             user: None,
             csrf_token: String::new(),
             active: "",
+            awaiting_approvals: 0,
         }
     }
 

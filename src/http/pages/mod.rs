@@ -10,6 +10,7 @@ use super::AppState;
 use crate::error::Error;
 
 pub mod account;
+pub mod approvals;
 pub mod assets;
 mod chart;
 pub mod common;
@@ -35,6 +36,7 @@ pub fn router() -> Router<AppState> {
         .merge(job::router())
         .merge(runs::router())
         .merge(run::router())
+        .merge(approvals::router())
         .merge(customers::router())
         .merge(account::router())
         .merge(users::router())
