@@ -166,6 +166,7 @@ pub enum JobsCommand {
     },
     /// Show one job as JSON, then its customers as a table.
     Show {
+        /// The job's id, or a unique prefix of it.
         job_id: String,
         /// Only customers with this outcome: ok, failed, unknown or pending.
         #[arg(long)]
@@ -217,13 +218,41 @@ fn load_config(cli_config: &Option<PathBuf>) -> anyhow::Result<Config> {
     Ok(Config::load(cli_config.as_deref(), &env)?)
 }
 
+/// Whether a command may bring a new store into being. Only those that set
+/// one up may (`serve`, `migrate`, `import legacy`, `users add`): a command
+/// that reads, checks or reports, run from the wrong folder, must not
+/// create an empty store there and report on it (an audit that passes on
+/// nothing).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StoreUse {
+    MayCreate,
+    ExistingOnly,
+}
+
 /// The store a command names (its flag, else the configuration's), opened
-/// and migrated, with a small pool: commands run one query at a time.
-async fn open_store(config: &Config, store: &StoreArgs) -> anyhow::Result<Db> {
+/// and migrated, with a small pool: commands run one query at a time. Names
+/// the store on standard error, never on standard output (which carries
+/// the command's answer).
+pub(crate) async fn open_store_as(
+    config: &Config,
+    store: &StoreArgs,
+    store_use: StoreUse,
+) -> anyhow::Result<Db> {
     let url = store
         .database_url
         .clone()
         .unwrap_or_else(|| config.database_url.clone());
+    let described = crate::store::describe_url(&url);
+    if let (StoreUse::ExistingOnly, Some(path)) = (store_use, crate::store::sqlite_path(&url)) {
+        if !std::path::Path::new(path).exists() {
+            bail!(
+                "no store at {described}: this command reads an existing store and does not create one. \
+                 Run it where the store is, or name it with --database-url or TMS_DATABASE_URL \
+                 (`tms-dashboard migrate` creates a new one)"
+            );
+        }
+    }
+    eprintln!("store: {described}");
     Db::open(
         &url,
         &PoolSettings {
@@ -234,9 +263,23 @@ async fn open_store(config: &Config, store: &StoreArgs) -> anyhow::Result<Db> {
     .await
 }
 
+/// An existing store, as every command but those setting one up opens it.
+async fn open_store(config: &Config, store: &StoreArgs) -> anyhow::Result<Db> {
+    open_store_as(config, store, StoreUse::ExistingOnly).await
+}
+
 /// The service over the store a command names, as the command line uses it.
 async fn console(config: &Config, store: &StoreArgs) -> anyhow::Result<Service> {
-    let db = open_store(config, store).await?;
+    console_as(config, store, StoreUse::ExistingOnly).await
+}
+
+/// The service over a store the command may create (`users add`).
+async fn console_as(
+    config: &Config,
+    store: &StoreArgs,
+    store_use: StoreUse,
+) -> anyhow::Result<Service> {
+    let db = open_store_as(config, store, store_use).await?;
     // The built-in sandbox is served by `serve` at its own address; the
     // command line only needs to know it is there (runs it queues name it,
     // and the serving instance sends them).
@@ -266,6 +309,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(url) = args.store.database_url {
                 config.database_url = url;
             }
+            eprintln!(
+                "store: {}",
+                crate::store::describe_url(&config.database_url)
+            );
             init_tracing(config.log_format, LogTarget::Stdout);
             let app = App::build(config).await?;
             app.run_until_stopped().await?;
@@ -298,7 +345,7 @@ async fn run_store_command(config: &Config, command: Command) -> anyhow::Result<
     let mut out = Output::stdout();
     match command {
         Command::Migrate(store) => {
-            let db = open_store(config, &store).await?;
+            let db = open_store_as(config, &store, StoreUse::MayCreate).await?;
             db.close().await;
             eprintln!("store is up to date");
         }
@@ -355,6 +402,13 @@ async fn run_store_command(config: &Config, command: Command) -> anyhow::Result<
             store,
         }) => {
             let service = console(config, &store).await?;
+            // A unique prefix of the id will do, as lists shorten ids.
+            let found = service.find_job(&Actor::Console, &job_id).await;
+            let job_id = match found {
+                Ok(job) => job.job_id.to_string(),
+                Err(crate::error::Error::NotFound) => job_id,
+                Err(e) => return Err(e.into()),
+            };
             match service
                 .job_customers(&Actor::Console, &job_id, outcome.as_deref())
                 .await
@@ -464,7 +518,7 @@ async fn run_users(
             store,
         } => {
             let password = password_stdin.then(read_password_stdin).transpose()?;
-            let service = console(config, &store).await?;
+            let service = console_as(config, &store, StoreUse::MayCreate).await?;
             let new = NewUser {
                 username,
                 password,

@@ -1,6 +1,7 @@
 //! Logs (tracing, text or JSON, `RUST_LOG` honoured, `info` by default) and
 //! the Prometheus recorder.
 
+use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -18,7 +19,15 @@ pub enum LogTarget {
 /// Installs the global subscriber; later calls do nothing.
 pub fn init_tracing(format: LogFormat, target: LogTarget) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colour only for a person at a terminal: a log file or a pipe gets
+    // plain text, without escape codes.
+    let ansi = match target {
+        LogTarget::Stdout => std::io::stdout().is_terminal(),
+        LogTarget::Stderr => std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     let result = match (format, target) {
         (LogFormat::Text, LogTarget::Stdout) => builder.with_writer(std::io::stdout).try_init(),
         (LogFormat::Text, LogTarget::Stderr) => builder.with_writer(std::io::stderr).try_init(),

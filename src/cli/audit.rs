@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{console, open_store, Output, StoreArgs};
+use super::{console, open_store, open_store_as, Output, StoreArgs, StoreUse};
 use crate::config::Config;
 use crate::domain::job::format_time;
 use crate::domain::query::JobFilter;
@@ -425,7 +425,7 @@ pub async fn run_import(
         batch,
         store,
     } = command;
-    let db = open_store(config, &store).await?;
+    let db = open_store_as(config, &store, StoreUse::MayCreate).await?;
     let mut assume_users = Vec::new();
     if dry_run {
         if db.count_users().await? == 0 {

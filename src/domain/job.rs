@@ -31,6 +31,22 @@ impl JobId {
         Self(u)
     }
 
+    /// The ids that start with `prefix` (hex digits, hyphens ignored, at
+    /// least 4 of them) as the smallest and largest such id: a range an
+    /// index serves. `None` when it is not such a prefix.
+    pub fn prefix_range(prefix: &str) -> Option<(Uuid, Uuid)> {
+        let hex: String = prefix.trim().chars().filter(|c| *c != '-').collect();
+        if !(4..=32).contains(&hex.len()) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        let pad = |with: char| {
+            let mut full = hex.to_ascii_lowercase();
+            full.extend(std::iter::repeat_n(with, 32 - hex.len()));
+            Uuid::parse_str(&full).ok()
+        };
+        Some((pad('0')?, pad('f')?))
+    }
+
     pub fn as_uuid(&self) -> Uuid {
         self.0
     }
@@ -177,6 +193,18 @@ pub struct Phases {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prefix_names_the_range_of_ids_it_starts() {
+        let (lo, hi) = JobId::prefix_range("01a237f5").unwrap();
+        assert_eq!(lo.to_string(), "01a237f5-0000-0000-0000-000000000000");
+        assert_eq!(hi.to_string(), "01a237f5-ffff-ffff-ffff-ffffffffffff");
+        let (lo, _) = JobId::prefix_range("01A2-37f5-9").unwrap();
+        assert_eq!(lo.to_string(), "01a237f5-9000-0000-0000-000000000000");
+        for bad in ["01a", "xyz12345", "", &"0".repeat(33)] {
+            assert!(JobId::prefix_range(bad).is_none(), "{bad}");
+        }
+    }
 
     #[test]
     fn new_ids_are_version_7_and_ordered_by_time() {

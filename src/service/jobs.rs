@@ -281,6 +281,24 @@ impl Service {
         Ok(stored.job)
     }
 
+    /// The job a full id or a unique prefix of one names, if `actor` may
+    /// see it (the command line takes prefixes; ids shown shortened stay
+    /// usable). A prefix matching several jobs is `400 invalid_query`.
+    pub async fn find_job(&self, actor: &Actor, id_or_prefix: &str) -> Result<Job> {
+        if JobId::parse(id_or_prefix).is_some() {
+            return self.get_job(actor, id_or_prefix).await;
+        }
+        let (lo, hi) = JobId::prefix_range(id_or_prefix).ok_or(Error::NotFound)?;
+        let found = self.db.job_ids_between(lo, hi, 2).await?;
+        match found.as_slice() {
+            [] => Err(Error::NotFound),
+            [one] => self.get_job(actor, &one.to_string()).await,
+            _ => Err(Error::InvalidQuery(format!(
+                "{id_or_prefix:?} starts more than one job id: give more of it"
+            ))),
+        }
+    }
+
     /// Every job `actor` may see under `params`, encoded page by page.
     pub fn export(
         &self,

@@ -305,6 +305,15 @@ impl Db {
         row.map(StoredJob::try_from).transpose()
     }
 
+    /// Up to `limit` job ids from `lo` to `hi`, in order: the jobs whose id
+    /// starts with a prefix (the primary key serves the range).
+    pub async fn job_ids_between(&self, lo: Uuid, hi: Uuid, limit: u32) -> Result<Vec<JobId>> {
+        let rows: Vec<(Uuid,)> = with_pool!(self, pool => sqlx::query_as(
+            "SELECT job_id FROM jobs WHERE job_id >= $1 AND job_id <= $2 ORDER BY job_id LIMIT $3")
+            .bind(lo).bind(hi).bind(i64::from(limit)).fetch_all(pool).await)?;
+        Ok(rows.into_iter().map(|(id,)| JobId::from_uuid(id)).collect())
+    }
+
     /// Jobs still `pending` whose deadline passed before `now`.
     #[tracing::instrument(skip_all)]
     pub async fn overdue_pending_jobs(&self, now: DateTime<Utc>) -> Result<Vec<StoredJob>> {

@@ -74,12 +74,28 @@ impl Default for PoolSettings {
 }
 
 /// The file path inside a `sqlite://` URL, for creating its folder.
-fn sqlite_path(url: &str) -> Option<&str> {
+pub fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// The store a URL names as a person should read it: a SQLite file by its
+/// absolute path, a PostgreSQL URL with its password as `***`.
+pub fn describe_url(url: &str) -> String {
+    if let Some(path) = sqlite_path(url) {
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.into());
+        return format!("sqlite://{}", absolute.display());
+    }
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 impl Db {
@@ -182,7 +198,22 @@ impl Db {
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_path;
+    use super::{describe_url, sqlite_path};
+
+    #[test]
+    fn a_store_is_described_by_its_absolute_path_or_without_its_password() {
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(
+            describe_url("sqlite://data/x.db"),
+            format!("sqlite://{}/data/x.db", here.display())
+        );
+        assert_eq!(describe_url("sqlite:///var/x.db"), "sqlite:///var/x.db");
+        assert_eq!(
+            describe_url("postgres://tms:s3cret@db:5432/tms"),
+            "postgres://tms:***@db:5432/tms"
+        );
+        assert_eq!(describe_url("postgres://db/tms"), "postgres://db/tms");
+    }
 
     #[test]
     fn sqlite_urls_name_relative_and_absolute_paths() {

@@ -9,6 +9,7 @@ mod approvals;
 mod audit;
 mod authorization;
 mod browser;
+mod cli_store;
 mod crash;
 mod crash_under_load;
 mod customer_pages;
