@@ -27,6 +27,7 @@ pub mod accounts;
 pub mod audit;
 pub mod customers;
 pub mod dispatcher;
+pub mod events;
 pub mod execution;
 pub mod jobs;
 pub mod runs;
@@ -97,6 +98,7 @@ pub struct Service {
     runs: Arc<Runs>,
     accounts: AccountSettings,
     sso: Option<Arc<Sso>>,
+    sinks: Arc<[Arc<crate::sinks::SinkSpec>]>,
 }
 
 impl Service {
@@ -113,7 +115,19 @@ impl Service {
             runs,
             accounts,
             sso,
+            sinks: Arc::from(Vec::new()),
         }
+    }
+
+    /// The same service, delivering the event feed to `sinks`.
+    pub fn with_sinks(mut self, sinks: Vec<Arc<crate::sinks::SinkSpec>>) -> Self {
+        self.sinks = Arc::from(sinks);
+        self
+    }
+
+    /// The configured sinks of the event feed.
+    pub fn sinks(&self) -> &[Arc<crate::sinks::SinkSpec>] {
+        &self.sinks
     }
 
     /// The store, for the operations endpoints (readiness) and start-up.

@@ -14,6 +14,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Connection, PgPool, SqliteConnection, SqlitePool};
 
 pub mod audit;
+pub mod events;
 pub mod jobs;
 pub mod oidc;
 pub mod runs;

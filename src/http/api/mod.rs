@@ -8,6 +8,7 @@ pub mod actions;
 pub mod audit;
 pub mod catalog;
 pub mod customers;
+pub mod events;
 pub mod jobs;
 pub mod runs;
 pub mod session;
@@ -25,4 +26,5 @@ pub fn router() -> Router<AppState> {
         .merge(users::router())
         .merge(tokens::router())
         .merge(audit::router())
+        .merge(events::router())
 }
