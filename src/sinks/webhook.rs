@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD as BASE64};
+use base64::engine::DecodePaddingMode;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -22,7 +23,12 @@ pub fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {
     let encoded = secret
         .strip_prefix("whsec_")
         .ok_or_else(|| "must look like whsec_<base64>".to_owned())?;
-    let key = BASE64.decode(encoded.trim()).map_err(|_| {
+    // Padded or not, as the specification's own libraries accept it.
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let key = LENIENT.decode(encoded.trim()).map_err(|_| {
         "must look like whsec_<base64> (its base64 part does not decode)".to_owned()
     })?;
     if key.len() < 16 {
