@@ -19,7 +19,7 @@ pub const DEFAULT_LIMIT: u32 = 100;
 #[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// Events with a greater `seq` (default 0: from the first).
-    #[param(value_type = Option<i64>, minimum = 0, example = 0)]
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 9223372036854775807_i64, example = 0)]
     #[serde(default)]
     pub after: Option<String>,
     /// 1 to 1000, default 100.

@@ -37,6 +37,9 @@ const PAGE: u32 = 200;
 /// The first wait after a failure; it doubles up to `sink_max_backoff`.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Reads an environment variable (the process's, or a test's map).
+type Env<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
 /// Where a sink sends.
 #[derive(Clone, Debug)]
 pub enum SinkKind {
@@ -77,11 +80,7 @@ impl SinkSpec {
         Self::build(i, c, Some(env))
     }
 
-    fn build(
-        i: usize,
-        c: &SinkConfig,
-        env: Option<&dyn Fn(&str) -> Option<String>>,
-    ) -> Result<Self, ConfigError> {
+    fn build(i: usize, c: &SinkConfig, env: Option<&Env<'_>>) -> Result<Self, ConfigError> {
         let key = format!("sinks[{i}]");
         let err = |field: &str, what: String| ConfigError(format!("{key}.{field}: {what}"));
         let name = c.name.trim();
