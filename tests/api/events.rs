@@ -309,6 +309,8 @@ struct Receiver {
     port: u16,
     out: PathBuf,
     secret: &'static str,
+    /// Seconds each delivery takes to answer.
+    delay: &'static str,
 }
 
 fn receiver_python() -> PathBuf {
@@ -323,10 +325,15 @@ fn receiver_python() -> PathBuf {
 
 impl Receiver {
     async fn start(dir: &Path, secret: &'static str) -> Receiver {
-        Receiver::start_on(dir, free_port(), secret).await
+        Receiver::start_on(dir, free_port(), secret, "0").await
     }
 
-    async fn start_on(dir: &Path, port: u16, secret: &'static str) -> Receiver {
+    async fn start_on(
+        dir: &Path,
+        port: u16,
+        secret: &'static str,
+        delay: &'static str,
+    ) -> Receiver {
         let out = dir.join(format!("received-{port}.ndjson"));
         let script =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/webhook-receiver/receiver.py");
@@ -335,6 +342,7 @@ impl Receiver {
             .arg(port.to_string())
             .arg(secret)
             .arg(&out)
+            .arg(delay)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -344,6 +352,7 @@ impl Receiver {
             port,
             out,
             secret,
+            delay,
         };
         wait_until(10, "the receiver listens", || async {
             tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -388,7 +397,13 @@ impl Receiver {
 
     async fn restart(&mut self) {
         self.stop();
-        let again = Receiver::start_on(self.out.parent().unwrap(), self.port, self.secret).await;
+        let again = Receiver::start_on(
+            self.out.parent().unwrap(),
+            self.port,
+            self.secret,
+            self.delay,
+        )
+        .await;
         let _ = std::mem::replace(self, again);
     }
 }
@@ -703,7 +718,8 @@ async fn a_sink_of_some_types_skips_the_others_and_counts_only_its_own() {
 #[tokio::test]
 async fn an_instance_killed_mid_delivery_repeats_at_most_the_event_in_flight() {
     let store = TestStore::new().await;
-    let mut receiver = Receiver::start(store.dir(), SECRET).await;
+    // 10 ms a delivery: the kill lands with one in flight.
+    let mut receiver = Receiver::start_on(store.dir(), free_port(), SECRET, "0.01").await;
     let config = config_file(
         store.dir(),
         &webhook_sink("audit", &receiver.url(), "HOOK_SECRET"),
