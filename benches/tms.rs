@@ -36,6 +36,8 @@ mod common;
 use common::{free_port, proc_status_mib, start_sandbox, wait_ready, Process, BIN};
 const TOKEN_ENV: &str = "TMS_BENCH_CLUSTER_TOKEN";
 const ADMIN_PASSWORD: &str = "bench-admin-password";
+const SINK_SECRET_ENV: &str = "TMS_BENCH_SINK_SECRET";
+const SINK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 struct Options {
     seconds: u64,
@@ -44,7 +46,7 @@ struct Options {
     skip_postgres: bool,
     /// Jobs in the audit-at-scale phase (0 skips it).
     jobs: u64,
-    /// Run only this phase: throughput, guards, slow, logins, audit or customers.
+    /// Run only this phase: throughput, guards, events, slow, logins, audit or customers.
     only: Option<String>,
 }
 
@@ -85,7 +87,7 @@ fn options() -> Options {
             "--only" => {
                 o.only = Some(
                     args.next()
-                        .expect("--only throughput|guards|slow|logins|audit|customers"),
+                        .expect("--only throughput|guards|events|slow|logins|audit|customers"),
                 )
             }
             "--bench" => {} // passed by cargo
@@ -289,6 +291,7 @@ async fn start_server(
         ])
         .args(["--database-url", database_url])
         .env(TOKEN_ENV, "sandbox-token")
+        .env(SINK_SECRET_ENV, SINK_SECRET)
         .env("TMS_ADMIN_PASSWORD", ADMIN_PASSWORD)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::from(log.try_clone().unwrap()))
@@ -534,6 +537,17 @@ async fn main() {
 
     if o.runs("guards") {
         guard_rails_cost(
+            dir.path(),
+            &sandboxes,
+            &http,
+            &o,
+            baseline.per_second,
+            &mut rows,
+        )
+        .await;
+    }
+    if o.runs("events") {
+        events_cost(
             dir.path(),
             &sandboxes,
             &http,
@@ -918,6 +932,138 @@ async fn guard_rails_cost(
             "{:.2}× baseline; mean of 2 runs alternating with the line above: the guard rails cost {:.1}% (target ≤ 15%)",
             on / baseline,
             (1.0 - on / off) * 100.0
+        ),
+    });
+}
+
+/// What the outbox costs (SPEC §15): Set Action on two fresh SQLite servers,
+/// one writing events (the default) and one with the undocumented
+/// `outbox = false`, loaded alternately, twice each; then how fast a webhook
+/// sink drains the first one's backlog into a local receiver (this
+/// process, answering 204 at once), from a fresh start at seq 1.
+async fn events_cost(
+    dir: &Path,
+    sandboxes: &Sandboxes,
+    http: &reqwest::Client,
+    o: &Options,
+    baseline: f64,
+    rows: &mut Vec<Row>,
+) {
+    eprintln!("events: Set Action with and without the outbox, alternately");
+    let url = |name: &str| format!("sqlite://{}", dir.join(format!("{name}.db")).display());
+    let with = start_server(dir, "with-outbox", &url("with-outbox"), sandboxes, "", http).await;
+    let without = start_server(
+        dir,
+        "without-outbox",
+        &url("without-outbox"),
+        sandboxes,
+        "outbox = false",
+        http,
+    )
+    .await;
+    let (mut on, mut off) = (Vec::new(), Vec::new());
+    for round in 0..2 {
+        on.push(
+            set_action_load(&with, http, o.clients, o.seconds, &format!("ev-on{round}"))
+                .await
+                .per_second,
+        );
+        off.push(
+            set_action_load(
+                &without,
+                http,
+                o.clients,
+                o.seconds,
+                &format!("ev-off{round}"),
+            )
+            .await
+            .per_second,
+        );
+    }
+    drop(without);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (on, off) = (mean(&on), mean(&off));
+    rows.push(Row {
+        figure: format!("SQLite: Set Action, outbox off, {} clients", o.clients),
+        value: off,
+        unit: "/s",
+        note: format!("{:.2}× baseline; mean of 2 runs", off / baseline),
+    });
+    rows.push(Row {
+        figure: format!("SQLite: Set Action, outbox on, {} clients", o.clients),
+        value: on,
+        unit: "/s",
+        note: format!(
+            "{:.2}× baseline; mean of 2 runs alternating with the line above: the outbox costs {:.1}% (target ≤ 10%)",
+            on / baseline,
+            (1.0 - on / off) * 100.0
+        ),
+    });
+
+    // The backlog: every event the loaded server wrote.
+    let events: Value = http
+        .get(format!("{}/api/v1/events?after=0&limit=1", with.base))
+        .bearer_auth(&with.token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(events["events"].is_array(), "{events}");
+    drop(with);
+    let received = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = Arc::clone(&received);
+    let receiver = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |_body: axum::body::Bytes| {
+            let counter = Arc::clone(&counter);
+            async move {
+                counter.fetch_add(1, Ordering::Relaxed);
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    let receiver = tokio::spawn(async move { axum::serve(listener, receiver).await });
+    let backlog = {
+        let conn_url = url("with-outbox");
+        let mut conn = sqlx::SqliteConnection::connect(&conn_url).await.unwrap();
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        n as u64
+    };
+    eprintln!("events: a webhook sink drains a backlog of {backlog} events");
+    let started = Instant::now();
+    let sink = format!(
+        "[[sinks]]\nname = \"bench\"\nkind = \"webhook\"\nurl = \"{hook}\"\nsecret_env = \"{SINK_SECRET_ENV}\""
+    );
+    let sinking = start_server(
+        dir,
+        "with-sink",
+        &url("with-outbox"),
+        sandboxes,
+        &sink,
+        http,
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while received.load(Ordering::Relaxed) < backlog && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let delivered = received.load(Ordering::Relaxed);
+    drop(sinking);
+    receiver.abort();
+    rows.push(Row {
+        figure: "SQLite: webhook sink delivery, local receiver".into(),
+        value: delivered as f64 / seconds,
+        unit: "events/s",
+        note: format!(
+            "{delivered} of {backlog} events in {seconds:.1} s from the server's start, each signed and its position stored before the next (target ≥ 2,000/s)"
         ),
     });
 }

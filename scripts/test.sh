@@ -72,6 +72,22 @@ if ! { command -v node && command -v npm; } >/dev/null; then
 fi
 npm ci --prefix tests/oidc-provider --no-audit --no-fund --loglevel=error
 
+log "peers of the event sinks: rsyslog, and Standard Webhooks for the webhook receiver"
+# Debian's rsyslog (the tests start their own rsyslogd, never the system's),
+# and the official standardwebhooks package in a venv of its own, kept
+# between runs like the provider's node_modules.
+if ! [ -x /usr/sbin/rsyslogd ]; then
+    apt_install rsyslog
+fi
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    apt_install python3-venv
+fi
+WEBHOOK_VENV=tests/webhook-receiver/.venv
+if ! "$WEBHOOK_VENV/bin/python" -c 'import standardwebhooks' >/dev/null 2>&1; then
+    python3 -m venv "$WEBHOOK_VENV"
+    "$WEBHOOK_VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/webhook-receiver/requirements.txt
+fi
+
 log "formatting"
 cargo fmt --all -- --check
 cargo fmt --all --manifest-path fuzz/Cargo.toml -- --check

@@ -38,6 +38,8 @@ pub struct App {
     seal_interval: Duration,
     upstream_timeout: Duration,
     retention_days: Option<u32>,
+    sinks: Vec<Arc<crate::sinks::SinkSpec>>,
+    sink_max_backoff: Duration,
 }
 
 /// The address the server reaches itself on, for the built-in sandbox.
@@ -96,13 +98,16 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Db> {
 impl App {
     pub async fn build(config: Config) -> anyhow::Result<App> {
         config.validate()?;
+        // A sink's secret is read now: a missing one stops the start-up.
+        let sinks = crate::sinks::from_config(&config.sinks, &|name| std::env::var(name).ok())?;
+        crate::store::events::set_outbox(config.outbox);
         let db = open_store(&config).await?;
         let listener = listen(&config.bind)
             .await
             .with_context(|| format!("Failed to listen on {}", config.bind))?;
         let address = listener.local_addr()?;
         let sandbox_url = format!("http://{}/sandbox", self_address(address));
-        let service = service(&config, db.clone(), Some(sandbox_url))?;
+        let service = service(&config, db.clone(), Some(sandbox_url))?.with_sinks(sinks.clone());
 
         if let Some(password) = ensure_admin(&db, config.admin_password.as_deref()).await? {
             // Printed once, on standard output only; never logged.
@@ -147,6 +152,8 @@ impl App {
             seal_interval: config.seal_interval,
             upstream_timeout: config.upstream_timeout,
             retention_days: config.retention_days,
+            sinks,
+            sink_max_backoff: config.sink_max_backoff,
         })
     }
 
@@ -167,6 +174,18 @@ impl App {
         let expirer = tokio::spawn(expire_forever(Arc::clone(&self.approvals)));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let dispatcher = tokio::spawn(dispatch_forever(Arc::clone(&self.runs), stop_rx.clone()));
+        let deliverers: Vec<_> = self
+            .sinks
+            .iter()
+            .map(|sink| {
+                tokio::spawn(crate::sinks::deliver_forever(
+                    self.db.clone(),
+                    Arc::clone(sink),
+                    self.sink_max_backoff,
+                    stop_rx.clone(),
+                ))
+            })
+            .collect();
         // Routes are materialised once, not per connection.
         let server = axum::serve(self.listener, self.router.into_make_service())
             .with_graceful_shutdown(async move {
@@ -190,6 +209,10 @@ impl App {
         // the Set Actions.
         let _ = dispatcher.await;
         self.execution.drain(grace).await;
+        // The sinks stop after the in-flight event and give their leases up.
+        for deliverer in deliverers {
+            let _ = tokio::time::timeout(Duration::from_secs(15), deliverer).await;
+        }
         sweeper.abort();
         sealer.abort();
         expirer.abort();

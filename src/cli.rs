@@ -24,10 +24,12 @@ use crate::telemetry::{init_tracing, LogTarget};
 
 mod approvals;
 mod audit;
+mod events;
 mod output;
 mod runs;
 pub use approvals::ApprovalsCommand;
 pub use audit::{AuditCommand, ExportArgs, ImportCommand};
+pub use events::EventsCommand;
 pub use output::Output;
 pub use runs::RunsCommand;
 
@@ -69,6 +71,9 @@ pub enum Command {
     /// Find and mark duplicate jobs; verify the tamper-evident chain.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// The event feed: verify its hash chain, print it as NDJSON.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Bring in jobs recorded elsewhere.
     #[command(subcommand)]
     Import(ImportCommand),
@@ -493,6 +498,7 @@ async fn run_store_command(config: &Config, command: Command) -> anyhow::Result<
         }
         Command::Audit(command) => return audit::run_audit(config, command, &mut out).await,
         Command::Import(command) => return audit::run_import(config, command, &mut out).await,
+        Command::Events(command) => return events::run_events(config, command, &mut out).await,
         Command::Jobs(JobsCommand::Export(args)) => {
             return audit::run_export(config, args, &mut out).await
         }

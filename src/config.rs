@@ -80,6 +80,27 @@ pub struct ActionConfig {
     pub path: Option<String>,
 }
 
+/// A destination of the event feed (`[[sinks]]`, SPEC §15), as configured.
+/// `crate::sinks::SinkSpec::from_config` checks it and reads its secret.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Unique; names the sink's stored position.
+    pub name: String,
+    /// `webhook` or `syslog`.
+    pub kind: String,
+    /// `webhook`: the http(s) URL each event is POSTed to.
+    pub url: Option<String>,
+    /// `webhook`: the environment variable holding the signing secret,
+    /// `whsec_<base64>`.
+    pub secret_env: Option<String>,
+    /// `syslog`: `host:port` of a TCP syslog receiver.
+    pub address: Option<String>,
+    /// Only these types (`job.finalized`) or patterns (`job.*`); all when absent.
+    #[serde(default)]
+    pub types: Vec<String>,
+}
+
 /// Single sign-on through an OpenID Connect provider, as configured in `[oidc]`.
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -261,6 +282,14 @@ pub struct Config {
     pub approval_ttl: Duration,
     /// Single sign-on; `None`: only local accounts.
     pub oidc: Option<OidcConfig>,
+    /// Where the event feed is delivered.
+    pub sinks: Vec<SinkConfig>,
+    /// The longest wait between two tries of a failing sink.
+    #[serde(deserialize_with = "duration")]
+    pub sink_max_backoff: Duration,
+    /// Not for users: `false` writes no events (the benchmark's baseline
+    /// for the outbox's cost). Every change is an event otherwise.
+    pub outbox: bool,
 }
 
 /// The one reading of a duration, for every key: `"30s"`, `"1500ms"`, `"10m"`.
@@ -302,6 +331,9 @@ impl Default for Config {
             max_run_cids: 100_000,
             approval_ttl: Duration::from_secs(24 * 3600),
             oidc: None,
+            sinks: Vec::new(),
+            sink_max_backoff: Duration::from_secs(300),
+            outbox: true,
         }
     }
 }
@@ -332,6 +364,9 @@ impl std::fmt::Debug for Config {
             .field("max_run_cids", &self.max_run_cids)
             .field("approval_ttl", &self.approval_ttl)
             .field("oidc", &self.oidc)
+            .field("sinks", &self.sinks)
+            .field("sink_max_backoff", &self.sink_max_backoff)
+            .field("outbox", &self.outbox)
             .finish()
     }
 }
@@ -354,7 +389,7 @@ pub struct ConfigError(pub String);
 
 /// The tables, which stay file-only: a list or a table has no sensible
 /// spelling as one variable.
-const FILE_ONLY_KEYS: [&str; 3] = ["clusters", "actions", "oidc"];
+const FILE_ONLY_KEYS: [&str; 4] = ["clusters", "actions", "oidc", "sinks"];
 
 /// The variable that sets the top-level key `key`: `session_ttl` → `TMS_SESSION_TTL`.
 fn env_var(key: &str) -> String {
@@ -506,6 +541,23 @@ impl Config {
                         cluster.base_url
                     )))
                 }
+            }
+        }
+        if self.sink_max_backoff < Duration::from_millis(10)
+            || self.sink_max_backoff > Duration::from_secs(86_400)
+        {
+            return Err(ConfigError(
+                "sink_max_backoff: must be from 10 ms to 24 h".into(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, sink) in self.sinks.iter().enumerate() {
+            crate::sinks::SinkSpec::check(i, sink)?;
+            if !names.insert(sink.name.as_str()) {
+                return Err(ConfigError(format!(
+                    "sinks[{i}].name: {:?} is used by another sink",
+                    sink.name
+                )));
             }
         }
         if !self.sandbox && self.clusters.is_empty() {
@@ -683,6 +735,8 @@ mod tests {
                 "retention_days",
                 "max_run_cids",
                 "approval_ttl",
+                "sink_max_backoff",
+                "outbox",
             ]
         );
         let c = Config::load(

@@ -15,6 +15,7 @@ pub mod oidc;
 pub mod password;
 pub mod sandbox;
 pub mod service;
+pub mod sinks;
 pub mod store;
 pub mod telemetry;
 pub mod time;

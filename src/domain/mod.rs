@@ -5,6 +5,7 @@ pub mod action;
 pub mod approval;
 pub mod cid;
 pub mod cluster;
+pub mod event;
 pub mod fingerprint;
 pub mod idempotency;
 pub mod job;

@@ -230,6 +230,7 @@ impl Modify for Conventions {
         api::users::list, api::users::create, api::users::update,
         api::tokens::create, api::tokens::list, api::tokens::revoke,
         api::audit::duplicates,
+        api::events::events, api::events::sinks,
         ops::healthz, ops::readyz, ops::metrics, openapi_json,
     ),
     components(schemas(Problem, api::jobs::ExportFormatName)),

@@ -137,6 +137,41 @@ pub struct UserSchema {
     pub created_at: DateTime<Utc>,
 }
 
+/// An event of the feed (SPEC §15): one change, numbered without gaps and
+/// chained to the previous event by its hash.
+#[derive(ToSchema)]
+#[schema(as = Event, example = json!({"event_id": "0193f1c2-5a10-7c3e-9a51-2f4b8c1d0e12", "seq": 1,
+    "type": "job.created", "occurred_at": "2026-11-29T10:00:00.123Z", "actor": "admin",
+    "subject": {"job_id": "0193f1c2-5a10-7c3e-9a51-2f4b8c1d0e11"}, "data": {"status": "pending"},
+    "prev_hash": "0000000000000000000000000000000000000000000000000000000000000000",
+    "hash": "9f2c0b6e1d3a4f5e6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c"}))]
+pub struct EventDoc {
+    /// A UUIDv7; receivers de-duplicate by it (it is the webhook's `webhook-id`).
+    pub event_id: uuid::Uuid,
+    /// 1, 2, 3, … without gaps.
+    pub seq: i64,
+    /// `job.created`, `job.finalized`, `run.created`, `run.status_changed`,
+    /// `approval.requested`, `approval.decided`, `user.created`,
+    /// `user.changed`, `token.created`, `token.revoked`, `session.login`,
+    /// `session.login_failed` or `session.logout`.
+    #[schema(rename = "type")]
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    /// Who made the change; null for the console itself (the sweep, the scheduler).
+    pub actor: Option<String>,
+    /// The object: `{"job_id"}`, `{"run_id"}`, `{"approval_id"}`, `{"username"}`, `{"token_id", "username"}`.
+    #[schema(value_type = Object)]
+    pub subject: serde_json::Value,
+    /// The object after the change, without any secret.
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    /// The previous event's hash; 64 zeros for event 1.
+    pub prev_hash: String,
+    /// SHA-256 (lower-case hex) of `prev_hash` followed by the RFC 8785
+    /// canonical JSON of this event without `hash` and `prev_hash`.
+    pub hash: String,
+}
+
 /// CIDs as they arrived, before validation: either one pasted text or an
 /// array of strings.
 #[derive(ToSchema)]
@@ -507,6 +542,9 @@ mod tests {
             panic!("{at}: serde writes a {ty} ({value}), the document admits none: {schema}");
         };
         match value {
+            // A free-form object (an event's `subject` and `data`).
+            Value::Object(_)
+                if schema.get("properties").is_none() && schema["type"] == "object" => {}
             Value::Object(members) => {
                 let properties = schema["properties"].as_object();
                 let documented: BTreeSet<&str> = properties
@@ -636,6 +674,35 @@ mod tests {
             created_at: at("2026-11-29T10:00:00.000Z"),
         };
         check_component(&doc, "User", &user);
+
+        for actor in [Some("olga".to_owned()), None] {
+            let event = crate::domain::event::Event {
+                event_id: job.job_id.as_uuid(),
+                seq: 1,
+                event_type: "user.created".into(),
+                occurred_at: "2026-11-29T10:00:00.000Z".into(),
+                actor,
+                subject: serde_json::json!({"username": "olga"}),
+                data: serde_json::to_value(&user).unwrap(),
+                prev_hash: crate::domain::event::GENESIS_HASH.into(),
+                hash: "h".into(),
+            };
+            check_component(&doc, "Event", &event);
+        }
+        for (error, at_time) in [
+            (Some("cannot connect".to_owned()), None),
+            (None, Some(at("2026-11-29T10:00:00.000Z"))),
+        ] {
+            let sink = crate::sinks::SinkStatus {
+                name: "siem".into(),
+                kind: "syslog".into(),
+                delivered_seq: 3,
+                pending: 0,
+                last_error: error,
+                last_success_at: at_time,
+            };
+            check_component(&doc, "SinkStatus", &sink);
+        }
 
         let token = TokenView {
             id: job.job_id.as_uuid(),

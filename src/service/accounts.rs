@@ -125,7 +125,7 @@ async fn sso_user(db: &Db, identity: &SsoIdentity) -> Result<User> {
         ..UserChanges::default()
     };
     let user = db
-        .update_user(name, &changes)
+        .update_user(name, &changes, Some(name))
         .await?
         .ok_or_else(|| anyhow::anyhow!("user {name:?} vanished during its login"))?;
     tracing::info!(
@@ -145,6 +145,7 @@ async fn insert_local_user(
     username: &str,
     password: Option<&str>,
     role: Role,
+    actor: Option<&str>,
 ) -> Result<(User, Option<String>)> {
     let username = Username::parse(username)
         .map_err(|detail| Error::rejected(ErrorCode::InvalidUsername, detail))?;
@@ -154,7 +155,7 @@ async fn insert_local_user(
         .map_err(|detail| Error::rejected(ErrorCode::InvalidPassword, detail))?;
     let hash = hash_password(password).await?;
     let user = db
-        .insert_user(&username, role, Some(&hash), false, now_millis())
+        .insert_user(&username, role, Some(&hash), false, now_millis(), actor)
         .await?;
     Ok((user, generated))
 }
@@ -165,7 +166,7 @@ pub async fn ensure_admin(db: &Db, password: Option<&str>) -> Result<Option<Stri
     if db.count_users().await? > 0 {
         return Ok(None);
     }
-    match insert_local_user(db, "admin", password, Role::Admin).await {
+    match insert_local_user(db, "admin", password, Role::Admin, None).await {
         Ok((_, generated)) => Ok(generated),
         // Another instance created it first.
         Err(e) if e.code() == ErrorCode::UserExists => Ok(None),
@@ -339,7 +340,7 @@ impl Service {
             ..UserChanges::default()
         };
         self.db
-            .update_user(&user.username, &changes)
+            .update_user(&user.username, &changes, Some(&user.username))
             .await?
             .ok_or(Error::NotFound)?;
         tracing::info!(username = %user.username, "password changed");
@@ -375,6 +376,7 @@ impl Service {
             new.username.trim(),
             new.password.as_deref(),
             new.role,
+            actor.user().map(|u| u.username.as_str()),
         )
         .await?;
         tracing::info!(by = actor_name(actor), username = %user.username, role = user.role.as_str(), "user created");
@@ -435,7 +437,11 @@ impl Service {
         };
         let user = self
             .db
-            .update_user(username, &changes)
+            .update_user(
+                username,
+                &changes,
+                actor.user().map(|u| u.username.as_str()),
+            )
             .await?
             .ok_or(Error::NotFound)?;
         tracing::info!(by = actor_name(actor), username = %user.username, "user changed");

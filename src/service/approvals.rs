@@ -281,6 +281,7 @@ impl Approvals {
         let comment =
             check_comment(decision, request.comment.as_deref()).map_err(Error::CommentRequired)?;
         let record = DecisionRecord {
+            before: stored.approval.clone(),
             approval_id: stored.approval.approval_id,
             decision,
             by: user.username.clone(),
@@ -442,13 +443,17 @@ impl Approvals {
     /// Marks approvals whose time ran out as `expired`, on any instance,
     /// each once. Returns how many.
     pub async fn expire_due(&self) -> Result<usize> {
-        let expired = self.db.expire_approvals(now_millis()).await?;
-        for id in &expired {
-            tracing::info!(approval_id = %id, "[APPROVAL] Expired: approval_id={}", id);
+        let now = now_millis();
+        let mut expired = 0;
+        for approval in self.db.due_approvals(now).await? {
+            if self.db.expire_approval(&approval, now).await? {
+                expired += 1;
+                let id = approval.approval_id;
+                tracing::info!(approval_id = %id, "[APPROVAL] Expired: approval_id={}", id);
+                metrics::counter!("tms_approvals_total", "status" => "expired").increment(1);
+            }
         }
-        metrics::counter!("tms_approvals_total", "status" => "expired")
-            .increment(expired.len() as u64);
-        Ok(expired.len())
+        Ok(expired)
     }
 }
 

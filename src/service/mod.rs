@@ -30,6 +30,7 @@ pub mod approvals;
 pub mod audit;
 pub mod customers;
 pub mod dispatcher;
+pub mod events;
 pub mod execution;
 pub mod jobs;
 pub mod runs;
@@ -102,6 +103,7 @@ pub struct Service {
     approvals: Arc<Approvals>,
     accounts: AccountSettings,
     sso: Option<Arc<Sso>>,
+    sinks: Arc<[Arc<crate::sinks::SinkSpec>]>,
 }
 
 impl Service {
@@ -124,7 +126,19 @@ impl Service {
             approvals,
             accounts,
             sso,
+            sinks: Arc::from(Vec::new()),
         }
+    }
+
+    /// The same service, delivering the event feed to `sinks`.
+    pub fn with_sinks(mut self, sinks: Vec<Arc<crate::sinks::SinkSpec>>) -> Self {
+        self.sinks = Arc::from(sinks);
+        self
+    }
+
+    /// The configured sinks of the event feed.
+    pub fn sinks(&self) -> &[Arc<crate::sinks::SinkSpec>] {
+        &self.sinks
     }
 
     /// The store, for the operations endpoints (readiness) and start-up.

@@ -680,7 +680,12 @@ impl Runs {
             .map_or("the command line", |u| u.username.as_str());
         let cancelled = self
             .db
-            .command_run(run.run_id, command, now_millis())
+            .command_run(
+                run.run_id,
+                command,
+                actor.user().map(|u| u.username.as_str()),
+                now_millis(),
+            )
             .await?;
         metrics::counter!("tms_batches_total", "status" => "cancelled").increment(cancelled);
         let run = self

@@ -7,11 +7,13 @@ use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
+use super::events::NewEvent;
 use super::jobs::{claim, NewJob};
 use super::runs::{insert_run, key_lock_name, NewRun};
 use super::tx::{args, write_tx, Backend, Tx};
 use super::{with_pool, Db};
 use crate::domain::approval::{Approval, ApprovalId, ApprovalKind, ApprovalStatus, Decision};
+use crate::domain::event::EventType;
 use crate::domain::job::JobId;
 use crate::domain::query::PageRequest;
 use crate::domain::run::RunId;
@@ -153,6 +155,8 @@ pub enum Execution {
 /// A decision as the store records it.
 #[derive(Clone, Debug)]
 pub struct DecisionRecord {
+    /// The approval as it was read before the decision (for the event).
+    pub before: Approval,
     pub approval_id: ApprovalId,
     pub decision: Decision,
     pub by: String,
@@ -318,7 +322,37 @@ async fn insert_approval(tx: &mut impl Tx, new: &NewApproval) -> Result<bool> {
             return Err(Error::CidsBusy { job_id, busy });
         }
     }
+    super::events::append(
+        tx,
+        approval_event(EventType::ApprovalRequested, a, a.created_at)?,
+    )
+    .await?;
     Ok(true)
+}
+
+/// The event of an approval's request or decision: the approval as it now is.
+fn approval_event(event_type: EventType, after: &Approval, at: DateTime<Utc>) -> Result<NewEvent> {
+    let actor = match event_type {
+        EventType::ApprovalRequested => Some(after.requested_by.as_str()),
+        // An expiry is the console's doing.
+        _ => after.decided_by.as_deref(),
+    };
+    Ok(NewEvent::new(
+        event_type,
+        actor,
+        serde_json::json!({"approval_id": after.approval_id}),
+        serde_json::to_value(after).map_err(anyhow::Error::from)?,
+        at,
+    ))
+}
+
+/// The approval as an expiry at `at` leaves it.
+fn expired(before: &Approval, at: DateTime<Utc>) -> Approval {
+    Approval {
+        status: ApprovalStatus::Expired,
+        decided_at: Some(at),
+        ..before.clone()
+    }
 }
 
 /// Moves an awaiting approval whose time ran out to `expired`; true when it did.
@@ -364,6 +398,12 @@ async fn transition(
         return Ok(Decided::Done);
     }
     if expire_one(tx, record.approval_id, record.at).await? {
+        let after = expired(&record.before, record.at);
+        super::events::append(
+            tx,
+            approval_event(EventType::ApprovalDecided, &after, record.at)?,
+        )
+        .await?;
         return Ok(Decided::NotAwaiting(ApprovalStatus::Expired));
     }
     let row = tx
@@ -429,25 +469,51 @@ impl Db {
                     record.approval_id
                 )));
             }
+            let after = Approval {
+                status: record.decision.status(),
+                decided_by: Some(record.by.clone()),
+                decided_at: Some(record.at),
+                comment: record.comment.clone(),
+                job_id,
+                run_id,
+                ..record.before.clone()
+            };
+            super::events::append(
+                tx,
+                approval_event(EventType::ApprovalDecided, &after, record.at)?,
+            )
+            .await?;
             Ok(Decided::Done)
         })
     }
 
-    /// Marks every awaiting approval whose time ran out by `now` as
-    /// `expired`, each once whichever instance gets there first; returns them.
-    #[tracing::instrument(skip_all)]
-    pub async fn expire_approvals(&self, now: DateTime<Utc>) -> Result<Vec<ApprovalId>> {
+    /// Awaiting approvals whose time ran out by `now` (up to 1,000).
+    pub async fn due_approvals(&self, now: DateTime<Utc>) -> Result<Vec<Approval>> {
+        let sql = format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approvals WHERE status = 'awaiting' AND expires_at <= $1 \
+             ORDER BY expires_at LIMIT 1000"
+        );
+        let rows: Vec<ApprovalRow> =
+            with_pool!(self, pool => sqlx::query_as(&sql).bind(now).fetch_all(pool).await)?;
+        rows.into_iter()
+            .map(|r| StoredApproval::try_from(r).map(|s| s.approval))
+            .collect()
+    }
+
+    /// Marks one approval whose time ran out as `expired`, with its event,
+    /// once whichever instance gets there first: false when it no longer
+    /// awaited.
+    #[tracing::instrument(skip_all, fields(approval_id = %approval.approval_id))]
+    pub async fn expire_approval(&self, approval: &Approval, now: DateTime<Utc>) -> Result<bool> {
+        let approval = approval.clone();
         write_tx!(self, |tx| async move {
-            let rows = tx
-                .fetch(
-                    "UPDATE approvals SET status = 'expired', decided_at = $1 \
-                     WHERE status = 'awaiting' AND expires_at <= $1 RETURNING approval_id",
-                    &args![now],
-                )
+            if !expire_one(tx, approval.approval_id, now).await? {
+                return Ok(false);
+            }
+            let after = expired(&approval, now);
+            super::events::append(tx, approval_event(EventType::ApprovalDecided, &after, now)?)
                 .await?;
-            rows.iter()
-                .map(|row| row.get(0).map(ApprovalId::from_uuid))
-                .collect()
+            Ok(true)
         })
     }
 

@@ -7,9 +7,11 @@ use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
+use super::events::NewEvent;
 use super::tx::{args, write_tx, Backend, Tx};
 use super::{with_pool, Db};
 use crate::domain::approval::ApprovalId;
+use crate::domain::event::EventType;
 use crate::domain::job::{Job, JobId, JobStatus, Phases};
 use crate::domain::outcome::{CustomerOutcome, HistoryEntry, Outcome, OutcomeCounts};
 use crate::domain::query::{HistoryFilter, JobCursor, JobFilter};
@@ -611,6 +613,7 @@ pub(crate) async fn claim(tx: &mut impl Tx, new: &NewJob) -> Result<bool> {
         &args![new.job_id, cids_json.as_str(), new.created_at],
     )
     .await?;
+    super::events::append(tx, job_event(EventType::JobCreated, &new.pending_job())?).await?;
     Ok(true)
 }
 
@@ -635,6 +638,27 @@ pub(crate) async fn recent_job(
             })
         })
         .transpose()
+}
+
+/// The event of a job's creation or finalisation: the job as it now is.
+/// The sweep's `unknown` is the console's doing, so it names no actor.
+fn job_event(event_type: EventType, job: &Job) -> Result<NewEvent> {
+    let actor = (job.status != JobStatus::Unknown).then_some(job.user.as_str());
+    let at = match event_type {
+        EventType::JobCreated => job.created_at,
+        _ => job
+            .phases
+            .finalized_at
+            .or(job.finished_at)
+            .unwrap_or_else(crate::time::now_millis),
+    };
+    Ok(NewEvent::new(
+        event_type,
+        actor,
+        serde_json::json!({"job_id": job.job_id}),
+        serde_json::to_value(job).map_err(anyhow::Error::from)?,
+        at,
+    ))
 }
 
 /// Records the outcome of a `pending` job and releases its CIDs; false when
@@ -665,6 +689,13 @@ pub(crate) async fn finalize(tx: &mut impl Tx, done: &Finalisation) -> Result<bo
         .await?;
     if updated == 1 {
         record_customers(tx, job.job_id, &done.customers).await?;
+        tx.execute(RELEASE_CIDS_SQL, &args![job.job_id]).await?;
+        // A batch's run row before the chain's head, as every write takes
+        // them (no deadlock on PostgreSQL); the job's event before its run's.
+        if let Some(run_id) = job.run_id {
+            super::runs::lock_run(tx, run_id).await?;
+        }
+        super::events::append(tx, job_event(EventType::JobFinalized, job)?).await?;
         if let (Some(run_id), Some(at)) = (job.run_id, job.phases.finalized_at) {
             super::runs::batch_finished(
                 tx,
@@ -675,6 +706,7 @@ pub(crate) async fn finalize(tx: &mut impl Tx, done: &Finalisation) -> Result<bo
             )
             .await?;
         }
+        return Ok(true);
     }
     tx.execute(RELEASE_CIDS_SQL, &args![job.job_id]).await?;
     Ok(updated == 1)

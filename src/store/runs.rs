@@ -10,10 +10,12 @@ use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
+use super::events::NewEvent;
 use super::jobs::{claim, NewJob};
 use super::tx::{args, write_tx, Backend, Tx};
 use super::{with_pool, Db};
 use crate::domain::approval::ApprovalId;
+use crate::domain::event::EventType;
 use crate::domain::job::JobId;
 use crate::domain::outcome::{Outcome, OutcomeCounts};
 use crate::domain::query::PageRequest;
@@ -192,6 +194,80 @@ fn run_statements(backend: Backend) -> &'static RunStatements {
     }
 }
 
+/// Locks a run's row (PostgreSQL; SQLite's one writer already orders
+/// writes) and answers its status.
+pub(crate) async fn lock_run(tx: &mut impl Tx, run_id: RunId) -> Result<Option<String>> {
+    tx.fetch_optional(
+        run_statements(tx.backend()).lock_run,
+        &args![run_id.as_uuid()],
+    )
+    .await?
+    .map(|row| row.get::<String>(0))
+    .transpose()
+}
+
+/// The run as it now stands, for its events (without the counters of its
+/// batches and customers, which its jobs' events carry).
+async fn run_data(tx: &mut impl Tx, run_id: RunId) -> Result<serde_json::Value> {
+    let row = tx
+        .fetch_optional(
+            "SELECT user_name, cluster, action, action_code, reason, cid_count, batch_size, batch_count, \
+             status, run_at, created_at, started_at, finished_at, retry_of, approved_by, approval_id \
+             FROM runs WHERE run_id = $1",
+            &args![run_id.as_uuid()],
+        )
+        .await?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("run {run_id} vanished")))?;
+    let time = |i: usize| -> Result<Option<String>> {
+        Ok(row
+            .get::<Option<DateTime<Utc>>>(i)?
+            .map(|t| crate::time::format_time(&t)))
+    };
+    Ok(serde_json::json!({
+        "run_id": run_id,
+        "user": row.get::<String>(0)?,
+        "cluster": row.get::<String>(1)?,
+        "action": row.get::<String>(2)?,
+        "action_code": row.get::<i64>(3)?,
+        "reason": row.get::<Option<String>>(4)?,
+        "cid_count": row.get::<i64>(5)?,
+        "batch_size": row.get::<i64>(6)?,
+        "batch_count": row.get::<i64>(7)?,
+        "status": row.get::<String>(8)?,
+        "run_at": time(9)?,
+        "created_at": time(10)?,
+        "started_at": time(11)?,
+        "finished_at": time(12)?,
+        "retry_of": row.get::<Option<Uuid>>(13)?,
+        "approved_by": row.get::<Option<String>>(14)?,
+        "approval_id": row.get::<Option<Uuid>>(15)?,
+    }))
+}
+
+/// `run.status_changed`: the run after the change, and the status it left.
+async fn status_changed(
+    tx: &mut impl Tx,
+    run_id: RunId,
+    previous: &str,
+    actor: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let mut data = run_data(tx, run_id).await?;
+    data["previous_status"] = serde_json::Value::from(previous);
+    super::events::append(
+        tx,
+        NewEvent::new(
+            EventType::RunStatusChanged,
+            actor,
+            serde_json::json!({"run_id": run_id}),
+            data,
+            now,
+        ),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Serialises, on PostgreSQL, the writes that decide for one `(user, key)`
 /// across jobs and runs, which share one key space. SQLite's one writer
 /// already does.
@@ -293,6 +369,18 @@ pub(crate) async fn insert_run(tx: &mut impl Tx, new: &NewRun) -> Result<bool> {
     tx.execute(
         run_statements(tx.backend()).insert_batches,
         &args![run.run_id.as_uuid(), &run.cluster, batches],
+    )
+    .await?;
+    let data = run_data(tx, run.run_id).await?;
+    super::events::append(
+        tx,
+        NewEvent::new(
+            EventType::RunCreated,
+            Some(&run.user),
+            serde_json::json!({"run_id": run.run_id}),
+            data,
+            run.created_at,
+        ),
     )
     .await?;
     Ok(true)
@@ -552,11 +640,18 @@ impl Db {
             return Ok(0);
         }
         write_tx!(self, |tx| async move {
-            tx.execute(
-                "UPDATE runs SET status = 'queued' WHERE status = 'scheduled' AND run_at <= $1",
-                &args![now],
-            )
-            .await
+            let promoted = tx
+                .fetch(
+                    "UPDATE runs SET status = 'queued' WHERE status = 'scheduled' AND run_at <= $1 \
+                     RETURNING run_id",
+                    &args![now],
+                )
+                .await?;
+            for row in &promoted {
+                let run_id = RunId::from_uuid(row.get(0)?);
+                status_changed(tx, run_id, "scheduled", None, now).await?;
+            }
+            Ok(promoted.len() as u64)
         })
     }
 
@@ -679,11 +774,14 @@ impl Db {
                 &args![run, index, start.job.job_id, now],
             )
             .await?;
-            tx.execute(
+            let started = tx.execute(
                 "UPDATE runs SET status = 'running', started_at = $2 WHERE run_id = $1 AND status = 'queued'",
                 &args![run, now],
             )
             .await?;
+            if started == 1 {
+                status_changed(tx, run_id, "queued", None, now).await?;
+            }
             Ok(StartOutcome::Started)
         })
     }
@@ -695,8 +793,10 @@ impl Db {
         &self,
         run_id: RunId,
         command: RunCommand,
+        actor: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<u64> {
+        let actor = actor.map(str::to_owned);
         write_tx!(self, |tx| async move {
             let (from, to) = command.transition();
             let run = run_id.as_uuid();
@@ -741,6 +841,9 @@ impl Db {
                 &args![run, to.as_str()],
             )
             .await?;
+            if to != current {
+                status_changed(tx, run_id, current.as_str(), actor.as_deref(), now).await?;
+            }
             let mut cancelled = 0;
             if command == RunCommand::Cancel {
                 cancelled = tx.execute(
@@ -793,12 +896,17 @@ pub(crate) async fn batch_finished(
         &args![job_id, status.as_str()],
     )
     .await?;
-    close_run_if_done(tx, run_id, now).await
+    close_run_if_done(tx, run_id, now).await?;
+    Ok(())
 }
 
-async fn close_run_if_done(tx: &mut impl Tx, run_id: RunId, now: DateTime<Utc>) -> Result<()> {
+/// Closes a run with nothing left to send or wait for; true when that made
+/// it `finished` (its `run.status_changed` then written, from the status it
+/// had before `previous`, or from the one it had here).
+async fn close_run_if_done(tx: &mut impl Tx, run_id: RunId, now: DateTime<Utc>) -> Result<bool> {
     let run = run_id.as_uuid();
-    tx.execute(
+    let before = lock_run(tx, run_id).await?;
+    let finished = tx.execute(
         "UPDATE runs SET status = 'finished', finished_at = $2 WHERE run_id = $1 \
          AND status IN ('running', 'paused') \
          AND NOT EXISTS (SELECT 1 FROM run_batches WHERE run_id = $1 AND status IN ('queued', 'running'))",
@@ -811,5 +919,9 @@ async fn close_run_if_done(tx: &mut impl Tx, run_id: RunId, now: DateTime<Utc>) 
         &args![run, now],
     )
     .await?;
-    Ok(())
+    if finished == 1 {
+        let previous = before.unwrap_or_default();
+        status_changed(tx, run_id, &previous, None, now).await?;
+    }
+    Ok(finished == 1)
 }

@@ -3,8 +3,10 @@
 
 use chrono::{DateTime, Utc};
 
+use super::events::{append, NewEvent};
 use super::tx::{args, write_tx, Tx};
 use super::{with_pool, Db};
+use crate::domain::event::EventType;
 use crate::error::Result;
 
 impl Db {
@@ -18,12 +20,23 @@ impl Db {
         expires_at: DateTime<Utc>,
     ) -> Result<()> {
         let row = args![id_hash, username, csrf_token, created_at, expires_at];
+        // Who and until when; never the session's id or CSRF token.
+        let event = NewEvent::new(
+            EventType::SessionLogin,
+            Some(username),
+            serde_json::json!({"username": username}),
+            serde_json::json!({"username": username,
+                "created_at": crate::time::format_time(&created_at),
+                "expires_at": crate::time::format_time(&expires_at)}),
+            created_at,
+        );
         write_tx!(self, |tx| async move {
             tx.execute(
                 "INSERT INTO sessions (id_hash, username, csrf_token, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
                 &row,
             )
             .await?;
+            append(tx, event).await?;
             Ok(())
         })
     }
@@ -45,8 +58,23 @@ impl Db {
     pub async fn delete_session(&self, id_hash: &str) -> Result<()> {
         let id_hash = id_hash.to_owned();
         write_tx!(self, |tx| async move {
-            tx.execute("DELETE FROM sessions WHERE id_hash = $1", &args![id_hash])
+            let gone = tx
+                .fetch_optional(
+                    "DELETE FROM sessions WHERE id_hash = $1 RETURNING username",
+                    &args![id_hash],
+                )
                 .await?;
+            if let Some(gone) = gone {
+                let username: String = gone.get(0)?;
+                let event = NewEvent::new(
+                    EventType::SessionLogout,
+                    Some(&username),
+                    serde_json::json!({"username": &username}),
+                    serde_json::json!({"username": &username}),
+                    crate::time::now_millis(),
+                );
+                append(tx, event).await?;
+            }
             Ok(())
         })
     }
@@ -136,6 +164,15 @@ impl Db {
                 )
                 .await?;
             }
+            // The name tried (which may be no user at all), never the password.
+            let event = NewEvent::new(
+                EventType::SessionLoginFailed,
+                None,
+                serde_json::json!({"username": &username}),
+                serde_json::json!({"username": &username, "locked": locked}),
+                now,
+            );
+            append(tx, event).await?;
             Ok(locked)
         })?;
         Ok(locked.then_some(until))

@@ -3,8 +3,10 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::events::{append, NewEvent};
 use super::tx::{args, write_tx, Tx};
 use super::{with_pool, Db};
+use crate::domain::event::EventType;
 use crate::error::Result;
 
 /// What the owner may see of a token (never the token). A plain record: the
@@ -36,12 +38,22 @@ impl Db {
         created_at: DateTime<Utc>,
     ) -> Result<()> {
         let row = args![id, username, name, token_hash, created_at];
+        // The token's name and owner, never the token or its hash.
+        let event = NewEvent::new(
+            EventType::TokenCreated,
+            Some(username),
+            serde_json::json!({"token_id": id, "username": username}),
+            serde_json::json!({"token_id": id, "username": username, "name": name,
+                "created_at": crate::time::format_time(&created_at)}),
+            created_at,
+        );
         write_tx!(self, |tx| async move {
             tx.execute(
                 "INSERT INTO api_tokens (id, username, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5)",
                 &row,
             )
             .await?;
+            append(tx, event).await?;
             Ok(())
         })
     }
@@ -66,14 +78,29 @@ impl Db {
     #[tracing::instrument(skip_all)]
     pub async fn delete_token(&self, username: &str, id: Uuid) -> Result<bool> {
         let key = args![id, username];
+        let username = username.to_owned();
         let done = write_tx!(self, |tx| async move {
-            tx.execute(
-                "DELETE FROM api_tokens WHERE id = $1 AND username = $2",
-                &key,
-            )
-            .await
+            let gone = tx
+                .fetch_optional(
+                    "DELETE FROM api_tokens WHERE id = $1 AND username = $2 RETURNING name",
+                    &key,
+                )
+                .await?;
+            let Some(gone) = gone else {
+                return Ok(false);
+            };
+            let name: String = gone.get(0)?;
+            let event = NewEvent::new(
+                EventType::TokenRevoked,
+                Some(&username),
+                serde_json::json!({"token_id": id, "username": &username}),
+                serde_json::json!({"token_id": id, "username": &username, "name": name}),
+                crate::time::now_millis(),
+            );
+            append(tx, event).await?;
+            Ok(true)
         })?;
-        Ok(done == 1)
+        Ok(done)
     }
 
     /// The owner of a token, by the token's hash.

@@ -2,8 +2,10 @@
 
 use chrono::{DateTime, Utc};
 
+use super::events::{append, NewEvent};
 use super::tx::{args, write_tx, Tx};
 use super::{with_pool, Db};
+use crate::domain::event::EventType;
 use crate::domain::user::{Role, User, Username};
 use crate::error::{Error, ErrorCode, Result};
 
@@ -76,6 +78,7 @@ impl Db {
         password_hash: Option<&str>,
         disabled: bool,
         created_at: DateTime<Utc>,
+        actor: Option<&str>,
     ) -> Result<User> {
         let user = User {
             username: username.as_str().to_owned(),
@@ -85,19 +88,29 @@ impl Db {
         };
         let row = user.clone();
         let password_hash = password_hash.map(str::to_owned);
+        let actor = actor.map(str::to_owned);
         let inserted = write_tx!(self, |tx| async move {
-            tx.execute(
-                "INSERT INTO users (username, role, password_hash, disabled, created_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING",
-                &args![
-                    row.username,
-                    row.role.as_str(),
-                    password_hash,
-                    row.disabled,
-                    row.created_at
-                ],
-            )
-            .await
+            let inserted = tx
+                .execute(
+                    "INSERT INTO users (username, role, password_hash, disabled, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING",
+                    &args![
+                        &row.username,
+                        row.role.as_str(),
+                        password_hash,
+                        row.disabled,
+                        row.created_at
+                    ],
+                )
+                .await?;
+            if inserted == 1 {
+                append(
+                    tx,
+                    user_event(EventType::UserCreated, actor.as_deref(), &row, None)?,
+                )
+                .await?;
+            }
+            Ok(inserted)
         })?;
         if inserted == 0 {
             return Err(Error::rejected(
@@ -119,12 +132,27 @@ impl Db {
     ) -> Result<Option<User>> {
         let name = username.as_str().to_owned();
         let inserted = write_tx!(self, |tx| async move {
-            tx.execute(
-                "INSERT INTO users (username, role, password_hash, disabled, created_at, sso) \
-                 VALUES ($1, $2, NULL, FALSE, $3, TRUE) ON CONFLICT (username) DO NOTHING",
-                &args![name, role.as_str(), created_at],
-            )
-            .await
+            let inserted = tx
+                .execute(
+                    "INSERT INTO users (username, role, password_hash, disabled, created_at, sso) \
+                     VALUES ($1, $2, NULL, FALSE, $3, TRUE) ON CONFLICT (username) DO NOTHING",
+                    &args![&name, role.as_str(), created_at],
+                )
+                .await?;
+            if inserted == 1 {
+                let user = User {
+                    username: name.clone(),
+                    role,
+                    disabled: false,
+                    created_at,
+                };
+                append(
+                    tx,
+                    user_event(EventType::UserCreated, Some(&name), &user, None)?,
+                )
+                .await?;
+            }
+            Ok(inserted)
         })?;
         Ok((inserted == 1).then(|| User {
             username: username.as_str().to_owned(),
@@ -154,11 +182,18 @@ impl Db {
     /// Applies `changes`; `None` when the user does not exist. Disabling a user
     /// or changing their password ends their sessions.
     #[tracing::instrument(skip_all)]
-    pub async fn update_user(&self, username: &str, changes: &UserChanges) -> Result<Option<User>> {
+    pub async fn update_user(
+        &self,
+        username: &str,
+        changes: &UserChanges,
+        actor: Option<&str>,
+    ) -> Result<Option<User>> {
         let name = username.to_owned();
         let changes = changes.clone();
+        let actor = actor.map(str::to_owned);
         let updated = write_tx!(self, |tx| async move {
             let ends_sessions = changes.disabled == Some(true) || changes.password_hash.is_some();
+            let password_changed = changes.password_hash.is_some();
             let done = tx
                 .execute(
                     "UPDATE users SET role = COALESCE($2, role), disabled = COALESCE($3, disabled), \
@@ -172,8 +207,43 @@ impl Db {
                 )
                 .await?;
             if ends_sessions {
-                tx.execute("DELETE FROM sessions WHERE username = $1", &args![name])
+                tx.execute("DELETE FROM sessions WHERE username = $1", &args![&name])
                     .await?;
+            }
+            if done == 1 {
+                let row = tx
+                    .fetch_optional(
+                        "SELECT role, disabled, created_at FROM users WHERE username = $1",
+                        &args![&name],
+                    )
+                    .await?
+                    .ok_or_else(|| Error::Internal(anyhow::anyhow!("user {name:?} vanished")))?;
+                let role: String = row.get(0)?;
+                let user = User {
+                    username: name.clone(),
+                    role: Role::parse(&role).ok_or_else(|| {
+                        Error::Internal(anyhow::anyhow!("user {name:?} has unknown role {role:?}"))
+                    })?,
+                    disabled: row.get(1)?,
+                    created_at: row.get(2)?,
+                };
+                let mut changed = Vec::new();
+                if changes.role.is_some() {
+                    changed.push("role");
+                }
+                if changes.disabled.is_some() {
+                    changed.push("disabled");
+                }
+                if password_changed {
+                    changed.push("password");
+                }
+                let event = user_event(
+                    EventType::UserChanged,
+                    actor.as_deref(),
+                    &user,
+                    Some(&changed),
+                )?;
+                append(tx, event).await?;
             }
             Ok(done == 1)
         })?;
@@ -182,4 +252,25 @@ impl Db {
         }
         Ok(self.get_user(username).await?.map(|r| r.user))
     }
+}
+
+/// A user's event: the user after the change (never a password or its
+/// hash), and for a change which fields it touched.
+fn user_event(
+    event_type: EventType,
+    actor: Option<&str>,
+    user: &User,
+    changed: Option<&[&str]>,
+) -> Result<NewEvent> {
+    let mut data = serde_json::to_value(user).map_err(anyhow::Error::from)?;
+    if let Some(changed) = changed {
+        data["changed"] = serde_json::json!(changed);
+    }
+    Ok(NewEvent::new(
+        event_type,
+        actor,
+        serde_json::json!({"username": user.username}),
+        data,
+        crate::time::now_millis(),
+    ))
 }

@@ -304,6 +304,7 @@ async fn an_approval_expires_within_seconds_of_its_time_and_is_refused_after() {
     assert_eq!(problem["approval_status"], "expired");
 
     // Another one, left alone, is marked expired by the background round.
+    let first_id = id;
     let id = id_of(&request_purge(&ana, json!(["E2"])).await);
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -316,6 +317,26 @@ async fn an_approval_expires_within_seconds_of_its_time_and_is_refused_after() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(app.sandbox_requests().await, 0);
+    // Each expiry is one event, by nobody.
+    let admin = app.admin().await;
+    let feed = admin
+        .get("/api/v1/events?after=0&limit=1000")
+        .await
+        .expect(200);
+    for approval_id in [&first_id, &id] {
+        let decided: Vec<&Value> = feed["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e["type"] == "approval.decided"
+                    && e["subject"]["approval_id"] == approval_id.as_str()
+            })
+            .collect();
+        assert_eq!(decided.len(), 1, "{approval_id}");
+        assert_eq!(decided[0]["data"]["status"], "expired");
+        assert!(decided[0]["actor"].is_null());
+    }
 }
 
 #[tokio::test]

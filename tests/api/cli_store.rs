@@ -45,6 +45,8 @@ async fn commands_that_read_refuse_a_folder_without_a_store_and_create_nothing()
         vec!["customers", "history", "C1"],
         vec!["runs", "list"],
         vec!["approvals", "list"],
+        vec!["events", "verify"],
+        vec!["events", "tail"],
         vec!["users", "list"],
         vec!["tokens", "create", "--user", "admin", "--name", "ci"],
     ] {

@@ -14,6 +14,7 @@ mod crash;
 mod crash_under_load;
 mod customer_pages;
 mod customers;
+mod events;
 mod faults;
 mod guard_rails;
 mod idempotency;

@@ -9,6 +9,7 @@ pub mod approvals;
 pub mod audit;
 pub mod catalog;
 pub mod customers;
+pub mod events;
 pub mod jobs;
 pub mod runs;
 pub mod session;
@@ -27,4 +28,5 @@ pub fn router() -> Router<AppState> {
         .merge(users::router())
         .merge(tokens::router())
         .merge(audit::router())
+        .merge(events::router())
 }

@@ -281,7 +281,7 @@ impl Importer<'_> {
         let username = Username::parse(name).map_err(anyhow::Error::msg)?;
         match self
             .db
-            .insert_user(&username, Role::Operator, None, true, Utc::now())
+            .insert_user(&username, Role::Operator, None, true, Utc::now(), None)
             .await
         {
             Ok(_) => Ok(()),
