@@ -111,7 +111,8 @@ function init(form) {
 
   /** The counts of `text`: on this thread for a short text, in the worker
    * for a long one. Answers `{validCount, valid(), invalid (the first
-   * SHOWN_INVALID), invalidCount, repeated}`. */
+   * SHOWN_INVALID), invalidCount, repeated, header (the header line left
+   * out, or null), rows (lines whose extra cells were ignored)}`. */
   function analyse(text) {
     if (text.length >= LARGE_TEXT) {
       const w = countWorker();
@@ -128,6 +129,8 @@ function init(form) {
             invalid: r.invalid,
             invalidCount: r.invalidCount,
             repeated: r.repeated,
+            header: r.header,
+            rows: r.rows,
           };
         });
       }
@@ -139,6 +142,8 @@ function init(form) {
       invalid: found.invalid.slice(0, SHOWN_INVALID),
       invalidCount: found.invalid.length,
       repeated: found.repeated,
+      header: found.header,
+      rows: found.rows,
     });
   }
 
@@ -191,6 +196,10 @@ function init(form) {
       (tooMany ? ` (at most ${number(maxRunCids)} in one run)` : n > maxCids() ? ` (a run of ${number(batches)} batches)` : "");
     counter.querySelector(".count-invalid").textContent = `${number(found.invalidCount)} invalid`;
     counter.querySelector(".count-repeated").textContent = `${number(found.repeated)} repeated`;
+    const read = readNotes(found);
+    const notes = counter.querySelector(".count-read");
+    notes.textContent = read.map((note) => ` · ${note}`).join("");
+    notes.hidden = read.length === 0;
     counter.classList.toggle("has-invalid", found.invalidCount > 0);
     counter.classList.toggle("too-many", tooMany);
     cids.setAttribute("aria-invalid", String(found.invalidCount > 0 || tooMany));
@@ -210,6 +219,19 @@ function init(form) {
     }
     invalidList.replaceChildren(...items);
     invalidList.hidden = found.invalidCount === 0;
+  }
+
+  /** What the count left out of the text, as sentences for the counter
+   * and the file note: the header line, the extra cells of spreadsheet rows. */
+  function readNotes(found) {
+    const notes = [];
+    if (found.header !== null) notes.push(`header “${found.header}” left out`);
+    if (found.rows > 0) {
+      notes.push(
+        `${number(found.rows)} line${found.rows === 1 ? "" : "s"} with extra cells (only the first cell of each is a customer ID)`,
+      );
+    }
+    return notes;
   }
 
   /** Typing in a long list re-counts it once the typing pauses; a short
@@ -234,12 +256,18 @@ function init(form) {
       return;
     }
     const read = readCidFile(text, chosen.name, chosen.type);
-    cids.value = read.cids.join("\n");
-    const from = read.column ? ` (column “${read.column}”)` : "";
-    const skipped = read.header !== null ? ` The header line “${read.header}” was left out.` : "";
-    fileNote.textContent = `Read ${number(read.cids.length)} line${read.cids.length === 1 ? "" : "s"} from ${chosen.name}${from}.${skipped} They are in the box above, counted as pasted.`;
+    cids.value = read.text;
+    const found = await count();
+    if (read.csv) {
+      const from = read.column ? ` (column “${read.column}”)` : "";
+      const skipped = read.header !== null ? ` The header line “${read.header}” was left out.` : "";
+      fileNote.textContent = `Read ${number(read.count)} line${read.count === 1 ? "" : "s"} from ${chosen.name}${from}.${skipped} They are in the box above, counted as pasted.`;
+    } else {
+      const left = readNotes(found);
+      const skipped = left.length > 0 ? ` Left out: ${left.join("; ")}.` : "";
+      fileNote.textContent = `Read ${chosen.name} into the box above, counted as pasted: ${number(found.validCount)} valid.${skipped}`;
+    }
     fileNote.hidden = false;
-    count();
   }
 
   /** The request to send, or why there is none yet. */

@@ -14,6 +14,7 @@ mod crash_under_load;
 mod customer_pages;
 mod customers;
 mod faults;
+mod first_day_pages;
 mod guard_rails;
 mod idempotency;
 mod jobs;

@@ -1,0 +1,153 @@
+//! The console as a first-day user meets it (SPEC §16), in Chromium: a
+//! spreadsheet paste runs on the customers it shows, the confirmation lists
+//! them, links to a job only for someone who may open it, and forms that
+//! create something survive a reload.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::browser::Browser;
+use crate::helpers::{Session, TestApp, ADMIN_PASSWORD};
+use crate::run_pages::{open_customer_set, paste};
+use crate::runs::cids;
+
+/// Waits a moment for any stray second request, then returns every job.
+async fn settled_jobs(admin: &Session) -> Vec<Value> {
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    admin.jobs("limit=500").await
+}
+
+async fn confirm_open(browser: &Browser) {
+    browser
+        .wait_until(
+            "the confirmation is open",
+            "return document.getElementById('confirm-dialog').open;",
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn a_column_pasted_with_its_header_runs_on_the_cids_below_it() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let browser = Browser::desktop(&app.address, "paste-header").await;
+    browser.login("admin", ADMIN_PASSWORD).await;
+    open_customer_set(&browser, "Trans-Begin").await;
+
+    // Act: a spreadsheet column copied with its header cell.
+    paste(&browser, "Customer ID\r\nH1001\r\nH1002\r\nH1003\r\n").await;
+
+    // Assert: three counted, the header named as left out.
+    let count = browser.wait_for_text("#cid-count", "3 valid").await;
+    assert!(count.contains("0 invalid"), "{count}");
+    assert!(count.contains("header “Customer ID” left out"), "{count}");
+    browser.screenshot("counted").await;
+    browser.click("#set-action").await;
+    confirm_open(&browser).await;
+    assert_eq!(browser.text("#confirm-cids").await, "H1001, H1002, H1003");
+    browser.screenshot("confirm").await;
+    browser.click("#confirm-yes").await;
+    let (kind, text) = browser.result().await;
+    assert_eq!(kind, "success", "{text}");
+    let jobs = settled_jobs(&admin).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["cids"], json!(["H1001", "H1002", "H1003"]));
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn spreadsheet_rows_give_only_their_first_cell() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let browser = Browser::desktop(&app.address, "paste-rows").await;
+    browser.login("admin", ADMIN_PASSWORD).await;
+    open_customer_set(&browser, "Trans-Begin").await;
+
+    // Act: two columns copied from a spreadsheet.
+    paste(
+        &browser,
+        "TAB001\tAcme Corp\nTAB002\tBeta, Ltd\tEU\nTAB003\tGamma Inc\n",
+    )
+    .await;
+
+    // Assert
+    let count = browser.wait_for_text("#cid-count", "3 valid").await;
+    assert!(count.contains("0 invalid"), "{count}");
+    assert!(count.contains("3 lines with extra cells"), "{count}");
+    browser.screenshot("counted").await;
+    browser.click("#set-action").await;
+    confirm_open(&browser).await;
+    assert_eq!(
+        browser.text("#confirm-cids").await,
+        "TAB001, TAB002, TAB003"
+    );
+    browser.click("#confirm-yes").await;
+    let (kind, text) = browser.result().await;
+    assert_eq!(kind, "success", "{text}");
+    let jobs = settled_jobs(&admin).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["cids"], json!(["TAB001", "TAB002", "TAB003"]));
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_text_file_is_read_by_the_paste_rule() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let browser = Browser::desktop(&app.address, "paste-file").await;
+    browser.login("admin", ADMIN_PASSWORD).await;
+    open_customer_set(&browser, "Trans-Begin").await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("export.txt");
+    std::fs::write(&file, "cid\tname\nF1\tAcme Corp\nF2\tBeta\n").expect("txt");
+
+    // Act
+    browser
+        .find("#cids-file")
+        .await
+        .send_keys(&file.display().to_string())
+        .await
+        .expect("upload");
+
+    // Assert
+    let count = browser.wait_for_text("#cid-count", "2 valid").await;
+    assert!(count.contains("0 invalid"), "{count}");
+    assert!(count.contains("header “cid” left out"), "{count}");
+    assert!(count.contains("2 lines with extra cells"), "{count}");
+    let note = browser.wait_for_text("#cids-file-note", "export.txt").await;
+    assert!(note.contains("“cid”"), "{note}");
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_confirmation_lists_a_thousand_cids_as_their_ends_and_the_count_between() {
+    // Arrange
+    let app = TestApp::spawn_with(|c| c.max_run_cids = 2000).await;
+    let browser = Browser::desktop(&app.address, "confirm-1000").await;
+    browser.login("admin", ADMIN_PASSWORD).await;
+    open_customer_set(&browser, "Trans-Begin").await;
+    let list = cids("K", 1000);
+
+    // Act
+    paste(&browser, &list.join("\n")).await;
+    browser.wait_for_text("#cid-count", "1,000 valid").await;
+    browser.click("#set-action").await;
+    confirm_open(&browser).await;
+
+    // Assert
+    let shown = browser.text("#confirm-cids").await;
+    let expected = format!(
+        "{} … 950 more … {}",
+        list[..25].join(", "),
+        list[975..].join(", ")
+    );
+    assert_eq!(shown, expected);
+    let batches = browser.text("#confirm-batches").await;
+    assert!(batches.contains("2 batches"), "{batches}");
+    browser.screenshot("confirm").await;
+    browser.click("#confirm-no").await;
+    browser.close().await;
+}
