@@ -79,6 +79,11 @@ function init(form) {
   const timeoutMs = Number(form.dataset.timeoutMs) || 45000;
   const upstreamSeconds = Math.round((Number(form.dataset.upstreamTimeoutMs) || 30000) / 1000);
   const maxRunCids = Number(form.dataset.maxRunCids) || 100000;
+  const me = form.dataset.user ?? "";
+  const seesAllJobs = form.dataset.seesAllJobs === "true";
+  /** Whether this person may open a job or run `user` started (operators
+   * open only their own); a page links it only then. */
+  const mayOpen = (user) => seesAllJobs || user === me;
 
   let running = false; // a confirmed request is on its way
   let pending = null; // the request the confirmation dialog asks about
@@ -397,12 +402,15 @@ function init(form) {
   });
   duplicateNo.addEventListener("click", () => {
     const earlier = duplicate?.problem;
+    const open = duplicate?.open ?? false;
     duplicate = null;
     duplicateDialog.close();
-    if (earlier?.run_id) {
-      show("notice", "Not run", ["The earlier run stands; nothing new was run."], null, earlier.run_id);
+    if (earlier?.approval_id) {
+      show("notice", "Not run", ["The request awaiting approval stands; nothing new was run."], null, null, earlier.approval_id);
+    } else if (earlier?.run_id) {
+      show("notice", "Not run", ["The earlier run stands; nothing new was run."], null, open ? earlier.run_id : null);
     } else {
-      show("notice", "Not run", ["The earlier job stands; nothing new was run."], earlier?.job_id);
+      show("notice", "Not run", ["The earlier job stands; nothing new was run."], open ? earlier?.job_id : null);
     }
   });
   duplicateDialog.addEventListener("close", () => {
@@ -559,34 +567,52 @@ function init(form) {
 
   function conflict(data, body, run) {
     switch (data.code) {
-      case "recent_duplicate":
+      case "recent_duplicate": {
         duplicate = { body, problem: data, run };
-        $("duplicate-user").textContent = data.user ?? "someone";
+        const holder = data.user ?? "someone";
+        const open = Boolean(data.approval_id) || mayOpen(data.user);
+        duplicate.open = open;
+        $("duplicate-user").textContent = holder;
         $("duplicate-when").textContent = when(data.created_at);
-        {
-          const link = $("duplicate-job");
-          const runId = data.run_id;
-          const approvalId = data.approval_id;
-          link.href = approvalId
-            ? `/approvals/${encodeURIComponent(approvalId)}`
-            : runId ? `/runs/${encodeURIComponent(runId)}` : `/jobs/${encodeURIComponent(data.job_id)}`;
-          link.textContent = approvalId ?? runId ?? data.job_id;
-          $("duplicate-kind").textContent = approvalId ? "request awaiting approval" : runId ? "run" : "job";
-        }
-        if (data.approval_id) {
-          show("notice", "Not run yet", ["The same action on the same customer IDs already waits for approval."], null, null, data.approval_id);
-        } else if (data.run_id) {
-          show("notice", "Not run yet", ["The same action on the same customer IDs was started as a run a moment ago."], null, data.run_id);
+        const link = $("duplicate-job");
+        const runId = data.run_id;
+        const approvalId = data.approval_id;
+        link.href = approvalId
+          ? `/approvals/${encodeURIComponent(approvalId)}`
+          : runId ? `/runs/${encodeURIComponent(runId)}` : `/jobs/${encodeURIComponent(data.job_id)}`;
+        link.textContent = approvalId ?? runId ?? data.job_id;
+        link.hidden = !open;
+        $("duplicate-closed").hidden = open;
+        $("duplicate-kind").textContent = approvalId ? "request awaiting approval" : runId ? "run" : "job";
+        const by = `${holder}, ${showTime(data.created_at)}`;
+        if (approvalId) {
+          show("notice", "Not run yet", ["The same action on the same customer IDs already waits for approval."], null, null, approvalId);
+        } else if (runId) {
+          show("notice", "Not run yet", [
+            open
+              ? "The same action on the same customer IDs was started as a run a moment ago."
+              : `The same action on the same customer IDs was started as a run a moment ago (by ${by}).`,
+          ], null, open ? runId : null);
         } else {
-          show("notice", "Not run yet", ["The same action on the same customer IDs ran a moment ago."], data.job_id);
+          show("notice", "Not run yet", [
+            open
+              ? "The same action on the same customer IDs ran a moment ago."
+              : `The same action on the same customer IDs ran a moment ago (by ${by}).`,
+          ], open ? data.job_id : null);
         }
         duplicateDialog.showModal();
         return;
-      case "cids_busy":
+      }
+      case "cids_busy": {
+        const busy = data.busy ?? [];
+        const open = mayOpen(data.user);
+        const holder = data.user && data.user !== me ? `${data.user}'s job` : "a job";
+        const since = data.created_at ? `, started ${showTime(data.created_at)}` : "";
         show("failure", "Customer IDs busy", [
-          `${(data.busy ?? []).join(", ")} ${data.busy?.length === 1 ? "is" : "are"} in a job still running. Wait for it to finish, then try again. Nothing was run.`,
-        ], data.job_id);
+          `${busy.join(", ")} ${busy.length === 1 ? "is" : "are"} in ${holder} still running${since}. Wait for it to finish, then try again. Nothing was run.`,
+        ], open ? data.job_id : null);
         return;
+      }
       case "request_in_progress":
         show("notice", "Still running", ["This request is still running on the cluster. Its job will show the outcome."], data.job_id);
         return;
@@ -686,7 +712,7 @@ function init(form) {
     if (Number.isNaN(t.getTime())) return iso ?? "a moment ago";
     const minutes = Math.round((Date.now() - t.getTime()) / 60000);
     const ago = minutes < 1 ? "less than a minute ago" : `${minutes} min ago`;
-    return `${t.toLocaleString()} (${ago})`;
+    return `${showTime(iso)} (${ago})`;
   }
 
   cluster.addEventListener("change", onCluster);

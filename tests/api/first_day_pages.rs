@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::browser::Browser;
-use crate::helpers::{Session, TestApp, ADMIN_PASSWORD};
+use crate::helpers::{action_body, new_key, password_of, Session, TestApp, ADMIN_PASSWORD};
 use crate::run_pages::{open_customer_set, paste};
 use crate::runs::cids;
 
@@ -149,5 +149,70 @@ async fn the_confirmation_lists_a_thousand_cids_as_their_ends_and_the_count_betw
     assert!(batches.contains("2 batches"), "{batches}");
     browser.screenshot("confirm").await;
     browser.click("#confirm-no").await;
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_is_told_whose_job_holds_the_cids_without_a_link_they_cannot_open() {
+    // Arrange: another operator's slow job holds C7001, and that operator
+    // ran C7101 a moment ago.
+    let app = TestApp::spawn_with(|c| c.upstream_timeout = Duration::from_secs(10)).await;
+    let ana = app.create_user("operator").await;
+    let bob = app.create_user("operator").await;
+    ana.set_action(&new_key(), &action_body("Suspend", json!(["C7101"])))
+        .await
+        .assert_status(201);
+    let browser = Browser::desktop(&app.address, "busy-operator").await;
+    browser
+        .login(&bob.username, &password_of(&bob.username))
+        .await;
+    browser.fill_customer_set("Suspend", "C7001").await;
+    let slow = {
+        let ana = ana.clone();
+        tokio::spawn(async move {
+            let body = action_body("Trans-Begin", json!(["DELAY6000-A", "C7001"]));
+            ana.set_action(&new_key(), &body).await
+        })
+    };
+    ana.wait_for_pending_job().await;
+
+    // Act: the busy customer.
+    browser.click("#set-action").await;
+    confirm_open(&browser).await;
+    browser.click("#confirm-yes").await;
+
+    // Assert: named, not linked.
+    let (kind, text) = browser.result().await;
+    assert_eq!(kind, "failure", "{text}");
+    assert!(text.contains(&format!("{}'s job", ana.username)), "{text}");
+    assert!(text.contains(" UTC"), "{text}");
+    assert!(!browser.exists("#result a").await, "{text}");
+    browser.screenshot("busy").await;
+
+    // Act: the recent duplicate of the other operator's job.
+    browser.fill_customer_set("Suspend", "C7101").await;
+    browser.click("#set-action").await;
+    confirm_open(&browser).await;
+    browser.click("#confirm-yes").await;
+    let warning = browser
+        .wait_for_text("#duplicate-dialog", ana.username.as_str())
+        .await;
+
+    // Assert: the dialog names the user and time; no link to open.
+    assert!(warning.contains(" UTC"), "{warning}");
+    assert!(
+        !browser
+            .find("#duplicate-job")
+            .await
+            .is_displayed()
+            .await
+            .expect("displayed"),
+        "{warning}"
+    );
+    assert!(!browser.exists("#result a").await);
+    browser.screenshot("duplicate").await;
+    browser.click("#duplicate-no").await;
+    assert!(!browser.exists("#result a").await);
+    slow.await.expect("slow request").assert_status(201);
     browser.close().await;
 }
