@@ -216,3 +216,101 @@ async fn an_operator_is_told_whose_job_holds_the_cids_without_a_link_they_cannot
     slow.await.expect("slow request").assert_status(201);
     browser.close().await;
 }
+
+/// Posts an HTML form of `session` (its CSRF token in the body).
+async fn post_form(session: &Session, path: &str, body: &str) -> crate::helpers::Reply {
+    let csrf = session.csrf_token.clone().expect("a cookie session");
+    crate::helpers::send(
+        session
+            .request(reqwest::Method::POST, path)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf_token={}&{body}", crate::helpers::enc(&csrf))),
+    )
+    .await
+}
+
+/// The secret a page shows in its read-only `token-value` box, if any.
+fn shown_secret(page: &str) -> Option<String> {
+    let marker = r#"class="mono token-value" type="text" readonly value=""#;
+    let start = page.find(marker)? + marker.len();
+    let end = start + page[start..].find('"')?;
+    Some(
+        page[start..end]
+            .replace("&quot;", "\"")
+            .replace("&#x27;", "'")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
+#[tokio::test]
+async fn a_new_token_is_made_once_and_shown_on_the_redirect_and_one_reload_then_gone() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+
+    // Act
+    let created = post_form(&admin, "/account/tokens", "name=nightly").await;
+
+    // Assert: a redirect whose URL holds no secret.
+    assert_eq!(created.status, 303, "{}", created.text());
+    let location = created.header("location").expect("location");
+    assert!(location.starts_with("/account?"), "{location}");
+    let first = admin.get(&location).await;
+    assert_eq!(first.status, 200);
+    let token = shown_secret(&first.text()).expect("the token on the first page");
+    assert!(!location.contains(&token), "{location}");
+    let reload = admin.get(&location).await.text();
+    assert_eq!(shown_secret(&reload), Some(token.clone()), "one reload");
+    let again = admin.get(&location).await.text();
+    assert_eq!(shown_secret(&again), None, "then gone");
+    assert!(again.contains("no longer shown"), "{again}");
+    // Someone else with the id sees nothing.
+    let other = app.create_user("admin").await;
+    assert_eq!(shown_secret(&other.get(&location).await.text()), None);
+
+    // One token, and it works.
+    let tokens = admin.get("/api/v1/tokens").await.expect(200);
+    let tokens = tokens["tokens"].as_array().expect("tokens").clone();
+    assert_eq!(tokens.len(), 1, "{tokens:?}");
+    assert_eq!(tokens[0]["name"], "nightly");
+    let me = app.bearer(&token).get("/api/v1/me").await.expect(200);
+    assert_eq!(me["user"]["username"], "admin");
+}
+
+#[tokio::test]
+async fn a_generated_password_survives_one_reload_and_the_user_is_added_once() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+
+    // Act: no password given, so one is generated.
+    let created = post_form(&admin, "/admin/users", "username=olga&role=operator").await;
+
+    // Assert
+    assert_eq!(created.status, 303, "{}", created.text());
+    let location = created.header("location").expect("location");
+    assert!(location.starts_with("/admin/users?"), "{location}");
+    let first = admin.get(&location).await.text();
+    assert!(first.contains("olga was created"), "{first}");
+    let password = shown_secret(&first).expect("the generated password");
+    assert!(!location.contains(&password), "{location}");
+    assert_eq!(
+        shown_secret(&admin.get(&location).await.text()),
+        Some(password.clone())
+    );
+    let again = admin.get(&location).await.text();
+    assert_eq!(shown_secret(&again), None);
+    assert!(again.contains("no longer shown"), "{again}");
+    app.try_login("olga", &password).await.assert_status(200);
+    let users = admin.get("/api/v1/users").await.expect(200);
+    let olgas = users["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter(|u| u["username"] == "olga")
+        .count();
+    assert_eq!(olgas, 1);
+}
