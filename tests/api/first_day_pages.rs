@@ -314,3 +314,94 @@ async fn a_generated_password_survives_one_reload_and_the_user_is_added_once() {
         .count();
     assert_eq!(olgas, 1);
 }
+
+#[tokio::test]
+async fn a_job_run_again_on_purpose_is_no_duplicate_unless_asked_for() {
+    // Arrange: a job, then the same on purpose after the warning.
+    let app = TestApp::spawn().await;
+    let admin = app.admin().await;
+    let body = action_body("Suspend", json!(["R1"]));
+    admin.set_action(&new_key(), &body).await.assert_status(201);
+    let mut again = body.clone();
+    again["confirm_duplicate"] = json!(true);
+    admin
+        .set_action(&new_key(), &again)
+        .await
+        .assert_status(201);
+
+    // Act
+    let default = admin
+        .get("/api/v1/audit/duplicates?window_s=60")
+        .await
+        .expect(200);
+    let asked = admin
+        .get("/api/v1/audit/duplicates?window_s=60&include_confirmed=true")
+        .await
+        .expect(200);
+    let page = admin.get("/audit/duplicates?window_s=60").await.text();
+
+    // Assert
+    assert_eq!(default["count"], 0, "{default}");
+    assert_eq!(asked["count"], 1, "{asked}");
+    assert!(page.contains("id=\"no-duplicates\""), "{page}");
+    let page = admin
+        .get("/audit/duplicates?window_s=60&include_confirmed=true")
+        .await
+        .text();
+    assert!(page.contains("id=\"duplicates-table\""), "{page}");
+    admin
+        .get("/api/v1/audit/duplicates?include_confirmed=maybe")
+        .await
+        .expect_problem(400, "invalid_query");
+    let openapi = app.anonymous().get("/api/v1/openapi.json").await.text();
+    assert!(openapi.contains("include_confirmed"));
+}
+
+#[tokio::test]
+async fn an_admin_marks_one_duplicate_group_after_confirming_and_spans_read_as_durations() {
+    // Arrange: two double-click groups (the guard off, as in the old bug).
+    let app = TestApp::spawn_with(|c| c.duplicate_guard_window = Duration::ZERO).await;
+    let admin = app.admin().await;
+    for cids in [json!(["G1"]), json!(["G2"])] {
+        let body = action_body("Trans-Begin", cids);
+        for _ in 0..2 {
+            admin.set_action(&new_key(), &body).await.assert_status(201);
+        }
+    }
+    let browser = Browser::desktop(&app.address, "duplicates-one-group").await;
+    browser.login("admin", ADMIN_PASSWORD).await;
+
+    // Act
+    browser.goto("/audit/duplicates").await;
+    assert_eq!(browser.text("#duplicate-count").await, "2");
+    for span in browser.all("#duplicates-table td.span").await {
+        let text = span.text().await.expect("text");
+        assert!(text.ends_with(" ms") || text.ends_with(" s"), "{text}");
+    }
+    browser.screenshot("groups").await;
+    browser.click(".mark-group").await;
+    let question = browser
+        .wait_for_text("#mark-confirm", "Mark 1 later job")
+        .await;
+    assert!(question.contains("nothing is deleted"), "{question}");
+    browser.screenshot("confirm").await;
+    // Cancel marks nothing.
+    browser.click("#mark-no").await;
+    browser.find("#duplicates-table").await;
+    assert!(!browser.exists("#mark-confirm").await);
+    assert_eq!(browser.text("#duplicate-count").await, "2");
+    browser.click(".mark-group").await;
+    browser.find("#mark-confirm").await;
+    browser.click("#mark-yes").await;
+
+    // Assert: one group marked, the other still to mark.
+    browser
+        .wait_for_text("#marked-notice", "Marked 1 job")
+        .await;
+    assert_eq!(browser.text("#duplicate-count").await, "1");
+    browser.screenshot("marked").await;
+    browser.close().await;
+    let jobs = admin.jobs("").await;
+    let marked = jobs.iter().filter(|j| !j["duplicate_of"].is_null()).count();
+    assert_eq!(marked, 1, "{jobs:?}");
+}
