@@ -956,7 +956,7 @@ async fn html_forms_without_the_sessions_csrf_token_are_refused() {
     assert_eq!(forged.status, 403);
     assert_eq!(wrong.status, 403);
     assert_eq!(logout.status, 403, "no other site may log a user out");
-    assert_eq!(genuine.status, 201);
+    assert_eq!(genuine.status, 303, "created, then redirected");
     let tokens = admin.get("/api/v1/tokens").await.expect(200);
     assert_eq!(tokens["tokens"].as_array().unwrap().len(), 1);
     let users = admin.get("/api/v1/users").await.expect(200);
