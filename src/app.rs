@@ -134,6 +134,7 @@ impl App {
                 secure_cookies: config.secure_cookies,
             }),
             metrics: crate::telemetry::metrics_handle(),
+            shown_once: Default::default(),
         };
         let sandbox = config
             .sandbox

@@ -319,7 +319,14 @@ pub enum Error {
     #[error("{0}")]
     CommentRequired(String),
     #[error("customer IDs {} are in a job still running (job {job_id})", .busy.join(", "))]
-    CidsBusy { job_id: JobId, busy: Vec<String> },
+    CidsBusy {
+        job_id: JobId,
+        busy: Vec<String>,
+        /// Who started the job holding them, and when: a page names them
+        /// to someone who may not open that job.
+        user: String,
+        created_at: chrono::DateTime<chrono::Utc>,
+    },
     #[error("this Idempotency-Key was used with a different request")]
     IdempotencyKeyReused,
     #[error("unknown cluster {0:?}")]
@@ -481,9 +488,19 @@ impl Error {
                     json!(crate::domain::job::format_time(created_at)),
                 );
             }
-            Error::CidsBusy { job_id, busy } => {
+            Error::CidsBusy {
+                job_id,
+                busy,
+                user,
+                created_at,
+            } => {
                 body.insert("job_id".into(), json!(job_id));
                 body.insert("busy".into(), json!(busy));
+                body.insert("user".into(), json!(user));
+                body.insert(
+                    "created_at".into(),
+                    json!(crate::domain::job::format_time(created_at)),
+                );
             }
             Error::InvalidCids { invalid, count } => {
                 body.insert("invalid".into(), json!(invalid));

@@ -17,5 +17,7 @@ self.addEventListener("message", ({ data }) => {
     invalid: found.invalid.slice(0, shown),
     invalidCount: found.invalid.length,
     repeated: found.repeated,
+    header: found.header,
+    rows: found.rows,
   });
 });

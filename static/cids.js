@@ -41,14 +41,72 @@ export function whyInvalid(value, pattern, isDefaultPattern) {
   return null;
 }
 
-/** Counts of the text: the distinct valid values in order, the invalid ones
- * with their reason, and how many repeats were dropped. */
+/** Where the line starting at `from` ends (its line break, or the end). */
+function lineEnd(text, from) {
+  const n = text.indexOf("\n", from);
+  const r = text.indexOf("\r", from);
+  const end = n < 0 ? r : r < 0 ? n : Math.min(n, r);
+  return end < 0 ? text.length : end;
+}
+
+/** Where the line after the one ending at `end` starts. */
+function nextLine(text, end) {
+  return end + (text[end] === "\r" && text[end + 1] === "\n" ? 2 : 1);
+}
+
+/**
+ * The values of pasted text (or of a text file) as the page reads them
+ * (SPEC §16): a first line that is a column header (`Customer ID`, …) is
+ * left out; a line holding a tab is a spreadsheet row, and only its first
+ * cell is a value; every other line splits on commas and white space.
+ * Answers `{values, header, rows}`: the header left out (trimmed) or null,
+ * and how many lines had extra cells that were ignored.
+ */
+export function pastedValues(text) {
+  let start = 0;
+  let end = lineEnd(text, 0);
+  while (end < text.length && text.slice(start, end).trim() === "") {
+    start = nextLine(text, end);
+    end = lineEnd(text, start);
+  }
+  const first = text.slice(start, end);
+  const tab = first.indexOf("\t");
+  const firstCell = tab < 0 ? first : first.slice(0, tab);
+  let header = null;
+  let body = text;
+  if (isHeader(firstCell)) {
+    header = firstCell.trim();
+    body = text.slice(end);
+  }
+  if (!body.includes("\t")) return { values: splitCids(body), header, rows: 0 };
+  const values = [];
+  let rows = 0;
+  for (let at = 0; at < body.length; ) {
+    const stop = lineEnd(body, at);
+    const line = body.slice(at, stop);
+    const cut = line.indexOf("\t");
+    if (cut < 0) {
+      for (const value of splitCids(line)) values.push(value);
+    } else {
+      rows += 1;
+      const cell = line.slice(0, cut).trim();
+      if (cell.length > 0) values.push(cell);
+    }
+    at = nextLine(body, stop);
+  }
+  return { values, header, rows };
+}
+
+/** Counts of the text read as a paste: the distinct valid values in order,
+ * the invalid ones with their reason, how many repeats were dropped, the
+ * header line left out (or null) and how many rows had extra cells. */
 export function analyseCids(text, pattern, isDefaultPattern) {
   const seen = new Set();
   const valid = [];
   const invalid = [];
   let repeated = 0;
-  for (const value of splitCids(text)) {
+  const read = pastedValues(text);
+  for (const value of read.values) {
     if (seen.has(value)) {
       repeated += 1;
       continue;
@@ -58,7 +116,7 @@ export function analyseCids(text, pattern, isDefaultPattern) {
     if (reason === null) valid.push(value);
     else invalid.push({ value, reason });
   }
-  return { valid, invalid, repeated };
+  return { valid, invalid, repeated, header: read.header, rows: read.rows };
 }
 
 // First lines that name the column instead of holding a customer ID.
@@ -120,28 +178,25 @@ export function csvRows(text, delimiter = ",") {
 }
 
 /**
- * The customer IDs of an uploaded file, one a line, as the page counts
- * pasted text. A text file holds one per line; a CSV file (by its name or
- * type) the column headed `cid` (any case), else its first column. A first
- * line that is a header (`cid`, `customer id`, …) is left out.
- * Answers `{cids, column, header}`: the column used (its header, or null
- * for the first column) and the header line left out, if any.
+ * The customer IDs of an uploaded file, for the box. A text file is read
+ * exactly as a paste (`pastedValues`: its header line and the extra cells
+ * of its rows left out when counted), so it goes in as it is. A CSV file
+ * (by its name or type) gives the column headed `cid` (any case), else its
+ * first column, one a line; a first line that is a header is left out.
+ * Answers `{text, csv, count, column, header}`: for a CSV, how many values
+ * it gave, the column used (its header, or null for the first column) and
+ * the header line left out, if any.
  */
 export function readCidFile(text, name = "", type = "") {
   const body = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
   const csv = /\.(csv|tsv)$/i.test(name) || /(csv|tab-separated)/i.test(type);
-  if (!csv) {
-    const lines = body.split(/\r\n|\n|\r/);
-    let header = null;
-    if (lines.length > 0 && isHeader(lines[0])) header = lines.shift().trim();
-    return { cids: lines.map((l) => l.trim()).filter((l) => l.length > 0), column: null, header };
-  }
+  if (!csv) return { text: body, csv: false, count: null, column: null, header: null };
   const firstLine = body.slice(0, body.search(/\r|\n|$/));
   const delimiter = /\.tsv$/i.test(name) || (!firstLine.includes(",") && firstLine.includes("\t"))
     ? "\t"
     : !firstLine.includes(",") && firstLine.includes(";") ? ";" : ",";
   const rows = csvRows(body, delimiter);
-  if (rows.length === 0) return { cids: [], column: null, header: null };
+  if (rows.length === 0) return { text: "", csv: true, count: 0, column: null, header: null };
   const first = rows[0];
   let index = first.findIndex((cell) => cell.trim().toLowerCase() === "cid");
   let column = null;
@@ -162,5 +217,5 @@ export function readCidFile(text, name = "", type = "") {
     const value = (row[index] ?? "").trim();
     if (value.length > 0) cids.push(value);
   }
-  return { cids, column, header };
+  return { text: cids.join("\n"), csv: true, count: cids.length, column, header };
 }

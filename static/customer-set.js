@@ -79,6 +79,11 @@ function init(form) {
   const timeoutMs = Number(form.dataset.timeoutMs) || 45000;
   const upstreamSeconds = Math.round((Number(form.dataset.upstreamTimeoutMs) || 30000) / 1000);
   const maxRunCids = Number(form.dataset.maxRunCids) || 100000;
+  const me = form.dataset.user ?? "";
+  const seesAllJobs = form.dataset.seesAllJobs === "true";
+  /** Whether this person may open a job or run `user` started (operators
+   * open only their own); a page links it only then. */
+  const mayOpen = (user) => seesAllJobs || user === me;
 
   let running = false; // a confirmed request is on its way
   let pending = null; // the request the confirmation dialog asks about
@@ -111,7 +116,8 @@ function init(form) {
 
   /** The counts of `text`: on this thread for a short text, in the worker
    * for a long one. Answers `{validCount, valid(), invalid (the first
-   * SHOWN_INVALID), invalidCount, repeated}`. */
+   * SHOWN_INVALID), invalidCount, repeated, header (the header line left
+   * out, or null), rows (lines whose extra cells were ignored)}`. */
   function analyse(text) {
     if (text.length >= LARGE_TEXT) {
       const w = countWorker();
@@ -128,6 +134,8 @@ function init(form) {
             invalid: r.invalid,
             invalidCount: r.invalidCount,
             repeated: r.repeated,
+            header: r.header,
+            rows: r.rows,
           };
         });
       }
@@ -139,6 +147,8 @@ function init(form) {
       invalid: found.invalid.slice(0, SHOWN_INVALID),
       invalidCount: found.invalid.length,
       repeated: found.repeated,
+      header: found.header,
+      rows: found.rows,
     });
   }
 
@@ -191,6 +201,10 @@ function init(form) {
       (tooMany ? ` (at most ${number(maxRunCids)} in one run)` : n > maxCids() ? ` (a run of ${number(batches)} batches)` : "");
     counter.querySelector(".count-invalid").textContent = `${number(found.invalidCount)} invalid`;
     counter.querySelector(".count-repeated").textContent = `${number(found.repeated)} repeated`;
+    const read = readNotes(found);
+    const notes = counter.querySelector(".count-read");
+    notes.textContent = read.map((note) => ` · ${note}`).join("");
+    notes.hidden = read.length === 0;
     counter.classList.toggle("has-invalid", found.invalidCount > 0);
     counter.classList.toggle("too-many", tooMany);
     cids.setAttribute("aria-invalid", String(found.invalidCount > 0 || tooMany));
@@ -210,6 +224,19 @@ function init(form) {
     }
     invalidList.replaceChildren(...items);
     invalidList.hidden = found.invalidCount === 0;
+  }
+
+  /** What the count left out of the text, as sentences for the counter
+   * and the file note: the header line, the extra cells of spreadsheet rows. */
+  function readNotes(found) {
+    const notes = [];
+    if (found.header !== null) notes.push(`header “${found.header}” left out`);
+    if (found.rows > 0) {
+      notes.push(
+        `${number(found.rows)} line${found.rows === 1 ? "" : "s"} with extra cells (only the first cell of each is a customer ID)`,
+      );
+    }
+    return notes;
   }
 
   /** Typing in a long list re-counts it once the typing pauses; a short
@@ -234,12 +261,18 @@ function init(form) {
       return;
     }
     const read = readCidFile(text, chosen.name, chosen.type);
-    cids.value = read.cids.join("\n");
-    const from = read.column ? ` (column “${read.column}”)` : "";
-    const skipped = read.header !== null ? ` The header line “${read.header}” was left out.` : "";
-    fileNote.textContent = `Read ${number(read.cids.length)} line${read.cids.length === 1 ? "" : "s"} from ${chosen.name}${from}.${skipped} They are in the box above, counted as pasted.`;
+    cids.value = read.text;
+    const found = await count();
+    if (read.csv) {
+      const from = read.column ? ` (column “${read.column}”)` : "";
+      const skipped = read.header !== null ? ` The header line “${read.header}” was left out.` : "";
+      fileNote.textContent = `Read ${number(read.count)} line${read.count === 1 ? "" : "s"} from ${chosen.name}${from}.${skipped} They are in the box above, counted as pasted.`;
+    } else {
+      const left = readNotes(found);
+      const skipped = left.length > 0 ? ` Left out: ${left.join("; ")}.` : "";
+      fileNote.textContent = `Read ${chosen.name} into the box above, counted as pasted: ${number(found.validCount)} valid.${skipped}`;
+    }
     fileNote.hidden = false;
-    count();
   }
 
   /** The request to send, or why there is none yet. */
@@ -369,12 +402,15 @@ function init(form) {
   });
   duplicateNo.addEventListener("click", () => {
     const earlier = duplicate?.problem;
+    const open = duplicate?.open ?? false;
     duplicate = null;
     duplicateDialog.close();
-    if (earlier?.run_id) {
-      show("notice", "Not run", ["The earlier run stands; nothing new was run."], null, earlier.run_id);
+    if (earlier?.approval_id) {
+      show("notice", "Not run", ["The request awaiting approval stands; nothing new was run."], null, null, earlier.approval_id);
+    } else if (earlier?.run_id) {
+      show("notice", "Not run", ["The earlier run stands; nothing new was run."], null, open ? earlier.run_id : null);
     } else {
-      show("notice", "Not run", ["The earlier job stands; nothing new was run."], earlier?.job_id);
+      show("notice", "Not run", ["The earlier job stands; nothing new was run."], open ? earlier?.job_id : null);
     }
   });
   duplicateDialog.addEventListener("close", () => {
@@ -531,34 +567,52 @@ function init(form) {
 
   function conflict(data, body, run) {
     switch (data.code) {
-      case "recent_duplicate":
+      case "recent_duplicate": {
         duplicate = { body, problem: data, run };
-        $("duplicate-user").textContent = data.user ?? "someone";
+        const holder = data.user ?? "someone";
+        const open = Boolean(data.approval_id) || mayOpen(data.user);
+        duplicate.open = open;
+        $("duplicate-user").textContent = holder;
         $("duplicate-when").textContent = when(data.created_at);
-        {
-          const link = $("duplicate-job");
-          const runId = data.run_id;
-          const approvalId = data.approval_id;
-          link.href = approvalId
-            ? `/approvals/${encodeURIComponent(approvalId)}`
-            : runId ? `/runs/${encodeURIComponent(runId)}` : `/jobs/${encodeURIComponent(data.job_id)}`;
-          link.textContent = approvalId ?? runId ?? data.job_id;
-          $("duplicate-kind").textContent = approvalId ? "request awaiting approval" : runId ? "run" : "job";
-        }
-        if (data.approval_id) {
-          show("notice", "Not run yet", ["The same action on the same customer IDs already waits for approval."], null, null, data.approval_id);
-        } else if (data.run_id) {
-          show("notice", "Not run yet", ["The same action on the same customer IDs was started as a run a moment ago."], null, data.run_id);
+        const link = $("duplicate-job");
+        const runId = data.run_id;
+        const approvalId = data.approval_id;
+        link.href = approvalId
+          ? `/approvals/${encodeURIComponent(approvalId)}`
+          : runId ? `/runs/${encodeURIComponent(runId)}` : `/jobs/${encodeURIComponent(data.job_id)}`;
+        link.textContent = approvalId ?? runId ?? data.job_id;
+        link.hidden = !open;
+        $("duplicate-closed").hidden = open;
+        $("duplicate-kind").textContent = approvalId ? "request awaiting approval" : runId ? "run" : "job";
+        const by = `${holder}, ${showTime(data.created_at)}`;
+        if (approvalId) {
+          show("notice", "Not run yet", ["The same action on the same customer IDs already waits for approval."], null, null, approvalId);
+        } else if (runId) {
+          show("notice", "Not run yet", [
+            open
+              ? "The same action on the same customer IDs was started as a run a moment ago."
+              : `The same action on the same customer IDs was started as a run a moment ago (by ${by}).`,
+          ], null, open ? runId : null);
         } else {
-          show("notice", "Not run yet", ["The same action on the same customer IDs ran a moment ago."], data.job_id);
+          show("notice", "Not run yet", [
+            open
+              ? "The same action on the same customer IDs ran a moment ago."
+              : `The same action on the same customer IDs ran a moment ago (by ${by}).`,
+          ], open ? data.job_id : null);
         }
         duplicateDialog.showModal();
         return;
-      case "cids_busy":
+      }
+      case "cids_busy": {
+        const busy = data.busy ?? [];
+        const open = mayOpen(data.user);
+        const holder = data.user && data.user !== me ? `${data.user}'s job` : "a job";
+        const since = data.created_at ? `, started ${showTime(data.created_at)}` : "";
         show("failure", "Customer IDs busy", [
-          `${(data.busy ?? []).join(", ")} ${data.busy?.length === 1 ? "is" : "are"} in a job still running. Wait for it to finish, then try again. Nothing was run.`,
-        ], data.job_id);
+          `${busy.join(", ")} ${busy.length === 1 ? "is" : "are"} in ${holder} still running${since}. Wait for it to finish, then try again. Nothing was run.`,
+        ], open ? data.job_id : null);
         return;
+      }
       case "request_in_progress":
         show("notice", "Still running", ["This request is still running on the cluster. Its job will show the outcome."], data.job_id);
         return;
@@ -658,7 +712,7 @@ function init(form) {
     if (Number.isNaN(t.getTime())) return iso ?? "a moment ago";
     const minutes = Math.round((Date.now() - t.getTime()) / 60000);
     const ago = minutes < 1 ? "less than a minute ago" : `${minutes} min ago`;
-    return `${t.toLocaleString()} (${ago})`;
+    return `${showTime(iso)} (${ago})`;
   }
 
   cluster.addEventListener("change", onCluster);

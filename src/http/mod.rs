@@ -40,6 +40,9 @@ pub struct AppState {
     pub service: Service,
     pub settings: Arc<HttpSettings>,
     pub metrics: PrometheusHandle,
+    /// New tokens and generated passwords waiting for their page (shown
+    /// after a redirect, never in a URL).
+    pub shown_once: Arc<pages::shown_once::ShownOnce>,
 }
 
 /// The whole application: API, operations endpoints, and the sandbox when given.

@@ -100,7 +100,7 @@ pub async fn dispatch_once(runs: &Arc<Runs>) -> Result<()> {
                     full.insert(cluster);
                 }
                 Ok(StartOutcome::NotActive | StartOutcome::Gone) => {}
-                Err(Error::CidsBusy { job_id, busy }) => {
+                Err(Error::CidsBusy { job_id, busy, .. }) => {
                     tracing::debug!(%run_id, %job_id, busy = busy.len(), "a batch waits for busy customers");
                     waiting.insert(run_id);
                 }

@@ -23,6 +23,8 @@ pub struct ScanRow {
     pub cid_count: i64,
     pub created_at: DateTime<Utc>,
     pub duplicate_of: Option<Uuid>,
+    /// Created with `confirm_duplicate`: a deliberate re-run.
+    pub confirm_duplicate: bool,
 }
 
 impl ScanRow {
@@ -128,7 +130,7 @@ impl Db {
     ) -> Result<Vec<ScanRow>> {
         let rows = with_pool!(self, pool => {
             let mut query = QueryBuilder::new(
-                "SELECT job_id, user_name, cluster, action, intent_hash, cid_count, created_at, duplicate_of FROM jobs",
+                "SELECT job_id, user_name, cluster, action, intent_hash, cid_count, created_at, duplicate_of, confirm_duplicate FROM jobs",
             );
             push_scan_where(&mut query, range);
             if let Some(k) = after {

@@ -493,7 +493,8 @@ struct CidStatements {
     /// `$1` cluster, `$2` job, `$3` the CIDs: the per-customer lock; a CID
     /// another job holds is skipped, so fewer rows than CIDs means busy.
     lock_cids: &'static str,
-    /// `$1` cluster, `$2` job, `$3` the CIDs: who holds the busy ones.
+    /// `$1` cluster, `$2` job, `$3` the CIDs: who holds the busy ones (the
+    /// job, its user and creation time).
     busy_cids: &'static str,
 }
 
@@ -505,8 +506,9 @@ const SQLITE_CIDS: CidStatements = CidStatements {
     // `WHERE true` keeps SQLite from reading ON CONFLICT as a join clause.
     lock_cids: "INSERT INTO busy_cids (cluster, cid, job_id) SELECT $1, value, $2 FROM json_each($3) WHERE true \
         ON CONFLICT DO NOTHING",
-    busy_cids: "SELECT cid, job_id FROM busy_cids WHERE cluster = $1 AND job_id <> $2 \
-        AND cid IN (SELECT value FROM json_each($3)) ORDER BY job_id, cid",
+    busy_cids: "SELECT b.cid, b.job_id, j.user_name, j.created_at FROM busy_cids b \
+        JOIN jobs j ON j.job_id = b.job_id WHERE b.cluster = $1 AND b.job_id <> $2 \
+        AND b.cid IN (SELECT value FROM json_each($3)) ORDER BY b.job_id, b.cid",
 };
 
 const POSTGRES_CIDS: CidStatements = CidStatements {
@@ -516,8 +518,9 @@ const POSTGRES_CIDS: CidStatements = CidStatements {
         FROM json_array_elements($2::json) AS v(value) WHERE job_cids.job_id = $1 AND job_cids.cid = v.value ->> 0",
     lock_cids: "INSERT INTO busy_cids (cluster, cid, job_id) \
         SELECT $1, c.value, $2 FROM json_array_elements_text($3::json) AS c(value) ON CONFLICT DO NOTHING",
-    busy_cids: "SELECT cid, job_id FROM busy_cids WHERE cluster = $1 AND job_id <> $2 \
-        AND cid IN (SELECT json_array_elements_text($3::json)) ORDER BY job_id, cid",
+    busy_cids: "SELECT b.cid, b.job_id, j.user_name, j.created_at FROM busy_cids b \
+        JOIN jobs j ON j.job_id = b.job_id WHERE b.cluster = $1 AND b.job_id <> $2 \
+        AND b.cid IN (SELECT json_array_elements_text($3::json)) ORDER BY b.job_id, b.cid",
 };
 
 fn cid_statements(backend: Backend) -> &'static CidStatements {
@@ -598,15 +601,20 @@ pub(crate) async fn claim(tx: &mut impl Tx, new: &NewJob) -> Result<bool> {
     let locked = tx.execute(sql.lock_cids, &lock_args).await?;
     if locked < new.cids.len() as u64 {
         let rows = tx.fetch(sql.busy_cids, &lock_args).await?;
-        let job_id = match rows.first() {
-            Some(row) => row.get(1)?,
-            None => new.job_id,
+        let (job_id, user, created_at) = match rows.first() {
+            Some(row) => (row.get(1)?, row.get(2)?, row.get(3)?),
+            None => (new.job_id, new.user.clone(), new.created_at),
         };
         let busy = rows
             .iter()
             .map(|row| row.get(0))
             .collect::<Result<Vec<String>>>()?;
-        return Err(Error::CidsBusy { job_id, busy });
+        return Err(Error::CidsBusy {
+            job_id,
+            busy,
+            user,
+            created_at,
+        });
     }
     tx.execute(
         sql.insert_job_cids,

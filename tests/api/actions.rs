@@ -183,6 +183,8 @@ async fn a_request_touching_a_cid_of_a_pending_job_is_refused_as_cids_busy() {
     let problem = reply.expect_problem(409, "cids_busy");
     assert_eq!(problem["job_id"], pending["job_id"]);
     assert_eq!(problem["busy"], json!(["C5001"]));
+    assert_eq!(problem["user"], "admin");
+    assert_eq!(problem["created_at"], pending["created_at"]);
     slow.await.expect("slow request").assert_status(201);
     assert_eq!(admin.jobs("").await.len(), 1);
 }

@@ -376,10 +376,16 @@ async fn busy_customers_refuse_the_request_and_the_approval_which_keeps_waiting(
         .await
         .expect_problem(409, "cids_busy");
     assert_eq!(problem["busy"], json!(["B1"]));
+    // Who holds them, so a page can name the job's user and time.
+    assert_eq!(problem["user"], bob.username.as_str());
+    assert!(problem["created_at"].is_string());
     assert_eq!(get_approval(&bob, &id).await["status"], "awaiting");
-    ana.set_action(&new_key(), &action_body("Purge-Cache", json!(["B1", "B9"])))
+    let problem = ana
+        .set_action(&new_key(), &action_body("Purge-Cache", json!(["B1", "B9"])))
         .await
         .expect_problem(409, "cids_busy");
+    assert_eq!(problem["user"], bob.username.as_str());
+    assert_eq!(problem["created_at"], bob.jobs("").await[0]["created_at"]);
     running.await.unwrap().expect(201);
     decide(&bob, &id, "approve", json!({})).await.expect(201);
 }

@@ -16,6 +16,7 @@ mod customer_pages;
 mod customers;
 mod events;
 mod faults;
+mod first_day_pages;
 mod guard_rails;
 mod idempotency;
 mod jobs;

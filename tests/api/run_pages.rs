@@ -13,7 +13,7 @@ use crate::helpers::{new_key, password_of, Session, TestApp, ADMIN_PASSWORD};
 use crate::runs::{cids, create_run, get_run, is_over, run_body, wait_for_run};
 
 /// Opens the Customer Set on the sandbox cluster with `action` chosen.
-async fn open_customer_set(browser: &Browser, action: &str) {
+pub(crate) async fn open_customer_set(browser: &Browser, action: &str) {
     browser.goto("/").await;
     browser.find("#set-form[data-ready='true']").await;
     browser
@@ -31,7 +31,7 @@ async fn open_customer_set(browser: &Browser, action: &str) {
 }
 
 /// Puts `text` into `#cids` as a paste does: one value change, one `input` event.
-async fn paste(browser: &Browser, text: &str) {
+pub(crate) async fn paste(browser: &Browser, text: &str) {
     let script = format!(
         "const t = document.getElementById('cids'); t.value = {}; \
          t.dispatchEvent(new InputEvent('input', {{bubbles: true, inputType: 'insertFromPaste'}})); return true;",

@@ -51,7 +51,7 @@ pub fn answer(answer: SetActionResponse) -> Result<Response> {
         (status = 400, description = "invalid_body, missing_idempotency_key, invalid_idempotency_key", body = Problem),
         (status = 401, description = "unauthenticated", body = Problem),
         (status = 403, description = "forbidden, csrf_failed", body = Problem),
-        (status = 409, description = "request_in_progress, recent_duplicate, cids_busy", body = Problem),
+        (status = 409, description = "request_in_progress (with job_id), recent_duplicate (with job_id or run_id or approval_id, user, created_at), cids_busy (with job_id, busy: the busy CIDs, and user and created_at of the job holding them)", body = Problem),
         (status = 413, description = "payload_too_large", body = Problem),
         (status = 422, description = "unknown_cluster, unknown_action, no_cids, too_many_cids, invalid_cids, \
             token_required, reason_required, idempotency_key_reused", body = Problem),
@@ -88,7 +88,7 @@ pub async fn set_action(
         (status = 400, description = "invalid_body, missing_idempotency_key, invalid_idempotency_key", body = Problem),
         (status = 403, description = "forbidden (an auditor), csrf_failed", body = Problem),
         (status = 404, description = "not_found (also another user's job, for an operator)", body = Problem),
-        (status = 409, description = "request_in_progress, cids_busy", body = Problem),
+        (status = 409, description = "request_in_progress (with job_id), cids_busy (with job_id, busy: the busy CIDs, and user and created_at of the job holding them)", body = Problem),
         (status = 422, description = "nothing_to_retry, reason_required, token_required, idempotency_key_reused", body = Problem),
     ))]
 pub async fn retry(

@@ -114,7 +114,7 @@ pub async fn show(
         (status = 400, description = "invalid_body", body = Problem),
         (status = 403, description = "self_approval (the requester), forbidden (an auditor), csrf_failed", body = Problem),
         (status = 404, description = "not_found", body = Problem),
-        (status = 409, description = "already_decided (with approval_status), cids_busy (the approval keeps waiting)", body = Problem),
+        (status = 409, description = "already_decided (with approval_status), cids_busy (the approval keeps waiting; with job_id, busy, and user and created_at of the job holding them)", body = Problem),
         (status = 422, description = "comment_required (a comment over 500 characters), unknown_cluster, unknown_action", body = Problem),
     ))]
 pub async fn approve(

@@ -30,5 +30,11 @@ pub async fn duplicates(
     let actor = current.actor();
     actor.require_sees_all()?;
     let params = query.parse()?;
-    Ok(Json(state.service.duplicate_report(&actor, &params).await?))
+    let include_confirmed = query.include_confirmed()?;
+    Ok(Json(
+        state
+            .service
+            .duplicate_report(&actor, &params, include_confirmed)
+            .await?,
+    ))
 }

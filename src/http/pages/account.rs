@@ -4,8 +4,8 @@
 //! wrong guesses here count towards the same lock-out as wrong logins: a
 //! stolen session cannot be used to try passwords without limit. Changing
 //! the password ends every session of the user; this browser gets a new one.
-//! A new token is shown in the answer to the POST itself (never in a URL),
-//! once; everything else follows Post/Redirect/Get.
+//! Every form follows Post/Redirect/Get; a new token is shown after the
+//! redirect and on one reload, then never again (`shown_once`).
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -19,6 +19,7 @@ use serde::Deserialize;
 use super::common::{
     minutes, render_with, see_other, show_time, Chrome, FormBody, PageError, PageResult, PageUser,
 };
+use super::shown_once::Shown;
 use crate::error::Error;
 use crate::http::auth::with_session;
 use crate::http::AppState;
@@ -68,6 +69,8 @@ struct AccountPage {
 #[derive(Deserialize)]
 struct Done {
     done: Option<String>,
+    /// The id of a new token waiting to be shown (never the token).
+    shown: Option<String>,
 }
 
 async fn page(
@@ -98,10 +101,22 @@ async fn show(
     page_user: PageUser,
     Query(done): Query<Done>,
 ) -> PageResult {
-    let notice = match done.done.as_deref() {
+    let mut notice = match done.done.as_deref() {
         Some("password") => Some("Your password was changed. Your other sessions were logged out."),
         Some("revoked") => Some("The token was revoked."),
         _ => None,
+    };
+    let new_token = match done.shown {
+        Some(id) => match state.shown_once.show(&page_user.user.username, &id) {
+            Shown::Secret { label, secret } => Some((label, secret)),
+            Shown::Gone => {
+                notice = Some(
+                    "The new token was shown and is no longer shown here. If you did not copy it, revoke it and create another.",
+                );
+                None
+            }
+        },
+        None => None,
     };
     page(
         &state,
@@ -109,7 +124,7 @@ async fn show(
         StatusCode::OK,
         notice.map(str::to_owned),
         None,
-        None,
+        new_token,
     )
     .await
 }
@@ -183,15 +198,10 @@ async fn create_token(
     page_user.check_csrf(&f.csrf_token)?;
     match state.service.create_token(&page_user.user, &f.name).await {
         Ok((info, token)) => {
-            page(
-                &state,
-                &page_user,
-                StatusCode::CREATED,
-                None,
-                None,
-                Some((info.name, token)),
-            )
-            .await
+            let id = state
+                .shown_once
+                .keep(&page_user.user.username, info.name, token);
+            Ok(see_other(&format!("/account?done=token&shown={id}")))
         }
         Err(Error::Rejected { detail, .. }) => {
             page(

@@ -324,13 +324,19 @@ pub fn show_time(t: &DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
 }
 
-/// A duration as pages show it: `17 ms`, `1.2 s`, `2 min 5 s`.
+/// A duration as pages show it: `17 ms`, `1.2 s`, `2 min 5 s`, `3 h 5 min`,
+/// `2 d 4 h`.
 pub fn show_duration(ms: Option<i64>) -> String {
+    const MIN: i64 = 60_000;
+    const HOUR: i64 = 60 * MIN;
+    const DAY: i64 = 24 * HOUR;
     match ms {
         None => "—".to_owned(),
         Some(ms) if ms < 1000 => format!("{ms} ms"),
-        Some(ms) if ms < 60_000 => format!("{:.1} s", ms as f64 / 1000.0),
-        Some(ms) => format!("{} min {} s", ms / 60_000, (ms % 60_000) / 1000),
+        Some(ms) if ms < MIN => format!("{:.1} s", ms as f64 / 1000.0),
+        Some(ms) if ms < HOUR => format!("{} min {} s", ms / MIN, (ms % MIN) / 1000),
+        Some(ms) if ms < DAY => format!("{} h {} min", ms / HOUR, (ms % HOUR) / MIN),
+        Some(ms) => format!("{} d {} h", ms / DAY, (ms % DAY) / HOUR),
     }
 }
 
@@ -423,6 +429,10 @@ mod tests {
         assert_eq!(show_duration(Some(17)), "17 ms");
         assert_eq!(show_duration(Some(1300)), "1.3 s");
         assert_eq!(show_duration(Some(125_000)), "2 min 5 s");
+        assert_eq!(show_duration(Some(101_688)), "1 min 41 s");
+        assert_eq!(show_duration(Some(850)), "850 ms");
+        assert_eq!(show_duration(Some(11_100_000)), "3 h 5 min");
+        assert_eq!(show_duration(Some(187_200_000)), "2 d 4 h");
         assert_eq!(minutes(1), 1);
         assert_eq!(minutes(900), 15);
         assert_eq!(minutes(61), 2);

@@ -30,6 +30,11 @@ struct CustomerSetPage {
     chrome: Chrome,
     can_execute: bool,
     role: &'static str,
+    /// Who is looking, and whether they may open every job (admins) or
+    /// only their own (operators): the page links another user's job only
+    /// for someone who may open it, and otherwise names its user and time.
+    username: String,
+    sees_all_jobs: bool,
     clusters: Vec<ClusterView>,
     actions: Vec<ActionView>,
     cid_pattern: String,
@@ -54,6 +59,8 @@ async fn show(State(state): State<AppState>, page_user: PageUser) -> PageResult 
         chrome: page_user.chrome("set"),
         can_execute: page_user.user.role.can_execute(),
         role: page_user.user.role.as_str(),
+        username: page_user.user.username.clone(),
+        sees_all_jobs: page_user.user.role.sees_all_jobs(),
         first_needs_token: clusters.first().is_some_and(|c| c.needs_token),
         clusters,
         actions,

@@ -1,6 +1,8 @@
 //! `/audit/duplicates` (admin, auditor): the duplicate groups of the audit
-//! with links to every job, the window as a filter, and for admins a "mark"
-//! button that does what `tms-dashboard audit dedupe --apply` does.
+//! with links to every job, the window as a filter, the jobs run again on
+//! purpose (`confirm_duplicate`) left out unless asked for, and for admins a
+//! "Mark…" link on each group that asks first, then marks that group alone
+//! (what `tms-dashboard audit dedupe --apply` does for every group).
 
 use askama::Template;
 use axum::extract::State;
@@ -9,8 +11,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
-use super::common::{enc, render, see_other, show_time, Chrome, FormBody, PageResult, PageUser};
+use super::common::{
+    enc, render, see_other, show_duration, show_time, Chrome, FormBody, PageResult, PageUser,
+};
+use crate::domain::job::JobId;
 use crate::domain::user::Role;
+use crate::error::Error;
 use crate::http::extract::QueryParams;
 use crate::http::AppState;
 use crate::service::audit::DuplicatesQuery;
@@ -32,13 +38,18 @@ pub struct MemberView {
 
 /// One group of duplicates.
 pub struct GroupView {
+    /// The group's first job: the one the others are marked against.
+    pub first_id: String,
     pub user: String,
     pub cluster: String,
     pub action: String,
     pub cid_count: i64,
     pub first_at: String,
-    pub span_ms: i64,
+    /// From the first job to the last, as a person reads it (`1 min 42 s`).
+    pub span: String,
     pub marked: bool,
+    /// Later jobs not marked yet.
+    pub to_mark: usize,
     pub members: Vec<MemberView>,
 }
 
@@ -48,17 +59,25 @@ struct DuplicatesPage {
     chrome: Chrome,
     window_s: String,
     include_marked: bool,
+    include_confirmed: bool,
     groups: Vec<GroupView>,
     unmarked: usize,
     can_mark: bool,
     notice: Option<String>,
+    /// The group an admin asked to mark, waiting for the confirmation.
+    confirming: Option<GroupView>,
+    /// This page's own query, for the links back to it.
+    here: String,
 }
 
 #[derive(Deserialize, Default)]
 struct PageQuery {
     window_s: Option<String>,
     include_marked: Option<String>,
+    include_confirmed: Option<String>,
     marked: Option<String>,
+    /// The first job of the group to confirm marking.
+    confirm: Option<String>,
 }
 
 #[tracing::instrument(skip_all, fields(user = %viewer.user.username))]
@@ -72,21 +91,31 @@ async fn show(
     let query = DuplicatesQuery {
         window_s: q.window_s.clone(),
         include_marked: q.include_marked.clone(),
+        include_confirmed: q.include_confirmed.clone(),
         ..DuplicatesQuery::default()
     };
     let params = query.parse()?;
-    let report = state.service.duplicate_report(&actor, &params).await?;
-    let groups: Vec<GroupView> = report
+    let include_confirmed = query.include_confirmed()?;
+    let report = state
+        .service
+        .duplicate_report(&actor, &params, include_confirmed)
+        .await?;
+    let mut groups: Vec<GroupView> = report
         .groups
         .iter()
         .map(|g| GroupView {
+            first_id: g.members[0].job_id.to_string(),
             user: g.user.clone(),
             cluster: g.cluster.clone(),
             action: g.action.clone(),
             cid_count: g.cid_count,
             first_at: show_time(&g.first_at),
-            span_ms: (g.last_at - g.first_at).num_milliseconds(),
+            span: show_duration(Some((g.last_at - g.first_at).num_milliseconds())),
             marked: g.marked,
+            to_mark: g.members[1..]
+                .iter()
+                .filter(|m| m.duplicate_of.is_none())
+                .count(),
             members: g
                 .members
                 .iter()
@@ -101,19 +130,53 @@ async fn show(
         })
         .collect();
     let unmarked = groups.iter().filter(|g| !g.marked).count();
-    let notice = q.marked.as_deref().map(|n| {
-        format!(
-            "Marked {n} job(s) as duplicates of the first job of their group. Nothing was deleted."
-        )
+    let notice = q.marked.as_deref().map(|n| match n {
+        "1" => "Marked 1 job as a duplicate of the first job of its group. Nothing was deleted."
+            .to_owned(),
+        n => format!(
+            "Marked {n} jobs as duplicates of the first job of their group. Nothing was deleted."
+        ),
     });
+    let can_mark = viewer.user.role == Role::Admin;
+    let confirming = match q.confirm.as_deref() {
+        Some(first) if can_mark => {
+            let at = groups
+                .iter()
+                .position(|g| g.first_id == first && g.to_mark > 0);
+            at.map(|i| groups.remove(i))
+        }
+        _ => None,
+    };
+    let window_s = params.window.to_string();
+    let window_s = match window_s.strip_suffix("ms") {
+        Some(ms) => format!("{}", ms.parse::<f64>().unwrap_or(0.0) / 1000.0),
+        None => window_s.trim_end_matches('s').to_owned(),
+    };
+    let here = format!(
+        "/audit/duplicates?window_s={}{}{}",
+        enc(&window_s),
+        if params.include_marked {
+            "&include_marked=true"
+        } else {
+            ""
+        },
+        if include_confirmed {
+            "&include_confirmed=true"
+        } else {
+            ""
+        },
+    );
     render(&DuplicatesPage {
         chrome: viewer.chrome("duplicates"),
-        window_s: params.window.to_string().trim_end_matches('s').to_owned(),
+        window_s,
         include_marked: params.include_marked,
+        include_confirmed,
         groups,
         unmarked,
-        can_mark: viewer.user.role == Role::Admin,
+        can_mark,
         notice,
+        confirming,
+        here,
     })
 }
 
@@ -123,9 +186,14 @@ struct MarkForm {
     csrf_token: String,
     #[serde(default)]
     window_s: String,
+    #[serde(default)]
+    include_confirmed: String,
+    /// The group's first job.
+    #[serde(default)]
+    first: String,
 }
 
-/// Marks the later jobs of every group, as `audit dedupe --apply` does.
+/// Marks the later jobs of one group, after the page's confirmation.
 #[tracing::instrument(skip_all, fields(by = %admin.user.username))]
 async fn mark(
     State(state): State<AppState>,
@@ -135,16 +203,24 @@ async fn mark(
     admin.check_csrf(&f.csrf_token)?;
     let query = DuplicatesQuery {
         window_s: Some(f.window_s.clone()),
+        include_confirmed: Some(f.include_confirmed.clone()),
         ..DuplicatesQuery::default()
     };
     let params = query.parse()?;
+    let include_confirmed = query.include_confirmed()?;
+    let first = JobId::parse(f.first.trim()).ok_or(Error::NotFound)?;
     let summary = state
         .service
-        .mark_duplicates(&admin.actor(), &params)
+        .mark_duplicate_group(&admin.actor(), &params, include_confirmed, first)
         .await?;
     Ok(see_other(&format!(
-        "/audit/duplicates?window_s={}&include_marked=true&marked={}",
+        "/audit/duplicates?window_s={}&include_marked=true{}&marked={}",
         enc(&f.window_s),
+        if include_confirmed {
+            "&include_confirmed=true"
+        } else {
+            ""
+        },
         summary.marked
     )))
 }

@@ -22,6 +22,7 @@ pub mod jobs;
 pub mod login;
 pub mod run;
 pub mod runs;
+pub mod shown_once;
 pub mod sso;
 pub mod users;
 

@@ -1,7 +1,8 @@
 //! `/admin/users` (admin): list, create, change role, disable or enable,
 //! reset a password. The rules are the service's (`Service::change_user`).
 //! Successful changes follow Post/Redirect/Get; a generated password is
-//! shown once in the answer to the POST itself.
+//! shown after the redirect and on one reload, then never again
+//! (`shown_once`).
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -15,6 +16,7 @@ use serde::Deserialize;
 use super::common::{
     enc, render_with, see_other, show_time, Chrome, FormBody, PageError, PageResult, PageUser,
 };
+use super::shown_once::Shown;
 use crate::domain::user::User;
 use crate::error::Error;
 use crate::http::auth::with_session;
@@ -53,6 +55,8 @@ struct UsersPage {
 struct Done {
     done: Option<String>,
     user: Option<String>,
+    /// The id of a generated password waiting to be shown (never the password).
+    shown: Option<String>,
 }
 
 async fn page(
@@ -93,6 +97,18 @@ async fn show(
     Query(done): Query<Done>,
 ) -> PageResult {
     let who = done.user.unwrap_or_default();
+    let generated = match done.shown {
+        Some(id) => match state.shown_once.show(&admin.user.username, &id) {
+            Shown::Secret { label, secret } => Some((label, secret)),
+            Shown::Gone => {
+                let notice = format!(
+                    "User {who} was created. Their generated password was shown and is no longer shown here: if it was not passed on, reset it."
+                );
+                return page(&state, &admin, StatusCode::OK, Some(notice), None, None).await;
+            }
+        },
+        None => None,
+    };
     let notice = match done.done.as_deref() {
         Some("created") => Some(format!("User {who} was created.")),
         Some("role") => Some(format!("The role of {who} was changed.")),
@@ -103,7 +119,7 @@ async fn show(
         )),
         _ => None,
     };
-    page(&state, &admin, StatusCode::OK, notice, None, None).await
+    page(&state, &admin, StatusCode::OK, notice, None, generated).await
 }
 
 /// A refused change, shown on the page with its reason.
@@ -153,16 +169,11 @@ async fn create(
     match state.service.create_user(&admin.actor(), new).await {
         Ok((user, generated)) => match generated {
             Some(password) => {
-                let notice = format!("User {} was created.", user.username);
-                page(
-                    &state,
-                    &admin,
-                    StatusCode::CREATED,
-                    Some(notice),
-                    None,
-                    Some((user.username, password)),
-                )
-                .await
+                let location = format!("/admin/users?done=created&user={}", enc(&user.username));
+                let id = state
+                    .shown_once
+                    .keep(&admin.user.username, user.username, password);
+                Ok(see_other(&format!("{location}&shown={id}")))
             }
             None => Ok(see_other(&format!(
                 "/admin/users?done=created&user={}",

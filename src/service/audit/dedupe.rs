@@ -108,3 +108,46 @@ pub async fn dedupe(
     on_event(DedupeEvent::Progress(summary.jobs_scanned));
     Ok(summary)
 }
+
+/// Marks the later jobs of the one group whose first job is `first`, as
+/// the report with these parameters shows it; `None` when there is no such
+/// group (any more).
+pub async fn dedupe_group(
+    db: &Db,
+    params: &DuplicateParams,
+    include_confirmed: bool,
+    first: JobId,
+) -> Result<Option<DedupeSummary>> {
+    let params = DuplicateParams {
+        include_marked: true,
+        ..params.clone()
+    };
+    let mut scan = DuplicateScan::new(db, &params).including_confirmed(include_confirmed);
+    while let Some(group) = scan.next_group().await? {
+        if group.members[0].job_id != first {
+            continue;
+        }
+        let mut summary = DedupeSummary {
+            groups: 1,
+            ..DedupeSummary::default()
+        };
+        let marks: Vec<(JobId, JobId)> = group.members[1..]
+            .iter()
+            .filter(|m| {
+                let unmarked = m.duplicate_of.is_none();
+                if !unmarked {
+                    summary.already_marked += 1;
+                }
+                unmarked
+            })
+            .map(|m| (m.job_id, first))
+            .collect();
+        summary.to_mark = marks.len() as u64;
+        if !marks.is_empty() {
+            summary.marked = db.mark_duplicates(&marks).await?;
+        }
+        summary.jobs_scanned = scan.rows_seen();
+        return Ok(Some(summary));
+    }
+    Ok(None)
+}

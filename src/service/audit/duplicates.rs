@@ -9,6 +9,9 @@
 //! them. Marked jobs (`duplicate_of` set) still belong to their group, so a
 //! group keeps its shape after `dedupe`; a group whose later jobs are all
 //! marked is *resolved* and, unless asked for, left out of the report.
+//! Jobs created with `confirm_duplicate` (someone was warned and ran it
+//! again on purpose) are not duplicates: the scan leaves them out unless
+//! asked to include them (SPEC §16).
 
 use std::collections::VecDeque;
 
@@ -185,6 +188,7 @@ pub struct DuplicateScan {
     range: ScanRange,
     window: Window,
     include_marked: bool,
+    include_confirmed: bool,
     page_size: u32,
     buffer: VecDeque<ScanRow>,
     after: Option<ScanKey>,
@@ -214,6 +218,7 @@ impl DuplicateScan {
             },
             window: params.window,
             include_marked: params.include_marked,
+            include_confirmed: false,
             page_size: Self::PAGE_SIZE,
             buffer: VecDeque::new(),
             after: None,
@@ -222,6 +227,12 @@ impl DuplicateScan {
             rows_seen: 0,
             rows_reported: 0,
         }
+    }
+
+    /// Also the jobs created with `confirm_duplicate` (left out otherwise).
+    pub fn including_confirmed(mut self, include: bool) -> Self {
+        self.include_confirmed = include;
+        self
     }
 
     /// Pages of another size (tests use tiny ones to cross page borders).
@@ -281,6 +292,9 @@ impl DuplicateScan {
                 }
             };
             self.rows_seen += 1;
+            if row.confirm_duplicate && !self.include_confirmed {
+                continue;
+            }
             if let Some(run) = self
                 .run
                 .as_mut()
@@ -321,8 +335,12 @@ impl DuplicateScan {
 }
 
 /// The whole report in memory: the groups only, never the jobs scanned.
-pub async fn find_duplicates(db: &Db, params: &DuplicateParams) -> Result<DuplicateReport> {
-    let mut scan = DuplicateScan::new(db, params);
+pub async fn find_duplicates(
+    db: &Db,
+    params: &DuplicateParams,
+    include_confirmed: bool,
+) -> Result<DuplicateReport> {
+    let mut scan = DuplicateScan::new(db, params).including_confirmed(include_confirmed);
     let mut groups = Vec::new();
     while let Some(group) = scan.next_group().await? {
         groups.push(group);

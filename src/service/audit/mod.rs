@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{Actor, Service};
+use crate::domain::job::JobId;
 use crate::error::{Error, Result};
 use dedupe::{DedupeSummary, DEFAULT_BATCH};
 
@@ -41,6 +42,12 @@ pub struct DuplicatesQuery {
     #[param(value_type = Option<bool>)]
     #[serde(default)]
     pub include_marked: Option<String>,
+    /// `true`: also the jobs created with `confirm_duplicate: true` (run
+    /// again on purpose after the recent-duplicate warning), which are left
+    /// out otherwise.
+    #[param(value_type = Option<bool>)]
+    #[serde(default)]
+    pub include_confirmed: Option<String>,
 }
 
 fn present(v: &Option<String>) -> Option<&str> {
@@ -57,7 +64,23 @@ fn parse_time(name: &str, v: &Option<String>) -> Result<Option<DateTime<Utc>>> {
         .transpose()
 }
 
+fn parse_flag(name: &str, v: &Option<String>) -> Result<bool> {
+    match present(v) {
+        None | Some("false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(other) => Err(Error::InvalidQuery(format!(
+            "{name}: {other:?} is not true or false"
+        ))),
+    }
+}
+
 impl DuplicatesQuery {
+    /// Whether the jobs run again on purpose (`confirm_duplicate`) are
+    /// included, or `400 invalid_query`.
+    pub fn include_confirmed(&self) -> Result<bool> {
+        parse_flag("include_confirmed", &self.include_confirmed)
+    }
+
     /// The typed parameters, or `400 invalid_query`.
     pub fn parse(&self) -> Result<DuplicateParams> {
         let window = match present(&self.window_s) {
@@ -65,15 +88,7 @@ impl DuplicatesQuery {
             Some(s) => Window::from_secs_str(s)
                 .map_err(|why| Error::InvalidQuery(format!("window_s: {why}")))?,
         };
-        let include_marked = match present(&self.include_marked) {
-            None | Some("false" | "0") => false,
-            Some("true" | "1") => true,
-            Some(other) => {
-                return Err(Error::InvalidQuery(format!(
-                    "include_marked: {other:?} is not true or false"
-                )))
-            }
-        };
+        let include_marked = parse_flag("include_marked", &self.include_marked)?;
         Ok(DuplicateParams {
             window,
             since: parse_time("since", &self.since)?,
@@ -89,9 +104,33 @@ impl Service {
         &self,
         actor: &Actor,
         params: &DuplicateParams,
+        include_confirmed: bool,
     ) -> Result<DuplicateReport> {
         actor.require_sees_all()?;
-        duplicates::find_duplicates(&self.db, params).await
+        duplicates::find_duplicates(&self.db, params, include_confirmed).await
+    }
+
+    /// Marks the later jobs of one group, the one whose first job is
+    /// `first` in the report of these parameters (admins); `404` when the
+    /// report has no such group.
+    pub async fn mark_duplicate_group(
+        &self,
+        actor: &Actor,
+        params: &DuplicateParams,
+        include_confirmed: bool,
+        first: JobId,
+    ) -> Result<DedupeSummary> {
+        actor.require_admin()?;
+        let summary = dedupe::dedupe_group(&self.db, params, include_confirmed, first)
+            .await?
+            .ok_or(Error::NotFound)?;
+        tracing::info!(
+            by = actor.user().map_or("command line", |u| u.username.as_str()),
+            first = %first,
+            marked = summary.marked,
+            "a duplicate group marked"
+        );
+        Ok(summary)
     }
 
     /// Marks the later jobs of every group (admins and the command line).
