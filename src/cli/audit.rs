@@ -35,6 +35,10 @@ pub enum AuditCommand {
         /// Also list groups already marked by `audit dedupe` (they never fail the check).
         #[arg(long)]
         include_marked: bool,
+        /// Also count jobs run again on purpose (`confirm_duplicate`), which
+        /// are left out otherwise.
+        #[arg(long)]
+        include_confirmed: bool,
         /// Print the API's JSON document instead of tables.
         #[arg(long)]
         json: bool,
@@ -200,6 +204,7 @@ pub async fn run_audit(
         AuditCommand::Duplicates {
             scope,
             include_marked,
+            include_confirmed,
             json,
             recent,
             store,
@@ -207,9 +212,9 @@ pub async fn run_audit(
             let db = open_store(config, &store).await?;
             let params = scope.params(include_marked);
             let unresolved = if json {
-                print_json_report(&db, &params, out).await?
+                print_json_report(&db, &params, include_confirmed, out).await?
             } else {
-                print_report(&db, &params, &scope, recent, out).await?
+                print_report(&db, &params, include_confirmed, &scope, recent, out).await?
             };
             db.close().await;
             Ok(ExitCode::from(if unresolved > 0 { 1 } else { 0 }))
@@ -276,9 +281,10 @@ pub async fn run_audit(
 async fn print_json_report(
     db: &Db,
     params: &DuplicateParams,
+    include_confirmed: bool,
     out: &mut Output,
 ) -> anyhow::Result<u64> {
-    let mut scan = DuplicateScan::new(db, params);
+    let mut scan = DuplicateScan::new(db, params).including_confirmed(include_confirmed);
     let (mut count, mut unresolved) = (0u64, 0u64);
     out.write_all(b"{\"groups\":[")?;
     while let Some(group) = scan.next_group().await? {
@@ -300,6 +306,7 @@ const RULE: &str = "------------------------------------------------------------
 async fn print_report(
     db: &Db,
     params: &DuplicateParams,
+    include_confirmed: bool,
     scope: &ScopeArgs,
     recent: u32,
     out: &mut Output,
@@ -311,7 +318,7 @@ async fn print_report(
         "{:<16} {:<22} {:<14} {:>5} {:>5}  {:<24}  {:>8}",
         "USER", "CLUSTER", "ACTION", "CIDS", "JOBS", "FIRST", "SPAN"
     )?;
-    let mut scan = DuplicateScan::new(db, params);
+    let mut scan = DuplicateScan::new(db, params).including_confirmed(include_confirmed);
     let (mut count, mut unresolved, mut jobs) = (0u64, 0u64, 0u64);
     while let Some(group) = scan.next_group().await? {
         write_group(out, &group)?;
