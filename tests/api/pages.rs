@@ -114,7 +114,7 @@ async fn the_happy_path_shows_a_job_id_that_links_to_its_page() {
         .wait_for_text("#confirm-dialog", "2 customer IDs")
         .await;
     assert!(
-        question.contains("Trans-Begin") && question.contains("sandbox"),
+        question.contains("Trans-Begin") && question.contains("Sandbox (simulated)"),
         "{question}"
     );
     browser.screenshot("confirm").await;

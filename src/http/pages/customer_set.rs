@@ -48,6 +48,16 @@ struct CustomerSetPage {
     max_run_cids_text: String,
 }
 
+/// A cluster as its option reads: its label, and its name too unless the
+/// label already says it ("Sandbox (simulated)", not "… (sandbox)" again).
+pub fn cluster_option_text(label: &str, name: &str) -> String {
+    if label.to_lowercase().contains(&name.to_lowercase()) {
+        label.to_owned()
+    } else {
+        format!("{label} ({name})")
+    }
+}
+
 #[tracing::instrument(skip_all, fields(user = %page_user.user.username))]
 async fn show(State(state): State<AppState>, page_user: PageUser) -> PageResult {
     let execution = state.service.execution();

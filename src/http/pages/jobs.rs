@@ -97,7 +97,8 @@ impl JobRowView {
     fn new(job: &Job) -> Self {
         let id = job.job_id.to_string();
         JobRowView {
-            short_id: id.chars().take(8).collect(),
+            // Time-ordered ids share their first digits: keep the random tail.
+            short_id: super::runs::short_id(&job.job_id.as_uuid()),
             id,
             created: show_time(&job.created_at),
             created_iso: format_time(&job.created_at),
