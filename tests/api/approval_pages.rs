@@ -10,26 +10,9 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
+use crate::approvals::with_dangerous_purge;
 use crate::browser::Browser;
 use crate::helpers::{password_of, send, Session, TestApp};
-use tms_dashboard::config::{ActionConfig, Config};
-
-fn with_dangerous_purge(config: &mut Config) {
-    let action = |name: &str, code: i64, approval: bool| ActionConfig {
-        name: name.into(),
-        code,
-        description: None,
-        max_cids: None,
-        reason_required: None,
-        approval_required: Some(approval),
-        method: None,
-        path: None,
-    };
-    config.actions = Some(vec![
-        action("Trans-Begin", 1, false),
-        action("Purge-Cache", 6, true),
-    ]);
-}
 
 async fn awaiting(session: &Session) -> Vec<Value> {
     session

@@ -15,8 +15,8 @@ use crate::helpers::{action_body, new_key, send, Reply, Session, TestApp, TestSt
 use crate::runs::{create_run, is_over, run_body, wait_for_run};
 use tms_dashboard::config::{ActionConfig, Config};
 
-/// The default catalog with `Purge-Cache` needing four eyes.
-fn with_dangerous_purge(config: &mut Config) {
+/// Trans-Begin as usual and `Purge-Cache` needing four eyes.
+pub(crate) fn with_dangerous_purge(config: &mut Config) {
     let action = |name: &str, code: i64, approval: bool| ActionConfig {
         name: name.into(),
         code,

@@ -4,33 +4,10 @@
 //! folder cannot pass on an empty store; every command names the store it
 //! opened on standard error; `jobs show` takes a unique prefix of an id.
 
-use std::path::Path;
-
 use serde_json::json;
 
 use crate::helpers::{action_body, new_key, TestApp, TestStore};
-use crate::legacy::{cli, CliRun};
-
-/// Runs the binary in `dir` with no store named: the default,
-/// `sqlite://data/tms-dashboard.db` in that folder.
-async fn cli_in(dir: &Path, args: &[&str]) -> CliRun {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tms-dashboard"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("TMS_CONFIG")
-        .env_remove("TMS_DATABASE_URL")
-        .env_remove("TMS_ADMIN_PASSWORD")
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .expect("Failed to run tms-dashboard");
-    CliRun {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use crate::legacy::{cli, cli_in};
 
 #[tokio::test]
 async fn commands_that_read_refuse_a_folder_without_a_store_and_create_nothing() {

@@ -46,9 +46,16 @@ pub async fn cli(store: &TestStore, args: &[&str]) -> CliRun {
 }
 
 pub async fn cli_with_url(dir: &Path, url: &str, args: &[&str]) -> CliRun {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--database-url", url]);
+    cli_in(dir, &all).await
+}
+
+/// Runs the real `tms-dashboard` binary in `dir` with exactly `args` (no
+/// store named: the default, relative to `dir`).
+pub async fn cli_in(dir: &Path, args: &[&str]) -> CliRun {
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tms-dashboard"))
         .args(args)
-        .args(["--database-url", url])
         .current_dir(dir)
         .env_remove("TMS_CONFIG")
         .env_remove("TMS_DATABASE_URL")
