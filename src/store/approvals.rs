@@ -164,15 +164,6 @@ pub struct DecisionRecord {
     pub comment: Option<String>,
 }
 
-/// `$1` cluster, `$2` a JSON array of CIDs: the ones a running job holds.
-const BUSY_SQL_SQLITE: &str = "SELECT b.cid, b.job_id, j.user_name, j.created_at FROM busy_cids b \
-     JOIN jobs j ON j.job_id = b.job_id WHERE b.cluster = $1 \
-     AND b.cid IN (SELECT value FROM json_each($2)) ORDER BY b.job_id, b.cid";
-const BUSY_SQL_POSTGRES: &str =
-    "SELECT b.cid, b.job_id, j.user_name, j.created_at FROM busy_cids b \
-     JOIN jobs j ON j.job_id = b.job_id WHERE b.cluster = $1 \
-     AND b.cid IN (SELECT json_array_elements_text($2::json)) ORDER BY b.job_id, b.cid";
-
 /// True when `(user, key)` names an approval (jobs, runs and approvals
 /// share one key space per user).
 pub(crate) async fn key_names_an_approval(tx: &mut impl Tx, user: &str, key: &str) -> Result<bool> {
@@ -311,23 +302,9 @@ async fn insert_approval(tx: &mut impl Tx, new: &NewApproval) -> Result<bool> {
     if a.kind == ApprovalKind::Job {
         // The per-customer lock, checked now and again when approved: the
         // customers are not held while the request waits.
-        let sql = match tx.backend() {
-            Backend::Sqlite => BUSY_SQL_SQLITE,
-            Backend::Postgres => BUSY_SQL_POSTGRES,
-        };
-        let rows = tx.fetch(sql, &args![&a.cluster, cids.as_str()]).await?;
-        if let Some(first) = rows.first() {
-            let (job_id, user, created_at) = (first.get(1)?, first.get(2)?, first.get(3)?);
-            let busy = rows
-                .iter()
-                .map(|row| row.get(0))
-                .collect::<Result<Vec<String>>>()?;
-            return Err(Error::CidsBusy {
-                job_id,
-                busy,
-                user,
-                created_at,
-            });
+        let nobody = JobId::from_uuid(Uuid::nil());
+        if let Some(refusal) = super::jobs::busy_refusal(tx, &a.cluster, nobody, &cids).await? {
+            return Err(refusal);
         }
     }
     super::events::append(

@@ -600,21 +600,13 @@ pub(crate) async fn claim(tx: &mut impl Tx, new: &NewJob) -> Result<bool> {
     let lock_args = args![&new.cluster, new.job_id, cids_json.as_str()];
     let locked = tx.execute(sql.lock_cids, &lock_args).await?;
     if locked < new.cids.len() as u64 {
-        let rows = tx.fetch(sql.busy_cids, &lock_args).await?;
-        let (job_id, user, created_at) = match rows.first() {
-            Some(row) => (row.get(1)?, row.get(2)?, row.get(3)?),
-            None => (new.job_id, new.user.clone(), new.created_at),
-        };
-        let busy = rows
-            .iter()
-            .map(|row| row.get(0))
-            .collect::<Result<Vec<String>>>()?;
-        return Err(Error::CidsBusy {
-            job_id,
-            busy,
-            user,
-            created_at,
-        });
+        let refusal = busy_refusal(tx, &new.cluster, new.job_id, &cids_json).await?;
+        return Err(refusal.unwrap_or_else(|| Error::CidsBusy {
+            job_id: new.job_id,
+            busy: Vec::new(),
+            user: new.user.clone(),
+            created_at: new.created_at,
+        }));
     }
     tx.execute(
         sql.insert_job_cids,
@@ -623,6 +615,37 @@ pub(crate) async fn claim(tx: &mut impl Tx, new: &NewJob) -> Result<bool> {
     .await?;
     super::events::append(tx, job_event(EventType::JobCreated, &new.pending_job())?).await?;
     Ok(true)
+}
+
+/// The per-customer lock's refusal for `cids_json` on `cluster`: the CIDs
+/// another job than `except` holds, and the first holder's job, user and
+/// time; `None` when none is held.
+pub(crate) async fn busy_refusal(
+    tx: &mut impl Tx,
+    cluster: &str,
+    except: JobId,
+    cids_json: &str,
+) -> Result<Option<Error>> {
+    let rows = tx
+        .fetch(
+            cid_statements(tx.backend()).busy_cids,
+            &args![cluster, except, cids_json],
+        )
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let (job_id, user, created_at) = (first.get(1)?, first.get(2)?, first.get(3)?);
+    let busy = rows
+        .iter()
+        .map(|row| row.get(0))
+        .collect::<Result<Vec<String>>>()?;
+    Ok(Some(Error::CidsBusy {
+        job_id,
+        busy,
+        user,
+        created_at,
+    }))
 }
 
 /// The recent-duplicate guard's view of jobs: a `pending`, `succeeded` or

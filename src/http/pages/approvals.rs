@@ -17,7 +17,7 @@ use super::common::{
     PageResult, PageUser, Paging,
 };
 use super::runs::short_id;
-use crate::domain::approval::{may_decide, Approval, ApprovalKind, ApprovalStatus, Decision};
+use crate::domain::approval::{may_decide, Approval, ApprovalStatus, Decision};
 use crate::domain::job::format_time;
 use crate::error::Error;
 use crate::http::extract::QueryParams;
@@ -78,18 +78,11 @@ impl ApprovalRow {
             requested_by: a.requested_by.clone(),
             action: a.action.clone(),
             cluster: a.cluster.clone(),
-            kind: kind_label(a.kind),
+            kind: a.kind.as_str(),
             customers: thousands(a.cid_count),
             status: a.status.as_str(),
             reason: a.reason.clone(),
         }
-    }
-}
-
-fn kind_label(kind: ApprovalKind) -> &'static str {
-    match kind {
-        ApprovalKind::Job => "job",
-        ApprovalKind::Run => "run",
     }
 }
 
@@ -233,7 +226,7 @@ async fn detail(
         &DetailPage {
             chrome: page_user.chrome("approvals"),
             id: a.approval_id.to_string(),
-            kind: kind_label(a.kind),
+            kind: a.kind.as_str(),
             status: a.status.as_str(),
             cids: a.cids.join("\n"),
             cid_count: thousands(a.cid_count),
