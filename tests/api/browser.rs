@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{free_port, require, Needs, CHROMIUM, INSTALL_HINT};
 
-/// Where every browser test leaves its screenshots (the README names it).
+/// Where every browser test leaves its screenshots (docs/guarantees.md names it).
 pub fn screenshot_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/screenshots")
 }

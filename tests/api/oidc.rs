@@ -89,7 +89,7 @@ fn issuer(port: u16) -> String {
     format!("http://127.0.0.1:{port}")
 }
 
-/// The `[oidc]` table of the README's example, for the provider on `port`.
+/// The `[oidc]` table of the example in docs/configuration.md, for the provider on `port`.
 fn oidc_config(port: u16, local_login: bool) -> OidcConfig {
     let mut oidc = OidcConfig::new(&issuer(port), CLIENT_ID);
     oidc.client_secret_env = Some("TMS_OIDC_CLIENT_SECRET".into());

@@ -63,6 +63,7 @@ fn decision_body(bytes: &Bytes) -> Result<DecisionRequest> {
     parse_json_body(bytes)
 }
 
+/// Requests for approval, newest first, by status; every signed-in role sees them.
 #[utoipa::path(get, path = "/api/v1/approvals", tag = "approvals",
     params(ApprovalFilterParams, PageParams),
     responses(
@@ -85,6 +86,7 @@ pub async fn list(
     }))
 }
 
+/// One request for approval, with every CID it would send.
 #[utoipa::path(get, path = "/api/v1/approvals/{approval_id}", tag = "approvals",
     params(("approval_id" = String, Path)),
     responses(

@@ -15,6 +15,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/api/v1/audit/duplicates", get(duplicates))
 }
 
+/// Groups of jobs that look like one click recorded twice (same user, cluster, action and set of CIDs, within the window).
 #[utoipa::path(get, path = "/api/v1/audit/duplicates", tag = "audit", params(DuplicatesQuery),
     responses(
         (status = 200, description = "groups of jobs that look like one click recorded several times", body = DuplicateReport),

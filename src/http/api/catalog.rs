@@ -69,6 +69,7 @@ pub struct Catalog {
     pub actions: Vec<ActionView>,
 }
 
+/// The clusters and actions this server is configured with.
 #[utoipa::path(get, path = "/api/v1/catalog", tag = "catalog",
     responses((status = 200, body = Catalog), (status = 401, body = Problem)))]
 pub async fn catalog(State(state): State<AppState>, _current: CurrentUser) -> Json<Catalog> {

@@ -97,6 +97,7 @@ pub fn csv_response(name: &str, body: Vec<u8>) -> Result<Response> {
         .into_response())
 }
 
+/// What the job did to each of its customers, in request order (JSON or CSV).
 #[utoipa::path(get, path = "/api/v1/jobs/{job_id}/customers", tag = "customers",
     params(("job_id" = String, Path), CustomersQuery),
     responses(
@@ -147,6 +148,7 @@ pub struct HistoryQuery {
     pub page: PageParams,
 }
 
+/// Everything done to one customer, newest first.
 #[utoipa::path(get, path = "/api/v1/customers/{cid}/jobs", tag = "customers",
     params(("cid" = String, Path, description = "The customer ID, exactly (case-sensitive)"), HistoryParams, PageParams),
     responses(

@@ -17,6 +17,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/sinks", get(sinks))
 }
 
+/// The event feed after a sequence number, in order, each event chained to the one before.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventsQuery),
     responses(
         (status = 200, description = "events after `after`, in seq order", body = EventPage),
@@ -35,6 +36,7 @@ pub async fn events(
     Ok(Json(state.service.events(&actor, after, limit).await?))
 }
 
+/// Where each configured event sink stands: delivered, pending, last error.
 #[utoipa::path(get, path = "/api/v1/sinks", tag = "events",
     responses(
         (status = 200, description = "each configured sink's position and health", body = SinkList),

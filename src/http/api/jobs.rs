@@ -53,6 +53,7 @@ pub struct ListQuery {
     pub page: PageParams,
 }
 
+/// Jobs newest first, filtered; operators see their own.
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(JobFilterParams, PageParams),
     responses(
         (status = 200, body = JobList),
@@ -75,6 +76,7 @@ pub async fn list(
     }))
 }
 
+/// One job with every field.
 #[utoipa::path(get, path = "/api/v1/jobs/{job_id}", tag = "jobs", params(("job_id" = String, Path)),
     responses(
         (status = 200, body = JobEnvelope),
@@ -111,6 +113,7 @@ pub enum ExportFormatName {
     Ndjson,
 }
 
+/// Every job matching the filters, streamed as CSV or NDJSON.
 #[utoipa::path(get, path = "/api/v1/jobs/export", tag = "jobs", params(
         ("format" = Option<ExportFormatName>, Query, description = "csv (the default) or ndjson"),
         JobFilterParams,

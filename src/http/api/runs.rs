@@ -151,6 +151,7 @@ pub async fn create(
     accepted(answer)
 }
 
+/// Runs newest first, filtered; operators see their own.
 #[utoipa::path(get, path = "/api/v1/runs", tag = "runs",
     params(RunFilterParams, PageParams),
     responses(
@@ -174,6 +175,7 @@ pub async fn list(
     }))
 }
 
+/// One run with its batches and where each customer stands.
 #[utoipa::path(get, path = "/api/v1/runs/{run_id}", tag = "runs",
     params(("run_id" = String, Path)),
     responses(
@@ -214,6 +216,7 @@ pub fn run_customers_csv(customers: &[RunCustomerView]) -> Result<Vec<u8>> {
         .map_err(|e| Error::Internal(anyhow::anyhow!("Failed to write CSV: {e}")))
 }
 
+/// Each customer of the run with its outcome and job (JSON or CSV).
 #[utoipa::path(get, path = "/api/v1/runs/{run_id}/customers", tag = "runs",
     params(("run_id" = String, Path), RunCustomersQuery),
     responses(

@@ -81,6 +81,7 @@ pub async fn login(
     ))
 }
 
+/// Ends the session.
 #[utoipa::path(delete, path = "/api/v1/session", tag = "session",
     responses((status = 204, description = "Logged out"), (status = 401, body = Problem)))]
 pub async fn logout(
@@ -97,6 +98,7 @@ pub async fn logout(
     ))
 }
 
+/// The signed-in user.
 #[utoipa::path(get, path = "/api/v1/me", tag = "session",
     responses((status = 200, body = UserEnvelope), (status = 401, body = Problem)))]
 pub async fn me(current: CurrentUser) -> Json<UserEnvelope> {

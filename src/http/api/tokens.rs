@@ -74,6 +74,7 @@ pub struct TokenList {
     pub tokens: Vec<TokenView>,
 }
 
+/// Creates an API token for the caller; the token is in this answer only.
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = NewTokenBody,
     responses(
         (status = 201, body = NewToken),
@@ -98,6 +99,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
+/// The caller's API tokens (never the tokens themselves).
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
     responses((status = 200, body = TokenList), (status = 401, body = Problem)))]
 pub async fn list(State(state): State<AppState>, current: CurrentUser) -> Result<Json<TokenList>> {
@@ -107,6 +109,7 @@ pub async fn list(State(state): State<AppState>, current: CurrentUser) -> Result
     }))
 }
 
+/// Revokes one of the caller's API tokens.
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path, example = "0193f1c2-5a10-7c3e-9a51-2f4b8c1d0e11")),
     responses((status = 204, description = "Revoked"), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn revoke(

@@ -55,6 +55,7 @@ pub struct UserChangesBody {
     pub password: Option<String>,
 }
 
+/// Every user with role and state (admin).
 #[utoipa::path(get, path = "/api/v1/users", tag = "users",
     responses((status = 200, body = UserList), (status = 401, body = Problem), (status = 403, body = Problem)))]
 pub async fn list(State(state): State<AppState>, current: CurrentUser) -> Result<Json<UserList>> {
@@ -63,6 +64,7 @@ pub async fn list(State(state): State<AppState>, current: CurrentUser) -> Result
     }))
 }
 
+/// Creates a user; a generated password is in this answer only (admin).
 #[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = NewUserBody,
     responses(
         (status = 201, body = UserEnvelope),
@@ -88,6 +90,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(UserEnvelope { user })))
 }
 
+/// Changes a user's role, disables or enables them, or sets a password (admin).
 #[utoipa::path(patch, path = "/api/v1/users/{username}", tag = "users", request_body = UserChangesBody,
     params(("username" = String, Path, example = "olga")),
     responses(
