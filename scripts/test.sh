@@ -104,7 +104,12 @@ log "tests on SQLite (unit, property and integration)"
 TMS_TEST_STORE=sqlite cargo nextest run --locked --no-fail-fast --failure-output final
 
 log "integration tests on PostgreSQL"
-TMS_TEST_STORE=postgres cargo nextest run --locked --no-fail-fast --failure-output final -E 'binary(api)'
+# Every test of the store's behaviour again on PostgreSQL. The browser tests
+# (the nextest group `browser`, .config/nextest.toml) drive the pages, which call the same
+# application layer as the API: they ran on SQLite above, and repeating them
+# here would only add minutes of Chromium.
+TMS_TEST_STORE=postgres cargo nextest run --locked --no-fail-fast --failure-output final \
+    -E 'binary(api) - group(browser)'
 
 log "API conformance: Schemathesis against the running server"
 # The machine's python3 with its venv module (Debian ships it apart).
