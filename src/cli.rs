@@ -24,6 +24,7 @@ use crate::telemetry::{init_tracing, LogTarget};
 
 mod approvals;
 mod audit;
+mod backup;
 mod events;
 mod output;
 mod runs;
@@ -77,6 +78,10 @@ pub enum Command {
     /// Bring in jobs recorded elsewhere.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Copy a SQLite store to a new file while it serves (PostgreSQL: pg_dump, see docs/operations.md).
+    Backup(backup::BackupArgs),
+    /// Make a new store from a backup and re-check both hash chains: exit 0 sound, 1 broken, 2 on error.
+    Restore(backup::RestoreArgs),
     /// Run the simulated TMS cluster on its own.
     SandboxCluster(SandboxArgs),
 }
@@ -499,6 +504,8 @@ async fn run_store_command(config: &Config, command: Command) -> anyhow::Result<
         Command::Audit(command) => return audit::run_audit(config, command, &mut out).await,
         Command::Import(command) => return audit::run_import(config, command, &mut out).await,
         Command::Events(command) => return events::run_events(config, command, &mut out).await,
+        Command::Backup(args) => return backup::run_backup(config, args, &mut out).await,
+        Command::Restore(args) => return backup::run_restore(config, args, &mut out).await,
         Command::Jobs(JobsCommand::Export(args)) => {
             return audit::run_export(config, args, &mut out).await
         }

@@ -28,6 +28,7 @@ use crate::store::Db;
 pub mod accounts;
 pub mod approvals;
 pub mod audit;
+pub mod backup;
 pub mod customers;
 pub mod dispatcher;
 pub mod events;

@@ -15,6 +15,7 @@ use sqlx::{Connection, PgPool, SqliteConnection, SqlitePool};
 
 pub mod approvals;
 pub mod audit;
+pub mod backup;
 pub mod events;
 pub mod jobs;
 pub mod oidc;

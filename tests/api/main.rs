@@ -8,6 +8,7 @@ mod approval_pages;
 mod approvals;
 mod audit;
 mod authorization;
+mod backup;
 mod browser;
 mod cli_store;
 mod crash;
