@@ -50,6 +50,15 @@ struct Sandbox {
     /// The first answer given under each `Idempotency-Key`. A cell per key so
     /// a concurrent repeat waits for the first answer instead of applying twice.
     answers: Mutex<HashMap<String, Arc<OnceCell<Answer>>>>,
+    /// When each key first arrived and how often: what lets a checker tell
+    /// whether a job reached the cluster after its console had given it up.
+    arrivals: Mutex<HashMap<String, Arrival>>,
+}
+
+#[derive(Clone, Copy)]
+struct Arrival {
+    first_at: chrono::DateTime<chrono::Utc>,
+    requests: u64,
 }
 
 /// The sandbox's routes (`/api/v1/...`), to serve at a root or nest.
@@ -60,10 +69,12 @@ pub fn router(options: SandboxOptions) -> Router {
         in_flight: AtomicU64::new(0),
         max_in_flight: AtomicU64::new(0),
         answers: Mutex::new(HashMap::new()),
+        arrivals: Mutex::new(HashMap::new()),
     });
     Router::new()
         .route("/api/v1/customers/actions", post(apply_action))
         .route("/api/v1/_stats", get(stats))
+        .route("/api/v1/_keys", get(keys))
         .with_state(state)
 }
 
@@ -86,6 +97,24 @@ async fn stats(State(sandbox): State<Arc<Sandbox>>) -> Json<Value> {
         "in_flight": sandbox.in_flight.load(Ordering::SeqCst),
         "max_in_flight": sandbox.max_in_flight.load(Ordering::SeqCst),
     }))
+}
+
+/// Every `Idempotency-Key` received: when it first came, and how many
+/// requests carried it.
+async fn keys(State(sandbox): State<Arc<Sandbox>>) -> Json<Value> {
+    let arrivals = sandbox
+        .arrivals
+        .lock()
+        .map(|a| a.clone())
+        .unwrap_or_default();
+    let keys: Vec<Value> = arrivals
+        .into_iter()
+        .map(|(key, arrival)| {
+            json!({"key": key, "first_at": crate::time::format_time(&arrival.first_at),
+                "requests": arrival.requests})
+        })
+        .collect();
+    Json(json!({ "keys": keys }))
 }
 
 fn reply((status, body): Answer) -> Response {
@@ -157,6 +186,15 @@ async fn answer_request(sandbox: &Sandbox, headers: &HeaderMap, body: &[u8]) -> 
     match key {
         None => reply(answer(&sandbox.options, &cids).await),
         Some(key) => {
+            if let Ok(mut arrivals) = sandbox.arrivals.lock() {
+                arrivals
+                    .entry(key.clone())
+                    .and_modify(|a| a.requests += 1)
+                    .or_insert(Arrival {
+                        first_at: chrono::Utc::now(),
+                        requests: 1,
+                    });
+            }
             let cell = {
                 let Ok(mut answers) = sandbox.answers.lock() else {
                     return reply((

@@ -514,6 +514,17 @@ impl ExecutionService {
 
     /// Calls the cluster once for a claimed job and records the outcome.
     async fn run(&self, mut job: Job, valid: ValidRequest) -> Result<SetActionResponse> {
+        // The fence: the job's deadline leaves the upstream timeout plus
+        // `STALE_GRACE` from its creation, so a call started later than the
+        // grace could still be running when every other instance may call
+        // the job interrupted. An instance held up that long between
+        // creating the job and sending it (its host froze it, or the store
+        // answered its claim late) gives the job up unsent instead of acting
+        // on a belief the store no longer shares.
+        let held_up = now_millis() - job.created_at;
+        if held_up.to_std().unwrap_or_default() >= STALE_GRACE {
+            return self.give_up_unsent(job, held_up).await;
+        }
         metrics::gauge!("tms_set_actions_in_flight").increment(1.0);
         let call = self
             .upstream
@@ -589,6 +600,32 @@ impl ExecutionService {
             .increment(1);
         metrics::counter!("tms_jobs_total", "status" => job.status.as_str()).increment(1);
         Ok(response)
+    }
+
+    /// Records a claimed job that was never sent as `failed` (the cluster
+    /// was not called, so no customer was touched and a retry is safe),
+    /// unless the sweep already called it interrupted.
+    async fn give_up_unsent(
+        &self,
+        mut job: Job,
+        held_up: chrono::Duration,
+    ) -> Result<SetActionResponse> {
+        let error = format!(
+            "not sent: this instance was held up {:.1} s between creating the job and sending it, \
+             past the time the other instances wait for it; the cluster was not called",
+            held_up.num_milliseconds() as f64 / 1000.0
+        );
+        let now = now_millis();
+        job.status = JobStatus::Failed;
+        job.finished_at = Some(now);
+        job.duration_ms = Some(held_up.num_milliseconds().max(0));
+        job.phases.finalized_at = Some(now);
+        let customers = outcome::all(&job.cids, CustomerState::Failed, Some(&error));
+        job.outcomes = OutcomeCounts::of(&customers);
+        tracing::warn!(job_id = %job.job_id, error, "[SET_ACTION] NOT SENT: job_id={}, error={}", job.job_id, error);
+        job.error = Some(error);
+        metrics::counter!("tms_jobs_not_sent_total").increment(1);
+        self.finalise(&job, customers).await
     }
 
     /// Stores the final state and the answer; if the sweep resolved the job

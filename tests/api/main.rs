@@ -17,6 +17,7 @@ mod customer_pages;
 mod customers;
 mod events;
 mod faults;
+mod fencing;
 mod first_day_pages;
 mod guard_rails;
 mod idempotency;
