@@ -437,6 +437,7 @@ impl Worker {
     ) -> Result<(), Interrupt> {
         let mut backoff = FIRST_BACKOFF.min(self.max_backoff);
         loop {
+            self.confirm_lease_before_sending().await?;
             match transport.send(event).await {
                 Ok(()) => break,
                 Err(error) => {
@@ -514,6 +515,32 @@ impl Worker {
                         return Err(Interrupt::Stopped);
                     }
                 }
+            }
+        }
+    }
+
+    /// The fence: an instance frozen past its lease (its host paused it)
+    /// may find another instance delivering the sink when it wakes. Before
+    /// sending on a lease older than a renewal period it asks the store,
+    /// and stops unless the lease is still its own, so it never sends an
+    /// event out of order behind the new leaseholder.
+    async fn confirm_lease_before_sending(&mut self) -> Result<(), Interrupt> {
+        if self.last_renewal.elapsed() < LEASE_CHECK {
+            return Ok(());
+        }
+        match self
+            .db
+            .take_sink_lease(&self.sink.name, &self.owner, Utc::now(), self.lease_until())
+            .await
+        {
+            Ok(true) => {
+                self.last_renewal = Instant::now();
+                Ok(())
+            }
+            Ok(false) => Err(Interrupt::LeaseLost),
+            Err(e) => {
+                tracing::warn!(sink = %self.sink.name, error = %e, "confirming the sink's lease failed");
+                Err(Interrupt::LeaseLost)
             }
         }
     }
