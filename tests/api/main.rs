@@ -24,6 +24,7 @@ mod idempotency;
 mod jobs;
 mod legacy;
 mod multi_instance;
+mod network;
 mod oidc;
 mod ops;
 mod outcomes;
