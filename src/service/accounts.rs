@@ -297,8 +297,11 @@ impl Service {
             .db
             .token_owner(&sha256_hex(token))
             .await?
-            .ok_or(Error::Unauthenticated)?;
-        self.active_user(&owner).await
+            .ok_or(Error::InvalidToken)?;
+        match self.active_user(&owner).await {
+            Err(Error::Unauthenticated) => Err(Error::InvalidToken),
+            other => other,
+        }
     }
 
     pub(super) async fn active_user(&self, username: &str) -> Result<User> {
