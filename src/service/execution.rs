@@ -577,12 +577,18 @@ impl ExecutionService {
                 tracing::warn!(job_id = %job.job_id, ok = o.ok, failed = o.failed, unknown = o.unknown,
                     "[SET_ACTION] PARTIAL: job_id={}, ok={}, failed={}, unknown={}", job.job_id, o.ok, o.failed, o.unknown)
             }
+            // One line per failure, at WARN (the console did its part and
+            // recorded the job; the cluster refused or did not answer), its
+            // message as SPEC §10 fixes it, the rest as fields.
             JobStatus::TimedOut => {
-                tracing::warn!(job_id = %job.job_id, "[SET_ACTION] TIMED_OUT: job_id={}", job.job_id)
+                let error = job.error.as_deref().unwrap_or_default();
+                tracing::warn!(job_id = %job.job_id, cluster = %job.cluster, action = %job.action, user = %job.user, error,
+                    "[SET_ACTION] TIMED_OUT: job_id={}", job.job_id)
             }
             _ => {
                 let error = job.error.as_deref().unwrap_or_default();
-                tracing::warn!(job_id = %job.job_id, error, "[SET_ACTION] FAILED: job_id={}, error={}", job.job_id, error)
+                tracing::warn!(job_id = %job.job_id, cluster = %job.cluster, action = %job.action, user = %job.user, error,
+                    "[SET_ACTION] FAILED: job_id={}, error={}", job.job_id, error)
             }
         }
         metrics::counter!("tms_set_action_total", "action" => job.action.clone(), "outcome" => job.status.as_str())

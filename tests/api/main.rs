@@ -21,6 +21,7 @@ mod guard_rails;
 mod idempotency;
 mod jobs;
 mod legacy;
+mod logs;
 mod multi_instance;
 mod oidc;
 mod ops;
