@@ -24,11 +24,13 @@ use crate::telemetry::{init_tracing, LogTarget};
 
 mod approvals;
 mod audit;
+mod demo;
 mod events;
 mod output;
 mod runs;
 pub use approvals::ApprovalsCommand;
 pub use audit::{AuditCommand, ExportArgs, ImportCommand};
+pub use demo::{DemoArgs, DemoCommand};
 pub use events::EventsCommand;
 pub use output::Output;
 pub use runs::RunsCommand;
@@ -77,6 +79,10 @@ pub enum Command {
     /// Bring in jobs recorded elsewhere.
     #[command(subcommand)]
     Import(ImportCommand),
+    /// Fill a fresh store with three weeks of made-up jobs, users, a run and
+    /// duplicates to try the console on; `demo legacy PATH` writes an old
+    /// dashboard's file to try `import legacy` on.
+    Demo(DemoArgs),
     /// Run the simulated TMS cluster on its own.
     SandboxCluster(SandboxArgs),
 }
@@ -224,7 +230,7 @@ fn load_config(cli_config: &Option<PathBuf>) -> anyhow::Result<Config> {
 }
 
 /// Whether a command may bring a new store into being. Only those that set
-/// one up may (`serve`, `migrate`, `import legacy`, `users add`): a command
+/// one up may (`serve`, `migrate`, `import legacy`, `users add`, `demo`): a command
 /// that reads, checks or reports, run from the wrong folder, must not
 /// create an empty store there and report on it (an audit that passes on
 /// nothing).
@@ -499,6 +505,7 @@ async fn run_store_command(config: &Config, command: Command) -> anyhow::Result<
         Command::Audit(command) => return audit::run_audit(config, command, &mut out).await,
         Command::Import(command) => return audit::run_import(config, command, &mut out).await,
         Command::Events(command) => return events::run_events(config, command, &mut out).await,
+        Command::Demo(args) => return demo::run_demo(config, args, &mut out).await,
         Command::Jobs(JobsCommand::Export(args)) => {
             return audit::run_export(config, args, &mut out).await
         }

@@ -29,6 +29,7 @@ pub mod accounts;
 pub mod approvals;
 pub mod audit;
 pub mod customers;
+pub mod demo;
 pub mod dispatcher;
 pub mod events;
 pub mod execution;

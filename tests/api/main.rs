@@ -14,6 +14,7 @@ mod crash;
 mod crash_under_load;
 mod customer_pages;
 mod customers;
+mod demo;
 mod events;
 mod faults;
 mod first_day_pages;
