@@ -129,7 +129,8 @@ pub async fn run_demo(
     if let Some(rerun) = summary.rerun {
         writeln!(
             out,
-            "job {rerun} was run again on purpose (confirm_duplicate): the duplicates page shows it with include_confirmed=true"
+            "job {rerun} ran the same customers again on purpose, minutes after the first (confirm_duplicate): \
+             the duplicates page lists it only when asked (include_confirmed=true, and a window of minutes: window_s=600)"
         )?;
     }
     if let Some(retry) = summary.retry {
@@ -145,6 +146,13 @@ pub async fn run_demo(
             summary.refused_by_guard
         )?;
     }
+    if summary.imported.users_created > 0 {
+        writeln!(
+            out,
+            "the import created {} user(s) of the old dashboard who have no account here (disabled, no password)",
+            summary.imported.users_created
+        )?;
+    }
     writeln!(out, "audit chain: {} job(s) sealed", summary.sealed)?;
     writeln!(out, "users (passwords are shown this once):")?;
     for user in &summary.users {
@@ -157,7 +165,7 @@ pub async fn run_demo(
             )?,
             None => writeln!(
                 out,
-                "  {:<8}  {} (existed already, or its password was given)",
+                "  {:<8}  {} (it existed already, or its password came from TMS_ADMIN_PASSWORD)",
                 user.role.as_str(),
                 user.username
             )?,

@@ -21,7 +21,9 @@
 //! cluster) and timed out; a deliberate re-run (`confirm_duplicate`) and a
 //! retry of a partial job's failed customers; one finished run of three
 //! batches; and the two weeks before, imported from the old dashboard, with
-//! its doubled clicks for the duplicate audit to find.
+//! its doubled clicks for the duplicate audit to find. Actions and clusters
+//! that need four eyes are left out: an approval is a second person's to
+//! give, and the demo does not pretend one was given.
 
 use std::collections::BTreeMap;
 
@@ -34,6 +36,7 @@ use serde_json::json;
 
 use crate::domain::action::Action;
 use crate::domain::cid::{CidsInput, RawCids};
+use crate::domain::cluster::Cluster;
 use crate::domain::fingerprint::RequestFingerprint;
 use crate::domain::job::JobId;
 use crate::domain::outcome::Outcome as CustomerState;
@@ -192,6 +195,120 @@ fn key(rng: &mut StdRng) -> String {
         .to_string()
 }
 
+/// The console's own requests from `history_start` to `until`, in time
+/// order: busy weekdays and quiet weekends, operators mostly, one CID
+/// usually and hundreds sometimes, most answered with success; a re-run on
+/// purpose, and a partial job whose refused customers are retried.
+fn plan_jobs(
+    rng: &mut StdRng,
+    clusters: &[Cluster],
+    actions: &[Action],
+    history_start: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Vec<Planned> {
+    let operators: Vec<&str> = PEOPLE
+        .iter()
+        .filter(|(_, r)| *r == Role::Operator)
+        .map(|(n, _)| *n)
+        .collect();
+    let pools: Vec<Vec<String>> = clusters
+        .iter()
+        .enumerate()
+        .map(|(i, _)| {
+            rand::seq::index::sample(rng, 100_000, 400)
+                .into_iter()
+                .map(|n| format!("C{}{n:05}", i + 1))
+                .collect()
+        })
+        .collect();
+    let mut plan = Vec::new();
+    for day in 0..HISTORY_DAYS {
+        let start = history_start + Duration::days(day);
+        let count = if is_weekday(start) {
+            rng.gen_range(12..23)
+        } else {
+            rng.gen_range(0..4)
+        };
+        for _ in 0..count {
+            let at = start + Duration::milliseconds(rng.gen_range(7 * 3_600_000..19 * 3_600_000));
+            let user = if rng.gen_bool(0.1) {
+                "admin"
+            } else {
+                operators.choose(rng).copied().unwrap_or("admin")
+            };
+            let c = rng.gen_range(0..clusters.len());
+            let action = actions
+                .choose(rng)
+                .cloned()
+                .unwrap_or_else(|| actions[0].clone());
+            let n = match rng.gen_range(0..100) {
+                0..=54 => 1,
+                55..=79 => rng.gen_range(2..=5),
+                80..=92 => rng.gen_range(6..=30),
+                93..=97 => rng.gen_range(31..=120),
+                _ => rng.gen_range(200..=480),
+            }
+            .min(action.max_cids)
+            .min(pools[c].len());
+            let cids: Vec<String> = pools[c].choose_multiple(rng, n).cloned().collect();
+            let fate = match rng.gen_range(0..100) {
+                _ if n >= 2 && rng.gen_bool(0.15) => Fate::Partial,
+                0..=86 => Fate::Succeeded,
+                87..=90 => Fate::Rejected,
+                91..=93 => Fate::ServerError,
+                94..=95 => Fate::Unreachable,
+                _ => Fate::TimedOut,
+            };
+            let reason = (action.reason_required || rng.gen_bool(0.3)).then(|| {
+                format!(
+                    "INC-{}: {}",
+                    rng.gen_range(4000..9000),
+                    REASONS.choose(rng).copied().unwrap_or(REASONS[0])
+                )
+            });
+            plan.push(Planned {
+                at,
+                user: user.into(),
+                cluster: clusters[c].name.clone(),
+                action,
+                cids,
+                reason,
+                fate,
+                confirm_duplicate: false,
+                retry_of: None,
+                retry_after: None,
+            });
+        }
+    }
+    plan.sort_by_key(|p| p.at);
+    plan.retain(|p| p.at < until);
+    // A colleague runs a job again on purpose; a partial job's refused
+    // customers are retried later that morning.
+    if let Some(first) = plan
+        .iter()
+        .skip(plan.len() / 2)
+        .find(|p| matches!(p.fate, Fate::Succeeded) && p.cids.len() <= 5)
+        .cloned()
+    {
+        plan.push(Planned {
+            at: first.at + Duration::seconds(252),
+            confirm_duplicate: true,
+            reason: Some("INC-7311: the customer asked to apply it again after their fix".into()),
+            ..first
+        });
+        plan.sort_by_key(|p| p.at);
+    }
+    let two_thirds = plan.len() * 2 / 3;
+    if let Some(partial) = plan
+        .iter_mut()
+        .skip(two_thirds)
+        .find(|p| matches!(p.fate, Fate::Partial))
+    {
+        partial.retry_after = Some(Duration::minutes(38));
+    }
+    plan
+}
+
 impl Service {
     /// Fills a store that holds no job and no run with the demo's history;
     /// refuses any other store, writing nothing.
@@ -203,174 +320,38 @@ impl Service {
             );
         }
         let execution = self.execution();
-        let clusters: Vec<_> = execution.clusters().iter().cloned().collect();
-        let actions: Vec<Action> = execution.catalog().iter().cloned().collect();
+        // What four eyes guard is left out: the demo claims its jobs, and
+        // an approval is a second person's to give.
+        let clusters: Vec<Cluster> = execution
+            .clusters()
+            .iter()
+            .filter(|c| !c.approval_required)
+            .cloned()
+            .collect();
+        let actions: Vec<Action> = execution
+            .catalog()
+            .iter()
+            .filter(|a| !a.approval_required)
+            .cloned()
+            .collect();
         if clusters.is_empty() || actions.is_empty() {
-            anyhow::bail!("the configuration has no cluster or no action to fill a demo with");
+            anyhow::bail!(
+                "the configuration has no cluster or no action without four-eyes approval to fill a demo with"
+            );
         }
         let mut rng = StdRng::seed_from_u64(options.seed);
         let mut summary = DemoSummary::default();
         let history_start = day_start(options.until) - Duration::days(HISTORY_DAYS - 1);
 
-        // People.
-        let admin = accounts::ensure_admin(&self.db, options.admin_password.as_deref()).await?;
-        summary.users.push(DemoUser {
-            username: "admin".into(),
-            role: Role::Admin,
-            password: admin,
-        });
-        for (name, role) in PEOPLE {
-            let password = match accounts::insert_local_user(&self.db, name, None, role, None).await
-            {
-                Ok((_, generated)) => generated,
-                Err(e) if e.code() == crate::error::ErrorCode::UserExists => None,
-                Err(e) => return Err(e.into()),
-            };
-            summary.users.push(DemoUser {
-                username: name.into(),
-                role,
-                password,
-            });
-        }
+        summary.users = self.demo_people(options.admin_password.as_deref()).await?;
 
         // The old dashboard's last two weeks, imported as a team would.
-        let legacy_plan = LegacyPlan {
-            seed: options.seed,
-            since: history_start - Duration::days(LEGACY_DAYS),
-            until: history_start,
-            users: LEGACY_USERS.iter().map(|u| u.to_string()).collect(),
-            cluster_urls: clusters.iter().map(|c| c.base_url.clone()).collect(),
-            actions: actions.iter().map(|a| (a.code, a.name.clone())).collect(),
-        };
-        let folder = std::env::temp_dir().join(format!(
-            "tms-dashboard-demo-{}-{}",
-            std::process::id(),
-            options.seed
-        ));
-        std::fs::create_dir_all(&folder)
-            .with_context(|| format!("Failed to create {}", folder.display()))?;
-        let legacy_path = folder.join("legacy-flask-jobs.db");
-        let imported = async {
-            let written = write_legacy_file(&legacy_path, &legacy_plan).await?;
-            let import = ImportOptions {
-                clusters: clusters
-                    .iter()
-                    .map(|c| (c.name.clone(), c.base_url.clone()))
-                    .collect(),
-                catalog: execution.catalog().clone(),
-                ..ImportOptions::default()
-            };
-            let imported = import_legacy(&self.db, &legacy_path, &import, |_| {}).await?;
-            Ok::<_, anyhow::Error>((written, imported))
-        }
-        .await;
-        std::fs::remove_dir_all(&folder).ok();
-        (summary.legacy, summary.imported) = imported?;
+        (summary.legacy, summary.imported) = self
+            .import_old_dashboard(options.seed, history_start, &clusters, &actions)
+            .await?;
 
         // The console's own three weeks.
-        let operators: Vec<&str> = PEOPLE
-            .iter()
-            .filter(|(_, r)| *r == Role::Operator)
-            .map(|(n, _)| *n)
-            .collect();
-        let pools: Vec<Vec<String>> = clusters
-            .iter()
-            .enumerate()
-            .map(|(i, _)| {
-                (0..400)
-                    .map(|_| format!("C{}{:05}", i + 1, rng.gen_range(0..100_000)))
-                    .collect()
-            })
-            .collect();
-        let mut plan = Vec::new();
-        for day in 0..HISTORY_DAYS {
-            let start = history_start + Duration::days(day);
-            let count = if is_weekday(start) {
-                rng.gen_range(12..23)
-            } else {
-                rng.gen_range(0..4)
-            };
-            for _ in 0..count {
-                let at =
-                    start + Duration::milliseconds(rng.gen_range(7 * 3_600_000..19 * 3_600_000));
-                let user = if rng.gen_bool(0.1) {
-                    "admin"
-                } else {
-                    operators.choose(&mut rng).copied().unwrap_or("admin")
-                };
-                let c = rng.gen_range(0..clusters.len());
-                let action = actions
-                    .choose(&mut rng)
-                    .cloned()
-                    .unwrap_or_else(|| actions[0].clone());
-                let n = match rng.gen_range(0..100) {
-                    0..=54 => 1,
-                    55..=79 => rng.gen_range(2..=5),
-                    80..=92 => rng.gen_range(6..=30),
-                    93..=97 => rng.gen_range(31..=120),
-                    _ => rng.gen_range(200..=480),
-                }
-                .min(action.max_cids)
-                .min(pools[c].len());
-                let cids: Vec<String> = pools[c].choose_multiple(&mut rng, n).cloned().collect();
-                let fate = match rng.gen_range(0..100) {
-                    _ if n >= 2 && rng.gen_bool(0.15) => Fate::Partial,
-                    0..=86 => Fate::Succeeded,
-                    87..=90 => Fate::Rejected,
-                    91..=93 => Fate::ServerError,
-                    94..=95 => Fate::Unreachable,
-                    _ => Fate::TimedOut,
-                };
-                let reason = (action.reason_required || rng.gen_bool(0.3)).then(|| {
-                    format!(
-                        "INC-{}: {}",
-                        rng.gen_range(4000..9000),
-                        REASONS.choose(&mut rng).copied().unwrap_or(REASONS[0])
-                    )
-                });
-                plan.push(Planned {
-                    at,
-                    user: user.into(),
-                    cluster: clusters[c].name.clone(),
-                    action,
-                    cids,
-                    reason,
-                    fate,
-                    confirm_duplicate: false,
-                    retry_of: None,
-                    retry_after: None,
-                });
-            }
-        }
-        plan.sort_by_key(|p| p.at);
-        plan.retain(|p| p.at < options.until);
-        // A colleague runs a job again on purpose; a partial job's refused
-        // customers are retried later that morning.
-        if let Some(first) = plan
-            .iter()
-            .skip(plan.len() / 2)
-            .find(|p| matches!(p.fate, Fate::Succeeded) && p.cids.len() <= 5)
-            .cloned()
-        {
-            plan.push(Planned {
-                at: first.at + Duration::seconds(252),
-                confirm_duplicate: true,
-                reason: Some(
-                    "INC-7311: the customer asked to apply it again after their fix".into(),
-                ),
-                ..first
-            });
-            plan.sort_by_key(|p| p.at);
-        }
-        let two_thirds = plan.len() * 2 / 3;
-        if let Some(partial) = plan
-            .iter_mut()
-            .skip(two_thirds)
-            .find(|p| matches!(p.fate, Fate::Partial))
-        {
-            partial.retry_after = Some(Duration::minutes(38));
-        }
-
+        let mut plan = plan_jobs(&mut rng, &clusters, &actions, history_start, options.until);
         let mut i = 0;
         while i < plan.len() {
             let planned = plan[i].clone();
@@ -420,6 +401,71 @@ impl Service {
 
         summary.sealed = seal_pending(&self.db).await?;
         Ok(summary)
+    }
+
+    /// The first admin, made as `serve` makes it, and the demo's people,
+    /// each with a generated password (a user that exists already is kept).
+    async fn demo_people(&self, admin_password: Option<&str>) -> anyhow::Result<Vec<DemoUser>> {
+        let admin = accounts::ensure_admin(&self.db, admin_password).await?;
+        let mut users = vec![DemoUser {
+            username: "admin".into(),
+            role: Role::Admin,
+            password: admin,
+        }];
+        for (name, role) in PEOPLE {
+            let password = match accounts::insert_local_user(&self.db, name, None, role, None).await
+            {
+                Ok((_, generated)) => generated,
+                Err(e) if e.code() == crate::error::ErrorCode::UserExists => None,
+                Err(e) => return Err(e.into()),
+            };
+            users.push(DemoUser {
+                username: name.into(),
+                role,
+                password,
+            });
+        }
+        Ok(users)
+    }
+
+    /// The old dashboard's last `LEGACY_DAYS` before `until`, written as
+    /// its file and brought in by `import legacy`'s own code.
+    async fn import_old_dashboard(
+        &self,
+        seed: u64,
+        until: DateTime<Utc>,
+        clusters: &[Cluster],
+        actions: &[Action],
+    ) -> anyhow::Result<(LegacyFileSummary, ImportSummary)> {
+        let legacy_plan = LegacyPlan {
+            seed,
+            since: until - Duration::days(LEGACY_DAYS),
+            until,
+            users: LEGACY_USERS.iter().map(|u| u.to_string()).collect(),
+            cluster_urls: clusters.iter().map(|c| c.base_url.clone()).collect(),
+            actions: actions.iter().map(|a| (a.code, a.name.clone())).collect(),
+        };
+        let folder =
+            std::env::temp_dir().join(format!("tms-dashboard-demo-{}-{seed}", std::process::id()));
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("Failed to create {}", folder.display()))?;
+        let legacy_path = folder.join("legacy-flask-jobs.db");
+        let imported = async {
+            let written = write_legacy_file(&legacy_path, &legacy_plan).await?;
+            let import = ImportOptions {
+                clusters: clusters
+                    .iter()
+                    .map(|c| (c.name.clone(), c.base_url.clone()))
+                    .collect(),
+                catalog: self.execution().catalog().clone(),
+                ..ImportOptions::default()
+            };
+            let imported = import_legacy(&self.db, &legacy_path, &import, |_| {}).await?;
+            Ok::<_, anyhow::Error>((written, imported))
+        }
+        .await;
+        std::fs::remove_dir_all(&folder).ok();
+        imported
     }
 
     /// Claims, "sends" and finalises one planned job. Returns its id and
@@ -588,7 +634,7 @@ impl Service {
     async fn demo_run(
         &self,
         rng: &mut StdRng,
-        cluster: &crate::domain::cluster::Cluster,
+        cluster: &Cluster,
         action: &Action,
         at: DateTime<Utc>,
         summary: &mut DemoSummary,
