@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 use super::{console_as, Output, StoreArgs, StoreUse};
 use crate::config::Config;
 use crate::service::demo::legacy_file::{write_legacy_file, LegacyPlan, SAMPLE_CLUSTER_URLS};
-use crate::service::demo::{DemoOptions, DEFAULT_SEED};
+use crate::service::demo::{check_until, DemoOptions, DEFAULT_SEED};
 
 /// Fills a fresh store; `demo legacy PATH` writes an old-dashboard file instead.
 #[derive(Debug, Args)]
@@ -96,12 +96,13 @@ pub async fn run_demo(
         return Ok(ExitCode::SUCCESS);
     }
 
-    let service = console_as(config, &args.store, StoreUse::MayCreate).await?;
     let options = DemoOptions {
         seed: args.seed,
         until: args.until.unwrap_or_else(crate::time::now_millis),
         admin_password: config.admin_password.clone(),
     };
+    check_until(options.until)?;
+    let service = console_as(config, &args.store, StoreUse::MayCreate).await?;
     let summary = service.fill_demo(&options).await?;
     service.db().close().await;
     let statuses: Vec<String> = summary

@@ -155,6 +155,13 @@ async fn a_second_demo_on_the_same_store_is_refused_and_changes_nothing() {
         contents(&store).await == before,
         "the refused demo changed the store"
     );
+
+    // A history that would end in the future is refused before any store is made.
+    let dir = tempfile::tempdir().expect("dir");
+    let future = cli_in(dir.path(), &["demo", "--until", "2999-01-01T00:00:00Z"]).await;
+    future.expect_code(2);
+    assert!(future.stderr.contains("future"), "{}", future.stderr);
+    assert!(!dir.path().join("data").exists());
 }
 
 #[tokio::test]

@@ -97,6 +97,7 @@ pub async fn write_legacy_file(
     if path.exists() {
         anyhow::bail!("{} exists already: name a new file", path.display());
     }
+    super::check_until(plan.until)?;
     if plan.users.is_empty() || plan.cluster_urls.is_empty() || plan.actions.is_empty() {
         anyhow::bail!("a legacy file needs users, clusters and actions");
     }

@@ -309,10 +309,20 @@ fn plan_jobs(
     plan
 }
 
+/// Refuses a history that would end in the future (checked before any
+/// store is opened, and again by the writers).
+pub fn check_until(until: DateTime<Utc>) -> anyhow::Result<()> {
+    if until > crate::time::now_millis() {
+        anyhow::bail!("the demo's history cannot end in the future (--until)");
+    }
+    Ok(())
+}
+
 impl Service {
     /// Fills a store that holds no job and no run with the demo's history;
     /// refuses any other store, writing nothing.
     pub async fn fill_demo(&self, options: &DemoOptions) -> anyhow::Result<DemoSummary> {
+        check_until(options.until)?;
         if self.db.holds_history().await? {
             anyhow::bail!(
                 "this store already has jobs: the demo fills only a fresh store, \
