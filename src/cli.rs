@@ -25,11 +25,13 @@ use crate::telemetry::{init_tracing, LogTarget};
 mod approvals;
 mod audit;
 mod backup;
+mod demo;
 mod events;
 mod output;
 mod runs;
 pub use approvals::ApprovalsCommand;
 pub use audit::{AuditCommand, ExportArgs, ImportCommand};
+pub use demo::{DemoArgs, DemoCommand};
 pub use events::EventsCommand;
 pub use output::Output;
 pub use runs::RunsCommand;
@@ -82,6 +84,10 @@ pub enum Command {
     Backup(backup::BackupArgs),
     /// Make a new store from a backup and re-check both hash chains: exit 0 sound, 1 broken, 2 on error.
     Restore(backup::RestoreArgs),
+    /// Fill a fresh store with three weeks of made-up jobs, users, a run and
+    /// duplicates to try the console on; `demo legacy PATH` writes an old
+    /// dashboard's file to try `import legacy` on.
+    Demo(DemoArgs),
     /// Run the simulated TMS cluster on its own.
     SandboxCluster(SandboxArgs),
 }
@@ -229,7 +235,7 @@ fn load_config(cli_config: &Option<PathBuf>) -> anyhow::Result<Config> {
 }
 
 /// Whether a command may bring a new store into being. Only those that set
-/// one up may (`serve`, `migrate`, `import legacy`, `users add`): a command
+/// one up may (`serve`, `migrate`, `import legacy`, `users add`, `demo`): a command
 /// that reads, checks or reports, run from the wrong folder, must not
 /// create an empty store there and report on it (an audit that passes on
 /// nothing).
@@ -506,6 +512,7 @@ async fn run_store_command(config: &Config, command: Command) -> anyhow::Result<
         Command::Events(command) => return events::run_events(config, command, &mut out).await,
         Command::Backup(args) => return backup::run_backup(config, args, &mut out).await,
         Command::Restore(args) => return backup::run_restore(config, args, &mut out).await,
+        Command::Demo(args) => return demo::run_demo(config, args, &mut out).await,
         Command::Jobs(JobsCommand::Export(args)) => {
             return audit::run_export(config, args, &mut out).await
         }

@@ -277,6 +277,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub enum Error {
     #[error("authentication is required: log in, or send a valid API token")]
     Unauthenticated,
+    /// A bearer token was sent but names no active token: the same
+    /// `unauthenticated` refusal, saying why, so a script's author looks at
+    /// the token rather than at the login.
+    #[error(
+        "the API token is not valid: it is unknown, revoked or expired, or its user is disabled"
+    )]
+    InvalidToken,
     #[error("wrong username or password")]
     InvalidCredentials,
     #[error("{0}")]
@@ -412,7 +419,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         use Error::*;
         match self {
-            Unauthenticated => ErrorCode::Unauthenticated,
+            Unauthenticated | InvalidToken => ErrorCode::Unauthenticated,
             InvalidCredentials => ErrorCode::InvalidCredentials,
             Forbidden(_) => ErrorCode::Forbidden,
             CsrfFailed => ErrorCode::CsrfFailed,

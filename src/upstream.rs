@@ -112,12 +112,7 @@ impl UpstreamClient {
             Ok::<_, String>((status, location, body))
         };
         let outcome = match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => Outcome::TimedOut {
-                error: format!(
-                    "no answer from the cluster within {}",
-                    humantime::format_duration(self.timeout)
-                ),
-            },
+            Err(_) => timed_out(self.timeout),
             Ok(Err(error)) => Outcome::Failed {
                 upstream_status: None,
                 summary: None,
@@ -167,9 +162,40 @@ async fn read_capped(mut response: reqwest::Response) -> Body {
     }
 }
 
+/// The outcome of a call the cluster did not answer within `timeout`.
+pub fn timed_out(timeout: Duration) -> Outcome {
+    Outcome::TimedOut {
+        error: format!(
+            "no answer from the cluster within {}",
+            humantime::format_duration(timeout)
+        ),
+    }
+}
+
+/// What a complete answer of the cluster means (`status` and `body`, no
+/// redirect): the reading every call's answer gets, for answers the demo
+/// simulates.
+pub fn read_answer(status: u16, body: &[u8]) -> Outcome {
+    classify(status, None, Body::Complete(body.to_vec()))
+}
+
+/// The outcome of a call that never reached the cluster, as a connection
+/// error says it (`cause`: "connection refused").
+pub fn unreachable(cause: &str) -> Outcome {
+    Outcome::Failed {
+        upstream_status: None,
+        summary: None,
+        error: unreachable_error(cause),
+    }
+}
+
+fn unreachable_error(cause: &str) -> String {
+    format!("cannot connect to the cluster: {cause}")
+}
+
 fn describe_send_error(e: &reqwest::Error) -> String {
     if e.is_connect() {
-        format!("cannot connect to the cluster: {}", root_cause(e))
+        unreachable_error(&root_cause(e))
     } else {
         format!("the request to the cluster failed: {}", root_cause(e))
     }

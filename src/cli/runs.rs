@@ -131,8 +131,19 @@ pub async fn run_runs(
             let bytes = std::fs::read(&file)
                 .with_context(|| format!("Failed to read {}", file.display()))?;
             let name = file.to_string_lossy();
-            let cids = cids_from_file(&name, &bytes)
+            let read = cids_from_file(&name, &bytes)
                 .with_context(|| format!("{} holds no list of customer IDs", file.display()))?;
+            if let Some(header) = &read.header {
+                eprintln!("left out the header line {header:?} of {}", file.display());
+            }
+            if read.rows_with_extra_cells > 0 {
+                eprintln!(
+                    "{} line(s) of {} had more than one cell: only the first cell of each is a CID",
+                    read.rows_with_extra_cells,
+                    file.display()
+                );
+            }
+            let cids = read.cids;
             let key = idempotency_key.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
             let key = IdempotencyKey::parse(Some(key.as_bytes()))
                 .map_err(|e| anyhow::anyhow!("--idempotency-key: {e:?}"))?;

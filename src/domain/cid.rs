@@ -185,10 +185,54 @@ pub enum CidFileError {
     BadCsv(String),
 }
 
-/// The CIDs of a file: a text file holds a CID per line; a CSV file
+/// The first lines a person's list may start with that name the column
+/// rather than a customer (SPEC §16), compared trimmed and lower-cased. The
+/// Customer Set page applies the same list in `static/cids.js`.
+pub const HEADER_WORDS: [&str; 9] = [
+    "cid",
+    "cids",
+    "customer",
+    "customers",
+    "customer id",
+    "customer ids",
+    "customer_id",
+    "customerid",
+    "id",
+];
+
+/// True when `line`, as the first line of a list, is a header to leave out.
+pub fn is_header_line(line: &str) -> bool {
+    let plain = line.trim().to_lowercase();
+    HEADER_WORDS.contains(&plain.as_str())
+}
+
+/// The value a line of a list holds: a line with a tab is a spreadsheet
+/// row, and only its first cell is a CID.
+fn first_cell(line: &str) -> (&str, bool) {
+    match line.split_once('\t') {
+        Some((cell, _)) => (cell.trim(), true),
+        None => (line.trim(), false),
+    }
+}
+
+/// What a file of CIDs held, and what was left out of it on the way.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CidFile {
+    pub cids: CidsInput,
+    /// The header line left out, as the file had it (a text file's first
+    /// line among `HEADER_WORDS`, or a CSV file's header row).
+    pub header: Option<String>,
+    /// Lines of a text file that were spreadsheet rows (a tab in them):
+    /// only their first cell was kept.
+    pub rows_with_extra_cells: usize,
+}
+
+/// The CIDs of a file: a text file holds a CID per line (a first line that
+/// is a header, `HEADER_WORDS`, left out; of a line with a tab, its first
+/// cell only, as a spreadsheet's column pasted into the page); a CSV file
 /// (named `.csv`, or whose first line has a comma) gives the column headed
 /// `cid` (any case), else its first column, the header row left out.
-pub fn cids_from_file(name: &str, bytes: &[u8]) -> Result<CidsInput, CidFileError> {
+pub fn cids_from_file(name: &str, bytes: &[u8]) -> Result<CidFile, CidFileError> {
     let text = std::str::from_utf8(bytes).map_err(|_| CidFileError::NotText)?;
     if text.contains('\0') {
         return Err(CidFileError::NotText);
@@ -197,14 +241,25 @@ pub fn cids_from_file(name: &str, bytes: &[u8]) -> Result<CidsInput, CidFileErro
     let first_line = text.lines().next().unwrap_or_default();
     let is_csv = name.to_ascii_lowercase().ends_with(".csv") || first_line.contains(',');
     if !is_csv {
-        // A line is one value: "bad value" is refused, not read as two CIDs.
-        return Ok(CidsInput::List(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        ));
+        let mut lines = text.lines().peekable();
+        let header = lines
+            .next_if(|l| is_header_line(first_cell(l).0))
+            .map(|l| l.trim().to_owned());
+        let mut rows_with_extra_cells = 0;
+        let mut cids = Vec::new();
+        for line in lines {
+            // A line is one value: "bad value" is refused, not read as two CIDs.
+            let (value, extra) = first_cell(line);
+            rows_with_extra_cells += usize::from(extra);
+            if !value.is_empty() {
+                cids.push(value.to_owned());
+            }
+        }
+        return Ok(CidFile {
+            cids: CidsInput::List(cids),
+            header,
+            rows_with_extra_cells,
+        });
     }
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
@@ -225,7 +280,11 @@ pub fn cids_from_file(name: &str, bytes: &[u8]) -> Result<CidsInput, CidFileErro
             cids.push(value.to_owned());
         }
     }
-    Ok(CidsInput::List(cids))
+    Ok(CidFile {
+        cids: CidsInput::List(cids),
+        header: Some(first_line.trim().to_owned()).filter(|h| !h.is_empty()),
+        rows_with_extra_cells: 0,
+    })
 }
 
 #[cfg(test)]
@@ -235,7 +294,7 @@ mod tests {
 
     #[test]
     fn files_give_a_cid_per_line_or_the_cid_column_of_a_csv() {
-        let text = |input: CidsInput| RawCids::from_input(&input).values().to_vec();
+        let text = |file: CidFile| RawCids::from_input(&file.cids).values().to_vec();
         assert_eq!(
             text(cids_from_file("list.txt", b"C1\nC2\r\n\nC3\n").unwrap()),
             ["C1", "C2", "C3"]
@@ -277,6 +336,36 @@ mod tests {
             cids_from_file("x.bin", b"C1\x00C2"),
             Err(CidFileError::NotText)
         );
+    }
+
+    #[test]
+    fn a_text_file_leaves_out_a_header_line_and_keeps_a_rows_first_cell() {
+        let file = cids_from_file(
+            "paste.txt",
+            b" Customer ID \nTAB001\tAcme Corp\nTAB002\nTAB003\tBeta\tEU\n",
+        )
+        .unwrap();
+        assert_eq!(
+            RawCids::from_input(&file.cids).values(),
+            ["TAB001", "TAB002", "TAB003"]
+        );
+        assert_eq!(file.header.as_deref(), Some("Customer ID"));
+        assert_eq!(file.rows_with_extra_cells, 2);
+        for word in HEADER_WORDS {
+            assert!(
+                is_header_line(&format!("  {}  ", word.to_uppercase())),
+                "{word}"
+            );
+        }
+        // A header word is a header only as the first line; a CID is never one.
+        let file = cids_from_file("list.txt", b"C1\nid\n").unwrap();
+        assert_eq!(RawCids::from_input(&file.cids).values(), ["C1", "id"]);
+        assert_eq!(file.header, None);
+        assert!(!is_header_line("customer-id") && !is_header_line("C1"));
+        // A spreadsheet's header row: its first cell decides.
+        let file = cids_from_file("rows.txt", b"CID\tName\nC9\tAcme\n").unwrap();
+        assert_eq!(RawCids::from_input(&file.cids).values(), ["C9"]);
+        assert_eq!(file.header.as_deref(), Some("CID\tName"));
     }
 
     fn parse_text(text: &str) -> Result<CidList, CidListError> {

@@ -9,6 +9,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
@@ -79,7 +80,24 @@ pub fn router(state: AppState, sandbox: Option<Router>) -> Router {
             HeaderName::from_static("referrer-policy"),
             HeaderValue::from_static("same-origin"),
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().on_failure(log_transport_failure))
+}
+
+/// What the request trace logs as a failure: only a response that broke
+/// on the way (its body failed). A 5xx answer is logged once where it is
+/// decided: an internal error by `log_internal_errors`, a job the cluster
+/// failed or did not answer by the Set Action's own `FAILED` / `TIMED_OUT`
+/// line (with its job, cluster, action and error), the sandbox's simulated
+/// failures not at all. Without this each failed action logged the same
+/// failure three times (its 502, the sandbox's 500, and its own line).
+fn log_transport_failure(
+    class: ServerErrorsFailureClass,
+    latency: std::time::Duration,
+    _span: &tracing::Span,
+) {
+    if let ServerErrorsFailureClass::Error(error) = class {
+        tracing::error!(%error, latency_ms = latency.as_millis() as u64, "response failed");
+    }
 }
 
 /// Logs each internal error once, inside the request's span; the client saw

@@ -140,7 +140,7 @@ async fn sso_user(db: &Db, identity: &SsoIdentity) -> Result<User> {
 /// Creates a local user; with no password given, generates one and returns
 /// it. Every surface that creates users (the API, the Users page, the
 /// command line, the first admin) comes through here.
-async fn insert_local_user(
+pub(super) async fn insert_local_user(
     db: &Db,
     username: &str,
     password: Option<&str>,
@@ -297,8 +297,11 @@ impl Service {
             .db
             .token_owner(&sha256_hex(token))
             .await?
-            .ok_or(Error::Unauthenticated)?;
-        self.active_user(&owner).await
+            .ok_or(Error::InvalidToken)?;
+        match self.active_user(&owner).await {
+            Err(Error::Unauthenticated) => Err(Error::InvalidToken),
+            other => other,
+        }
     }
 
     pub(super) async fn active_user(&self, username: &str) -> Result<User> {

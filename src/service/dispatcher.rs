@@ -36,7 +36,7 @@ const GAUGES_EVERY: Duration = Duration::from_secs(1);
 
 /// The idempotency key of a batch's job. It holds spaces, which no
 /// client's key may (SPEC §3: 0x21–0x7E), so it can never meet one.
-fn batch_key(run_id: RunId, batch_index: i64) -> String {
+pub(super) fn batch_key(run_id: RunId, batch_index: i64) -> String {
     format!("run {run_id} batch {batch_index}")
 }
 

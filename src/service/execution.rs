@@ -546,38 +546,7 @@ impl ExecutionService {
         job.phases.sent_at = Some(call.sent_at);
         job.phases.answered_at = call.answered_at;
         job.phases.finalized_at = Some(finished_at);
-        let customers = match call.outcome {
-            Outcome::Succeeded {
-                upstream_status,
-                summary,
-                body,
-            } => {
-                let verdict = outcome::read_success(&job.cids, &body);
-                job.status = verdict.status;
-                job.error = verdict.error;
-                job.upstream_status = Some(i64::from(upstream_status));
-                job.response_summary = summary;
-                verdict.customers
-            }
-            Outcome::Failed {
-                upstream_status,
-                summary,
-                error,
-            } => {
-                job.status = JobStatus::Failed;
-                job.upstream_status = upstream_status.map(i64::from);
-                job.response_summary = summary;
-                let customers = outcome::all(&job.cids, CustomerState::Failed, Some(&error));
-                job.error = Some(error);
-                customers
-            }
-            Outcome::TimedOut { error } => {
-                job.status = JobStatus::TimedOut;
-                job.error = Some(error);
-                outcome::all(&job.cids, CustomerState::Unknown, None)
-            }
-        };
-        job.outcomes = OutcomeCounts::of(&customers);
+        let customers = settle(&mut job, call.outcome);
         let response = self.finalise(&job, customers).await?;
         match job.status {
             JobStatus::Succeeded => {
@@ -588,12 +557,18 @@ impl ExecutionService {
                 tracing::warn!(job_id = %job.job_id, ok = o.ok, failed = o.failed, unknown = o.unknown,
                     "[SET_ACTION] PARTIAL: job_id={}, ok={}, failed={}, unknown={}", job.job_id, o.ok, o.failed, o.unknown)
             }
+            // One line per failure, at WARN (the console did its part and
+            // recorded the job; the cluster refused or did not answer), its
+            // message as SPEC §10 fixes it, the rest as fields.
             JobStatus::TimedOut => {
-                tracing::warn!(job_id = %job.job_id, "[SET_ACTION] TIMED_OUT: job_id={}", job.job_id)
+                let error = job.error.as_deref().unwrap_or_default();
+                tracing::warn!(job_id = %job.job_id, cluster = %job.cluster, action = %job.action, user = %job.user, error,
+                    "[SET_ACTION] TIMED_OUT: job_id={}", job.job_id)
             }
             _ => {
                 let error = job.error.as_deref().unwrap_or_default();
-                tracing::warn!(job_id = %job.job_id, error, "[SET_ACTION] FAILED: job_id={}, error={}", job.job_id, error)
+                tracing::warn!(job_id = %job.job_id, cluster = %job.cluster, action = %job.action, user = %job.user, error,
+                    "[SET_ACTION] FAILED: job_id={}, error={}", job.job_id, error)
             }
         }
         metrics::counter!("tms_set_action_total", "action" => job.action.clone(), "outcome" => job.status.as_str())
@@ -637,12 +612,7 @@ impl ExecutionService {
         job: &Job,
         customers: Vec<CustomerOutcome>,
     ) -> Result<SetActionResponse> {
-        let done = Finalisation {
-            job: job.clone(),
-            customers,
-            response_status: job.status.http_status(),
-            response_body: job_body(job)?,
-        };
+        let done = finalisation(job, customers)?;
         let mut attempt = 0;
         let finalised = loop {
             match self.db.finalize_job(&done).await {
@@ -728,6 +698,55 @@ impl ExecutionService {
 }
 
 /// A request waiting for approval, answered `202 {"approval"}`.
+/// Reads one call's outcome into the job (its status, upstream status,
+/// summary, error and counts) and answers each customer's outcome: how every
+/// Set Action and batch is settled, and the demo's simulated calls too.
+pub(super) fn settle(job: &mut Job, outcome: Outcome) -> Vec<CustomerOutcome> {
+    let customers = match outcome {
+        Outcome::Succeeded {
+            upstream_status,
+            summary,
+            body,
+        } => {
+            let verdict = outcome::read_success(&job.cids, &body);
+            job.status = verdict.status;
+            job.error = verdict.error;
+            job.upstream_status = Some(i64::from(upstream_status));
+            job.response_summary = summary;
+            verdict.customers
+        }
+        Outcome::Failed {
+            upstream_status,
+            summary,
+            error,
+        } => {
+            job.status = JobStatus::Failed;
+            job.upstream_status = upstream_status.map(i64::from);
+            job.response_summary = summary;
+            let customers = outcome::all(&job.cids, CustomerState::Failed, Some(&error));
+            job.error = Some(error);
+            customers
+        }
+        Outcome::TimedOut { error } => {
+            job.status = JobStatus::TimedOut;
+            job.error = Some(error);
+            outcome::all(&job.cids, CustomerState::Unknown, None)
+        }
+    };
+    job.outcomes = OutcomeCounts::of(&customers);
+    customers
+}
+
+/// The final write of a settled job, with the answer its request gets.
+pub(super) fn finalisation(job: &Job, customers: Vec<CustomerOutcome>) -> Result<Finalisation> {
+    Ok(Finalisation {
+        job: job.clone(),
+        customers,
+        response_status: job.status.http_status(),
+        response_body: job_body(job)?,
+    })
+}
+
 fn awaiting_answer(answer: approvals::ApprovalAnswer) -> SetActionResponse {
     SetActionResponse {
         status: 202,

@@ -30,6 +30,7 @@ pub mod approvals;
 pub mod audit;
 pub mod backup;
 pub mod customers;
+pub mod demo;
 pub mod dispatcher;
 pub mod events;
 pub mod execution;

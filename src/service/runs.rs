@@ -772,6 +772,52 @@ fn new_run(
     })
 }
 
+impl Runs {
+    /// The run a request made at `created_at` commits, checked as `queue`
+    /// checks it (catalog, CIDs, batch size, reason), with its key, hashes
+    /// and the recent-duplicate guard of that time: for the demo, which
+    /// writes weeks of history through the same claim as a live request.
+    pub(super) fn run_made_at(
+        &self,
+        user: &str,
+        request: RunRequest,
+        key: &str,
+        created_at: DateTime<Utc>,
+    ) -> Result<NewRun> {
+        let intent = RunIntent {
+            cluster: request.cluster,
+            action: request.action,
+            cids: RawCids::from_input(&request.cids),
+            batch_size: request.batch_size,
+            reason: request.reason,
+            run_at: None,
+            confirm_duplicate: request.confirm_duplicate.unwrap_or(false),
+            retry_of: None,
+        };
+        let reason = trimmed_reason(intent.reason.as_deref());
+        let fingerprint = RequestFingerprint::new(
+            &intent.cluster,
+            &intent.action,
+            &intent.cids,
+            reason.as_deref(),
+        );
+        let payload_hash = run_payload_hash(&fingerprint, intent.batch_size, None, None);
+        let guard_since = self
+            .execution
+            .duplicate_guard_since(created_at)
+            .filter(|_| !intent.confirm_duplicate);
+        let valid = self.validate(&intent, reason)?;
+        Ok(NewRun {
+            key: key.to_owned(),
+            payload_hash,
+            intent_hash: fingerprint.intent_hash,
+            confirm_duplicate: intent.confirm_duplicate,
+            duplicate_guard_since: guard_since,
+            ..new_run(user, valid, None, None, created_at)?
+        })
+    }
+}
+
 /// The body of a run's answers: `{"run": Run}`.
 pub fn run_body(run: &Run) -> Result<String> {
     Ok(serde_json::to_string(&serde_json::json!({ "run": run })).map_err(anyhow::Error::from)?)

@@ -307,6 +307,17 @@ impl Db {
         row.map(StoredJob::try_from).transpose()
     }
 
+    /// True when the store holds any job or run: history a demo must not
+    /// be mixed into.
+    #[tracing::instrument(skip_all)]
+    pub async fn holds_history(&self) -> Result<bool> {
+        let n: i64 = with_pool!(self, pool => sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM jobs LIMIT 1) AS j) \
+             + (SELECT COUNT(*) FROM (SELECT 1 FROM runs LIMIT 1) AS r)")
+            .fetch_one(pool).await)?;
+        Ok(n > 0)
+    }
+
     /// Up to `limit` job ids from `lo` to `hi`, in order: the jobs whose id
     /// starts with a prefix (the primary key serves the range).
     pub async fn job_ids_between(&self, lo: Uuid, hi: Uuid, limit: u32) -> Result<Vec<JobId>> {

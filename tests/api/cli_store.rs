@@ -113,3 +113,55 @@ async fn jobs_show_takes_a_unique_prefix_of_a_job_id() {
         .await
         .expect_code(1);
 }
+
+#[tokio::test]
+async fn a_cid_file_pasted_from_a_spreadsheet_leaves_out_its_header_and_extra_cells() {
+    let dir = tempfile::tempdir().expect("dir");
+    cli_in(dir.path(), &["users", "add", "admin", "--role", "admin"])
+        .await
+        .expect_code(0);
+    let file = dir.path().join("paste.txt");
+    std::fs::write(
+        &file,
+        "Customer ID\nTAB001\tAcme Corp\nTAB002\tBeta Ltd\nTAB003\n",
+    )
+    .unwrap();
+    let file = file.to_string_lossy().into_owned();
+    let created = cli_in(
+        dir.path(),
+        &[
+            "runs",
+            "create",
+            "--user",
+            "admin",
+            "--cluster",
+            "sandbox",
+            "--action",
+            "Trans-Begin",
+            "--file",
+            &file,
+        ],
+    )
+    .await;
+    created.expect_code(0);
+    assert!(
+        created
+            .stderr
+            .contains("left out the header line \"Customer ID\""),
+        "{}",
+        created.stderr
+    );
+    assert!(
+        created.stderr.contains("2 line(s)") && created.stderr.contains("first cell"),
+        "{}",
+        created.stderr
+    );
+    let run_id = created.stdout.trim().to_owned();
+    let shown = cli_in(dir.path(), &["runs", "show", &run_id]).await;
+    shown.expect_code(0);
+    assert!(
+        shown.stdout.contains("\"cid_count\": 3"),
+        "{}",
+        shown.stdout
+    );
+}

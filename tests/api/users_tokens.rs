@@ -173,3 +173,32 @@ async fn the_command_line_goes_through_the_user_rules_and_keeps_an_enabled_admin
     cli(&["users", "disable", "admin"]).await.expect_code(0);
     cli(&["users", "disable", "root2"]).await.expect_code(2);
 }
+
+#[tokio::test]
+async fn a_token_that_is_not_valid_is_told_so_rather_than_asked_to_log_in() {
+    // Arrange
+    let app = TestApp::spawn().await;
+    let operator = app.create_user("operator").await;
+    let (id, token) = operator.create_token("script").await;
+    operator
+        .delete(&format!("/api/v1/tokens/{id}"))
+        .await
+        .assert_status(204);
+
+    // Act
+    let unknown = app.bearer("tms_no-such-token").get("/api/v1/me").await;
+    let revoked = app.bearer(&token).get("/api/v1/me").await;
+    let anonymous = app.get("/api/v1/me").await;
+
+    // Assert: the same status and code the spec fixes; only the detail differs.
+    for reply in [&unknown, &revoked] {
+        let problem = reply.expect_problem(401, "unauthenticated");
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("token is not valid"), "{detail}");
+        assert!(detail.contains("revoked"), "{detail}");
+        assert_eq!(problem["type"], "about:blank");
+    }
+    let problem = anonymous.expect_problem(401, "unauthenticated");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("authentication is required"), "{detail}");
+}
