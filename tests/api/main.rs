@@ -16,6 +16,7 @@ mod crash_under_load;
 mod customer_pages;
 mod customers;
 mod demo;
+mod docs;
 mod events;
 mod faults;
 mod fencing;
