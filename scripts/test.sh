@@ -72,6 +72,13 @@ if ! { command -v node && command -v npm; } >/dev/null; then
 fi
 npm ci --prefix tests/oidc-provider --no-audit --no-fund --loglevel=error
 
+log "the network fault harness: iproute2, iptables, nginx"
+# Network namespaces and veth pairs (ip), partitions and loss (iptables),
+# Debian's nginx as the load balancer; the harness needs root for them.
+if ! { command -v ip && command -v iptables && command -v nginx; } >/dev/null; then
+    apt_install iproute2 iptables nginx
+fi
+
 log "peers of the event sinks: rsyslog, and Standard Webhooks for the webhook receiver"
 # Debian's rsyslog (the tests start their own rsyslogd, never the system's),
 # and the official standardwebhooks package in a venv of its own, kept
@@ -100,8 +107,12 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi
 
+# The rolling upgrade runs the previous release's binary, built from its tag
+# (about 5 minutes from cold): only in the long profile.
+ROLLING_UPGRADE='test(=upgrade::the_previous_release_and_this_one_serve_one_postgresql_side_by_side)'
+
 log "tests on SQLite (unit, property and integration)"
-TMS_TEST_STORE=sqlite cargo nextest run --locked --no-fail-fast --failure-output final
+TMS_TEST_STORE=sqlite cargo nextest run --locked --no-fail-fast --failure-output final -E "all() - $ROLLING_UPGRADE"
 
 log "integration tests on PostgreSQL"
 # Every test of the store's behaviour again on PostgreSQL. The browser tests
@@ -110,7 +121,15 @@ log "integration tests on PostgreSQL"
 # here would only add minutes of Chromium. The network fault harness
 # (network::) always runs its instances on PostgreSQL: once is enough.
 TMS_TEST_STORE=postgres cargo nextest run --locked --no-fail-fast --failure-output final \
-    -E 'binary(api) - group(browser) - test(/^network::/)'
+    -E "binary(api) - group(browser) - test(/^network::/) - $ROLLING_UPGRADE"
+
+if [ "${TMS_FAULTS_PROFILE:-short}" = long ]; then
+    log "long profile: the network faults three times as long, and the rolling upgrade"
+    TMS_FAULTS_PROFILE=long TMS_TEST_STORE=postgres cargo nextest run --locked --no-fail-fast \
+        --failure-output final -E 'test(/^network::/)' --no-capture
+    TMS_PREVIOUS_BINARY=$(./scripts/previous-release.sh) TMS_TEST_STORE=postgres \
+        cargo nextest run --locked --no-fail-fast --failure-output final -E "$ROLLING_UPGRADE"
+fi
 
 log "API conformance: Schemathesis against the running server"
 # The machine's python3 with its venv module (Debian ships it apart).

@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::ops::Deref;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -663,10 +663,22 @@ impl ServerProcess {
         log_name: &str,
         env: &[(&str, &str)],
     ) -> ServerProcess {
+        let binary = Path::new(env!("CARGO_BIN_EXE_tms-dashboard"));
+        ServerProcess::start_binary(binary, store, port, log_name, env).await
+    }
+
+    /// As `start`, with another build of the console (a previous release).
+    pub async fn start_binary(
+        binary: &Path,
+        store: &TestStore,
+        port: u16,
+        log_name: &str,
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let dir = store.dir();
         let log_path = dir.join(log_name);
         let log = File::create(&log_path).expect("log file");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tms-dashboard"));
+        let mut command = Command::new(binary);
         command
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .args(["--database-url", &store.url])

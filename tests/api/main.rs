@@ -42,6 +42,7 @@ mod run_pages;
 mod runs;
 mod secrets;
 mod session;
+mod upgrade;
 mod users_tokens;
 mod validation;
 mod web_security;
