@@ -33,6 +33,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::Connection;
 
 mod common;
+mod wrk;
 use common::{free_port, proc_status_mib, start_sandbox, wait_ready, Process, BIN};
 const TOKEN_ENV: &str = "TMS_BENCH_CLUSTER_TOKEN";
 const ADMIN_PASSWORD: &str = "bench-admin-password";
@@ -46,7 +47,7 @@ struct Options {
     skip_postgres: bool,
     /// Jobs in the audit-at-scale phase (0 skips it).
     jobs: u64,
-    /// Run only this phase: throughput, guards, events, slow, logins, audit or customers.
+    /// Run only this phase: throughput, wrk, guards, events, slow, logins, audit or customers.
     only: Option<String>,
 }
 
@@ -87,7 +88,7 @@ fn options() -> Options {
             "--only" => {
                 o.only = Some(
                     args.next()
-                        .expect("--only throughput|guards|events|slow|logins|audit|customers"),
+                        .expect("--only throughput|wrk|guards|events|slow|logins|audit|customers"),
                 )
             }
             "--bench" => {} // passed by cargo
@@ -535,6 +536,9 @@ async fn main() {
             .await;
     }
 
+    if o.runs("wrk") {
+        wrk_phase(dir.path(), &sandboxes, &http, &o, &mut rows).await;
+    }
     if o.runs("guards") {
         guard_rails_cost(
             dir.path(),
@@ -1847,4 +1851,127 @@ async fn customers_at_scale(
             ),
         });
     }
+}
+
+/// CPU time (user + system) a process has used, in milliseconds.
+fn cpu_ms(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<f64>().ok()))
+        .sum();
+    ticks * 1000.0 / 100.0 // USER_HZ is 100 on Linux
+}
+
+/// Set Action under `wrk` and under this benchmark's own load generator,
+/// alternately, with the same body shape (a new key, two new CIDs), then the
+/// old Flask dashboard under `wrk` in the same run.
+async fn wrk_phase(
+    dir: &Path,
+    sandboxes: &Sandboxes,
+    http: &reqwest::Client,
+    o: &Options,
+    rows: &mut Vec<Row>,
+) {
+    wrk::ensure_wrk();
+    let url = format!("sqlite://{}", dir.join("wrk.db").display());
+    let server = start_server(dir, "wrk", &url, sandboxes, "", http).await;
+    let pid = server.process.0.id();
+    let (old_process, old_base) =
+        wrk::start_old_dashboard(dir, &sandboxes.fast, "sandbox-token", "old-token", http).await;
+    let (mut console_wrk, mut console_own, mut old_wrk) = (Vec::new(), Vec::new(), Vec::new());
+    let mut cpu_per_request = Vec::new();
+    for round in 0..2 {
+        eprintln!("wrk: round {}: the console under wrk", round + 1);
+        let before = cpu_ms(pid);
+        let load = wrk::run_wrk(
+            &server.base,
+            &server.token,
+            "/api/v1/actions",
+            o.seconds,
+            &format!("c{round}-{}", uuid::Uuid::now_v7().simple()),
+        );
+        let used = cpu_ms(pid) - before;
+        cpu_per_request.push(used / (load.ok_per_second * o.seconds as f64));
+        console_wrk.push(load);
+        eprintln!(
+            "wrk: round {}: the console under this benchmark's load generator",
+            round + 1
+        );
+        let tag = format!("own{round}");
+        console_own.push(
+            set_action_load_with(&server, http, o.clients, o.seconds, move |client, n| {
+                vec![
+                    format!("{tag}-{client}-{n}a"),
+                    format!("{tag}-{client}-{n}b"),
+                ]
+            })
+            .await,
+        );
+        eprintln!("wrk: round {}: the old dashboard under wrk", round + 1);
+        old_wrk.push(wrk::run_wrk(
+            &old_base,
+            "old-token",
+            "/api/v1/actions",
+            o.seconds,
+            &format!("o{round}"),
+        ));
+    }
+    drop(old_process);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let console = mean(
+        &console_wrk
+            .iter()
+            .map(|l| l.ok_per_second)
+            .collect::<Vec<_>>(),
+    );
+    let own = mean(&console_own.iter().map(|l| l.per_second).collect::<Vec<_>>());
+    let old = mean(&old_wrk.iter().map(|l| l.ok_per_second).collect::<Vec<_>>());
+    let last = |v: &[wrk::WrkLoad]| (v[v.len() - 1].p50_ms, v[v.len() - 1].p99_ms);
+    let errors = |v: &[wrk::WrkLoad]| v.iter().map(|l| l.non_2xx + l.socket_errors).sum::<u64>();
+    let (c50, c99) = last(&console_wrk);
+    let (o50, o99) = last(&old_wrk);
+    rows.push(Row {
+        figure: "wrk: old dashboard (Flask, gunicorn 5 sync workers), Set Action 2xx".into(),
+        value: old,
+        unit: "/s",
+        note: format!(
+            "1.00× (this phase's baseline); mean of 2 runs of wrk -t2 -c16; p50 {o50:.1} ms, p99 {o99:.1} ms; {} non-2xx or socket errors",
+            errors(&old_wrk)
+        ),
+    });
+    rows.push(Row {
+        figure: "wrk: SQLite: Set Action 2xx, 2 new CIDs a request".into(),
+        value: console,
+        unit: "/s",
+        note: format!(
+            "{:.2}× the old dashboard (target ≥ 10×); mean of 2 runs alternating with the lines around it; p50 {c50:.1} ms, p99 {c99:.1} ms; {} non-2xx or socket errors",
+            console / old,
+            errors(&console_wrk)
+        ),
+    });
+    rows.push(Row {
+        figure: format!(
+            "own load generator: SQLite: Set Action, 2 new CIDs a request, {} clients",
+            o.clients
+        ),
+        value: own,
+        unit: "/s",
+        note: format!(
+            "{:.2}× wrk's figure in the same run; mean of 2 runs; {} errors",
+            own / console,
+            console_own.iter().map(|l| l.errors).sum::<usize>()
+        ),
+    });
+    rows.push(Row {
+        figure: "wrk: server CPU per Set Action".into(),
+        value: mean(&cpu_per_request),
+        unit: "ms",
+        note: "user + system time of the server process over the wrk runs ÷ their 2xx answers (target < 0.4 ms)".into(),
+    });
 }
