@@ -71,6 +71,7 @@ if ! { command -v node && command -v npm; } >/dev/null; then
     apt_install nodejs npm
 fi
 npm ci --prefix tests/oidc-provider --no-audit --no-fund --loglevel=error
+npm ci --prefix tests/axe --no-audit --no-fund --loglevel=error
 
 log "peers of the event sinks: rsyslog, and Standard Webhooks for the webhook receiver"
 # Debian's rsyslog (the tests start their own rsyslogd, never the system's),

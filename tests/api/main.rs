@@ -3,6 +3,7 @@
 mod helpers;
 mod store;
 
+mod accessibility;
 mod actions;
 mod approval_pages;
 mod approvals;
