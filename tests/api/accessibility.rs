@@ -203,6 +203,18 @@ async fn check_every_page(console: &Console, width: u32, height: u32) -> Vec<Str
                 found.push(format!("{name}: wider than the screen ({widths})"));
             }
         }
+        if width < 700 && *name == "jobs" {
+            // Today's bar (every job of the console is today's) is drawn on screen.
+            let today = browser
+                .js("const bars = [...document.querySelectorAll('svg rect.bar')]
+                       .map((b) => b.getBoundingClientRect())
+                       .filter((r) => r.width > 0 && r.height > 0);
+                     return bars.length > 0 && bars.every((r) => r.left >= 0 && r.right <= window.innerWidth);")
+                .await;
+            if today != Value::Bool(true) {
+                found.push("jobs: today's bar of the chart is not on the screen".to_owned());
+            }
+        }
         problems.extend(found);
         screenshot_whole(&browser, width, height, name).await;
     }

@@ -11,6 +11,7 @@ mod audit;
 mod authorization;
 mod browser;
 mod cli_store;
+mod console_text;
 mod crash;
 mod crash_under_load;
 mod customer_pages;

@@ -28,7 +28,7 @@ struct Asset {
 }
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
-    let files: [(&str, &str, &[u8]); 9] = [
+    let files: [(&str, &str, &[u8]); 10] = [
         (
             "app.css",
             "text/css; charset=utf-8",
@@ -53,6 +53,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             "dialogs.js",
             "text/javascript; charset=utf-8",
             include_bytes!("../../../static/dialogs.js"),
+        ),
+        (
+            "fold.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../../static/fold.js"),
         ),
         (
             "job.js",
@@ -149,6 +154,7 @@ mod tests {
             "cids-worker.js",
             "customer-set.js",
             "dialogs.js",
+            "fold.js",
             "job.js",
             "run.js",
             "send.js",

@@ -153,6 +153,8 @@ struct JobsPage {
     prev_url: Option<String>,
     export_url: String,
     chart: Chart,
+    /// The phone's chart: the latest days, today on the right.
+    chart_recent: Chart,
 }
 
 impl JobsPage {
@@ -202,6 +204,13 @@ async fn show(
         .jobs_per_day(&actor, &filters, start, end)
         .await?;
     let chart = chart::build(start.date_naive(), end.date_naive(), &counts);
+    let recent_start = (end - Duration::days(chart::NARROW_DAYS)).max(start);
+    let chart_recent = chart::build_sized(
+        recent_start.date_naive(),
+        end.date_naive(),
+        &counts,
+        chart::NARROW_WIDTH,
+    );
 
     let query = with_limit(filters.query_string(), &limit);
     let Paging {
@@ -240,6 +249,7 @@ async fn show(
         prev_url,
         export_url,
         chart,
+        chart_recent,
         filters,
         limit,
     })
