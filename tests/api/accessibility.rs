@@ -117,6 +117,13 @@ async fn populated_console() -> Console {
         ("runs", "/runs".to_owned()),
         ("run", format!("/runs/{run_id}")),
         ("duplicates", "/audit/duplicates".to_owned()),
+        (
+            "duplicates-confirm",
+            format!(
+                "/audit/duplicates?window_s=2&confirm={}",
+                id_of(&small, "job", "job_id")
+            ),
+        ),
         ("users", "/admin/users".to_owned()),
         ("not-found", "/no-such-page".to_owned()),
     ];
@@ -217,6 +224,22 @@ async fn check_every_page(console: &Console, width: u32, height: u32) -> Vec<Str
         }
         problems.extend(found);
         screenshot_whole(&browser, width, height, name).await;
+    }
+    if width < 700 {
+        // The phone's menu opens without script and lists every page.
+        browser.goto("/jobs").await;
+        browser.click("#menu > summary").await;
+        let links = browser.all("#menu nav a").await;
+        if links.len() < 7 {
+            problems.push(format!("menu: {} links", links.len()));
+        }
+        for link in links {
+            if !link.is_displayed().await.unwrap_or(false) {
+                problems.push("menu: a link is not shown once it is open".to_owned());
+            }
+        }
+        problems.extend(serious_violations(&browser, &axe, "menu-open").await);
+        browser.screenshot("menu-open").await;
     }
     browser.close().await;
     problems
