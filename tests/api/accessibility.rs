@@ -296,13 +296,22 @@ async fn dialog_open(browser: &Browser, id: &str) -> bool {
 
 /// Tabs from the focused element until `id` has the focus (at most 30 presses).
 async fn tab_to(browser: &Browser, id: &str) {
+    tab_to_match(browser, &format!("#{id}")).await;
+}
+
+/// Tabs until the focused element matches `css` (at most 30 presses).
+async fn tab_to_match(browser: &Browser, css: &str) {
+    let script = format!(
+        "return document.activeElement !== null && document.activeElement.matches({});",
+        serde_json::to_string(css).expect("json")
+    );
     for _ in 0..30 {
-        if focused(browser).await == id {
+        if browser.js(&script).await == Value::Bool(true) {
             return;
         }
         press(browser, Key::Tab).await;
     }
-    panic!("Tab never reached #{id}");
+    panic!("Tab never reached {css}");
 }
 
 #[tokio::test]
@@ -391,5 +400,58 @@ async fn the_confirmation_and_the_duplicate_warning_work_with_the_keyboard_alone
         1,
         "Escape on the warning ran it again"
     );
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_duplicate_group_is_marked_with_the_keyboard_alone_after_its_confirmation() {
+    // Arrange: a double click let through (the guard off).
+    let app = TestApp::spawn_with(|c| c.duplicate_guard_window = Duration::ZERO).await;
+    let admin = app.admin().await;
+    let body = action_body("Trans-Begin", json!(["D1"]));
+    for _ in 0..2 {
+        admin.set_action(&new_key(), &body).await.assert_status(201);
+    }
+    let browser = Browser::desktop(&app.address, "a11y-mark").await;
+    browser.login("admin", ADMIN_PASSWORD).await;
+    browser.goto("/audit/duplicates").await;
+    browser.find("#duplicates-table").await;
+
+    // Act: Tab to "Mark…", Enter; the confirmation has the focus on its button.
+    tab_to_match(&browser, ".mark-group").await;
+    press(&browser, Key::Enter).await;
+    browser.find("#mark-confirm").await;
+    assert_eq!(focused(&browser).await, "mark-yes");
+    // Shift+Tab reaches Cancel, Enter cancels: nothing marked.
+    let back: char = Key::Shift.into();
+    let tab: char = Key::Tab.into();
+    let keys = KeyActions::new("keyboard".to_owned())
+        .then(KeyAction::Down { value: back })
+        .then(KeyAction::Down { value: tab })
+        .then(KeyAction::Up { value: tab })
+        .then(KeyAction::Up { value: back });
+    browser
+        .client
+        .perform_actions(keys)
+        .await
+        .expect("shift tab");
+    browser.client.release_actions().await.expect("release");
+    assert_eq!(focused(&browser).await, "mark-no");
+    press(&browser, Key::Enter).await;
+    browser.find("#duplicates-table").await;
+    assert!(!browser.exists("#mark-confirm").await);
+    let marked = |jobs: &[Value]| jobs.iter().filter(|j| !j["duplicate_of"].is_null()).count();
+    assert_eq!(marked(&admin.jobs("").await), 0);
+    // Again, and Enter on "Mark them".
+    tab_to_match(&browser, ".mark-group").await;
+    press(&browser, Key::Enter).await;
+    browser.find("#mark-confirm").await;
+    press(&browser, Key::Enter).await;
+
+    // Assert
+    browser
+        .wait_for_text("#marked-notice", "Marked 1 job")
+        .await;
+    assert_eq!(marked(&admin.jobs("").await), 1);
     browser.close().await;
 }
