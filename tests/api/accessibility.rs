@@ -240,6 +240,18 @@ async fn check_every_page(console: &Console, width: u32, height: u32) -> Vec<Str
         }
         problems.extend(serious_violations(&browser, &axe, "menu-open").await);
         browser.screenshot("menu-open").await;
+        // The Jobs filters start folded and open without script.
+        browser.goto("/jobs").await;
+        let status = browser.find("#f-status").await;
+        if status.is_displayed().await.unwrap_or(true) {
+            problems.push("jobs: the filters are not folded on a phone".to_owned());
+        }
+        browser.click("label[for='filters-box-toggle']").await;
+        if !status.is_displayed().await.unwrap_or(false) {
+            problems.push("jobs: the filters do not open".to_owned());
+        }
+        problems.extend(serious_violations(&browser, &axe, "filters-open").await);
+        screenshot_whole(&browser, width, height, "filters-open").await;
     }
     browser.close().await;
     problems

@@ -28,7 +28,7 @@ struct Asset {
 }
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
-    let files: [(&str, &str, &[u8]); 10] = [
+    let files: [(&str, &str, &[u8]); 9] = [
         (
             "app.css",
             "text/css; charset=utf-8",
@@ -53,11 +53,6 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             "dialogs.js",
             "text/javascript; charset=utf-8",
             include_bytes!("../../../static/dialogs.js"),
-        ),
-        (
-            "fold.js",
-            "text/javascript; charset=utf-8",
-            include_bytes!("../../../static/fold.js"),
         ),
         (
             "job.js",
@@ -154,7 +149,6 @@ mod tests {
             "cids-worker.js",
             "customer-set.js",
             "dialogs.js",
-            "fold.js",
             "job.js",
             "run.js",
             "send.js",
