@@ -71,6 +71,7 @@ if ! { command -v node && command -v npm; } >/dev/null; then
     apt_install nodejs npm
 fi
 npm ci --prefix tests/oidc-provider --no-audit --no-fund --loglevel=error
+npm ci --prefix tests/axe --no-audit --no-fund --loglevel=error
 
 log "the network fault harness: iproute2, iptables, nginx"
 # Network namespaces and veth pairs (ip), partitions and loss (iptables),

@@ -345,7 +345,7 @@ pub enum Error {
     #[error("{count} customer IDs given; this action takes at most {max}")]
     TooManyCids { max: usize, count: usize },
     /// `invalid` lists at most `MAX_LISTED_INVALID` values; `count` is their total.
-    #[error("{count} invalid customer ID(s): {}", summarize_invalid(.invalid, *.count))]
+    #[error("{count} invalid customer {}: {}", if *.count == 1 { "ID" } else { "IDs" }, summarize_invalid(.invalid, *.count))]
     InvalidCids {
         invalid: Vec<InvalidCid>,
         count: usize,

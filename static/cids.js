@@ -37,7 +37,11 @@ export function whyInvalid(value, pattern, isDefaultPattern) {
   if (value.length === 0) return "empty";
   if (WHITE_SPACE.test(value)) return "contains white space";
   if (isDefaultPattern && value.length > 21 && utf8Length(value) > 64) return "longer than 64 characters";
-  if (pattern && !pattern.test(value)) return "does not match the customer ID pattern";
+  if (pattern && !pattern.test(value)) {
+    return isDefaultPattern
+      ? "not a customer ID: use letters, digits, _ . or -, starting with a letter or digit"
+      : `does not match the customer ID pattern ${pattern.source}`;
+  }
   return null;
 }
 

@@ -9,6 +9,7 @@
 
 import { analyseCids, compilePattern, DEFAULT_PATTERN, readCidFile } from "./cids.js";
 import { newKey, sendOnce } from "./send.js";
+import { keepFocusInDialogs } from "./dialogs.js";
 
 /** Invalid CIDs listed by value at most; the rest are counted. */
 const SHOWN_INVALID = 100;
@@ -44,6 +45,7 @@ function listForConfirmation(list) {
 
 const form = document.getElementById("set-form");
 if (form) init(form);
+keepFocusInDialogs();
 
 function init(form) {
   const $ = (id) => document.getElementById(id);

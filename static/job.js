@@ -4,9 +4,11 @@
 // answer links to the new job.
 
 import { newKey, sendOnce } from "./send.js";
+import { keepFocusInDialogs } from "./dialogs.js";
 
 const panel = document.getElementById("retry-panel");
 if (panel) init(panel);
+keepFocusInDialogs();
 
 function init(panel) {
   const $ = (id) => document.getElementById(id);

@@ -5,6 +5,7 @@
 // confirmation (one key, kept for every try of it) and opens its page.
 
 import { newKey, readJson, sendOnce } from "./send.js";
+import { keepFocusInDialogs } from "./dialogs.js";
 
 const POLL_MS = 1000;
 const SCHEDULED_POLL_MS = 5000;
@@ -16,6 +17,9 @@ function showTime(iso) {
   const t = new Date(iso);
   return Number.isNaN(t.getTime()) ? String(iso) : `${t.toISOString().slice(0, 19).replace("T", " ")} UTC`;
 }
+
+/** An enum's word as a person reads it: `timed_out` → `timed out`. */
+const words = (value) => String(value).replaceAll("_", " ");
 
 /** An id as lists show it: the first 8 and the last 4 hex digits. */
 function shortId(id) {
@@ -70,7 +74,7 @@ function init(page) {
   function update(r) {
     run = r;
     page.dataset.status = r.status;
-    status.textContent = r.status;
+    status.textContent = words(r.status);
     status.className = `status run-status-${r.status}`;
     bar.max = Math.max(r.cid_count, 1);
     bar.value = done(r);
@@ -113,7 +117,7 @@ function init(page) {
       tr.dataset.status = b.status;
       const badge = document.createElement("span");
       badge.className = `status status-${b.status}`;
-      badge.textContent = b.status;
+      badge.textContent = words(b.status);
       tr.querySelector(".batch-status").replaceChildren(badge);
       if (b.job_id) {
         const a = document.createElement("a");
@@ -321,3 +325,4 @@ function init(page) {
 
 const page = document.getElementById("run-page");
 if (page) init(page);
+keepFocusInDialogs();

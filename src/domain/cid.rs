@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 /// The default CID pattern of the specification.
 pub const DEFAULT_CID_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$";
 
+/// What a value breaking the default pattern is told: what a CID looks like.
+pub const DEFAULT_CID_RULE: &str =
+    "not a customer ID: use letters, digits, _ . or -, starting with a letter or digit";
+
 /// A customer ID that matched the configured pattern.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
@@ -106,6 +110,18 @@ impl CidPolicy {
         self.pattern.as_str()
     }
 
+    /// Why a value is not a CID, saying what one looks like.
+    fn mismatch(&self) -> String {
+        if self.pattern.as_str() == DEFAULT_CID_PATTERN {
+            DEFAULT_CID_RULE.to_owned()
+        } else {
+            format!(
+                "does not match the customer ID pattern {}",
+                self.pattern.as_str()
+            )
+        }
+    }
+
     pub fn parse_one(&self, value: &str) -> Result<Cid, InvalidCid> {
         let reason = if value.is_empty() {
             "empty"
@@ -114,7 +130,10 @@ impl CidPolicy {
         } else if value.len() > 64 && self.pattern.as_str() == DEFAULT_CID_PATTERN {
             "longer than 64 characters"
         } else if !self.pattern.is_match(value) {
-            "does not match the customer ID pattern"
+            return Err(InvalidCid {
+                value: value.to_owned(),
+                reason: self.mismatch(),
+            });
         } else {
             return Ok(Cid(value.to_owned()));
         };
@@ -410,6 +429,19 @@ mod tests {
         assert_eq!(
             CidPolicy::default().parse_list(&raw, 500),
             Err(CidListError::NoCids)
+        );
+    }
+
+    #[test]
+    fn a_value_breaking_the_pattern_is_told_what_a_cid_looks_like() {
+        let bad = CidPolicy::default().parse_one("x!y").expect_err("invalid");
+        assert_eq!(bad.reason, DEFAULT_CID_RULE);
+        assert!(bad.reason.contains("letters, digits"), "{}", bad.reason);
+        let custom = CidPolicy::new("^C[0-9]+$").expect("pattern");
+        let bad = custom.parse_one("D1").expect_err("invalid");
+        assert_eq!(
+            bad.reason,
+            "does not match the customer ID pattern ^C[0-9]+$"
         );
     }
 

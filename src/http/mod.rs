@@ -54,6 +54,10 @@ pub fn router(state: AppState, sandbox: Option<Router>) -> Router {
         .merge(openapi::router())
         .merge(pages::router())
         .fallback(pages::fallback)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            pages::common::keep_navigation,
+        ))
         .with_state(state);
     if let Some(sandbox) = sandbox {
         app = app.nest("/sandbox", sandbox);

@@ -26,7 +26,7 @@ pub const PROBLEM_MEDIA_TYPE: &str = "application/problem+json";
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"type": "about:blank", "title": "Unprocessable Content", "status": 422,
     "detail": "1 invalid customer ID", "code": "invalid_cids",
-    "invalid": [{"value": "bad!", "reason": "does not match the customer ID pattern"}]}))]
+    "invalid": [{"value": "bad!", "reason": "not a customer ID: use letters, digits, _ . or -, starting with a letter or digit"}]}))]
 pub struct Problem {
     #[serde(rename = "type")]
     pub kind: String,

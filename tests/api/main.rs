@@ -3,6 +3,7 @@
 mod helpers;
 mod store;
 
+mod accessibility;
 mod actions;
 mod approval_pages;
 mod approvals;
@@ -11,6 +12,7 @@ mod authorization;
 mod backup;
 mod browser;
 mod cli_store;
+mod console_text;
 mod crash;
 mod crash_under_load;
 mod customer_pages;

@@ -28,7 +28,7 @@ struct Asset {
 }
 
 static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
-    let files: [(&str, &str, &[u8]); 8] = [
+    let files: [(&str, &str, &[u8]); 9] = [
         (
             "app.css",
             "text/css; charset=utf-8",
@@ -48,6 +48,11 @@ static ASSETS: LazyLock<Vec<Asset>> = LazyLock::new(|| {
             "customer-set.js",
             "text/javascript; charset=utf-8",
             include_bytes!("../../../static/customer-set.js"),
+        ),
+        (
+            "dialogs.js",
+            "text/javascript; charset=utf-8",
+            include_bytes!("../../../static/dialogs.js"),
         ),
         (
             "job.js",
@@ -143,6 +148,7 @@ mod tests {
             "cids.js",
             "cids-worker.js",
             "customer-set.js",
+            "dialogs.js",
             "job.js",
             "run.js",
             "send.js",

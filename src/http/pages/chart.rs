@@ -16,6 +16,10 @@ pub const STACK: [&str; 6] = [
 ];
 
 const WIDTH: f64 = 720.0;
+/// The phone's chart: fewer days in a narrower drawing, so its labels keep
+/// their size instead of shrinking with a wide one.
+pub const NARROW_WIDTH: f64 = 360.0;
+pub const NARROW_DAYS: i64 = 14;
 const HEIGHT: f64 = 180.0;
 const LEFT: f64 = 40.0;
 const RIGHT: f64 = 8.0;
@@ -83,6 +87,11 @@ fn nice_max(n: i64) -> i64 {
 
 /// Lays out the days from `start` to `end` (exclusive) with their counts.
 pub fn build(start: NaiveDate, end: NaiveDate, counts: &[DayCount]) -> Chart {
+    build_sized(start, end, counts, WIDTH)
+}
+
+/// The chart of the days from `start` up to `end` (excluded), `width` wide.
+pub fn build_sized(start: NaiveDate, end: NaiveDate, counts: &[DayCount], width: f64) -> Chart {
     let days: Vec<NaiveDate> = (0..(end - start).num_days().max(0))
         .map(|i| start + Duration::days(i))
         .collect();
@@ -104,7 +113,7 @@ pub fn build(start: NaiveDate, end: NaiveDate, counts: &[DayCount]) -> Chart {
         .max()
         .unwrap_or(0);
     let y_max = nice_max(daily_max.max(1));
-    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_w = width - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let slot = plot_w / n;
     let bar_w = (slot * 0.7).max(1.0);
@@ -131,7 +140,10 @@ pub fn build(start: NaiveDate, end: NaiveDate, counts: &[DayCount]) -> Chart {
             });
         }
     }
-    let every = days.len().div_ceil(8).max(1);
+    let every = days
+        .len()
+        .div_ceil(if width < WIDTH { 5 } else { 8 })
+        .max(1);
     let x_ticks = days
         .iter()
         .enumerate()
@@ -157,13 +169,13 @@ pub fn build(start: NaiveDate, end: NaiveDate, counts: &[DayCount]) -> Chart {
             status,
             count: counts
                 .iter()
-                .filter(|c| c.status == *status)
+                .filter(|c| c.status == *status && day_keys.contains(&c.day))
                 .map(|c| c.count)
                 .sum(),
         })
         .collect::<Vec<_>>();
     Chart {
-        width: WIDTH as u32,
+        width: width as u32,
         height: HEIGHT as u32,
         first_day: day_keys.first().cloned().unwrap_or_default(),
         last_day: day_keys.last().cloned().unwrap_or_default(),
@@ -175,7 +187,7 @@ pub fn build(start: NaiveDate, end: NaiveDate, counts: &[DayCount]) -> Chart {
         legend,
         axis_y: px(base),
         axis_x0: px(LEFT),
-        axis_x1: px(WIDTH - RIGHT),
+        axis_x1: px(width - RIGHT),
     }
 }
 

@@ -69,29 +69,38 @@ impl PageUser {
     }
 }
 
+impl PageUser {
+    /// The user of the session named by the request's cookie, if any.
+    async fn from_headers(
+        headers: &axum::http::HeaderMap,
+        state: &AppState,
+    ) -> Result<Option<PageUser>, Error> {
+        let jar = CookieJar::from_headers(headers);
+        let Some(id) = session_id(&jar) else {
+            return Ok(None);
+        };
+        match state.service.session_user(&id).await {
+            Ok((user, csrf_token)) => {
+                let awaiting_approvals = state.service.approvals().count_awaiting().await?;
+                Ok(Some(PageUser {
+                    user,
+                    csrf_token,
+                    awaiting_approvals,
+                }))
+            }
+            Err(Error::Unauthenticated) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for PageUser {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        let jar = CookieJar::from_headers(&parts.headers);
-        let Some(id) = session_id(&jar) else {
-            return Err(login_redirect(&parts.uri));
-        };
-        match state.service.session_user(&id).await {
-            Ok((user, csrf_token)) => {
-                let awaiting_approvals = state
-                    .service
-                    .approvals()
-                    .count_awaiting()
-                    .await
-                    .map_err(|e| PageError(e).into_response())?;
-                Ok(PageUser {
-                    user,
-                    csrf_token,
-                    awaiting_approvals,
-                })
-            }
-            Err(Error::Unauthenticated) => Err(login_redirect(&parts.uri)),
+        match PageUser::from_headers(&parts.headers, state).await {
+            Ok(Some(user)) => Ok(user),
+            Ok(None) => Err(login_redirect(&parts.uri)),
             Err(e) => Err(PageError(e).into_response()),
         }
     }
@@ -223,6 +232,11 @@ impl Chrome {
         self.user.as_ref().is_some_and(|u| u.role == Role::Admin)
     }
 
+    /// Admins and operators run actions; the first nav item says what `/` is for them.
+    pub fn can_execute(&self) -> bool {
+        self.user.as_ref().is_some_and(|u| u.role.can_execute())
+    }
+
     /// The URL of an embedded asset, with its version for caching.
     pub fn asset(&self, name: &str) -> String {
         assets::url(name)
@@ -267,33 +281,73 @@ impl From<Error> for PageError {
 
 #[derive(Template)]
 #[template(path = "error.html")]
-struct ErrorPage {
+struct ErrorPage<'a> {
     chrome: Chrome,
-    status: u16,
-    title: String,
-    message: String,
+    page: &'a ErrorPageText,
+}
+
+/// What an error page says. It travels in the response's extensions so
+/// that `keep_navigation` can draw it again inside the signed-in layout.
+#[derive(Clone, Debug)]
+pub struct ErrorPageText {
+    pub status: u16,
+    pub title: String,
+    pub message: String,
     /// A failed sign-in links back to the login page, not into the console.
-    sign_in: bool,
+    pub sign_in: bool,
+}
+
+impl ErrorPageText {
+    fn render(&self, chrome: Chrome) -> Option<String> {
+        ErrorPage { chrome, page: self }.render().ok()
+    }
 }
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let code = self.0.code();
         let status = code.status();
-        let page = ErrorPage {
-            chrome: Chrome::anonymous(),
+        let text = ErrorPageText {
             status: status.as_u16(),
             title: code.heading().to_owned(),
             message: self.0.page_message(),
             sign_in: code.is_sign_in(),
         };
-        let mut response = match page.render() {
-            Ok(html) => (status, Html(html)).into_response(),
-            Err(_) => (status, "error").into_response(),
+        let mut response = match text.render(Chrome::anonymous()) {
+            Some(html) => (status, Html(html)).into_response(),
+            None => (status, "error").into_response(),
         };
         self.0.decorate(&mut response);
+        response.extensions_mut().insert(text);
         response
     }
+}
+
+/// Middleware: an error page shown to someone signed in (a 403, a 404, an
+/// unknown path) keeps the console's navigation, so they are never
+/// stranded. Other responses pass through untouched.
+pub async fn keep_navigation(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = request.headers().clone();
+    let response = next.run(request).await;
+    let Some(text) = response.extensions().get::<ErrorPageText>().cloned() else {
+        return response;
+    };
+    if text.sign_in {
+        return response;
+    }
+    let Ok(Some(user)) = PageUser::from_headers(&headers, &state).await else {
+        return response;
+    };
+    let Some(html) = text.render(user.chrome("")) else {
+        return response;
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(html))
 }
 
 /// A URL-encoded HTML form body; a malformed one is a `400` page.
@@ -340,6 +394,11 @@ pub fn show_duration(ms: Option<i64>) -> String {
     }
 }
 
+/// Milliseconds as a duration a person reads (templates pass a reference).
+pub fn duration_ms(ms: impl std::borrow::Borrow<i64>) -> String {
+    show_duration(Some(*ms.borrow()))
+}
+
 /// A count as pages show it: `1,203`.
 pub fn thousands(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
@@ -354,6 +413,21 @@ pub fn thousands(n: i64) -> String {
         out.push(d);
     }
     out
+}
+
+/// An enum's word as a person reads it: `timed_out` → `timed out`.
+pub fn words(value: &str) -> String {
+    value.replace('_', " ")
+}
+
+/// A count with its noun, singular or plural: `1 job`, `1,203 jobs`.
+pub fn count_of(n: impl std::borrow::Borrow<i64>, noun: &str) -> String {
+    let n = *n.borrow();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{} {noun}s", thousands(n))
+    }
 }
 
 /// Minutes to wait, rounded up, for a throttling message.
@@ -421,6 +495,16 @@ mod tests {
         assert_eq!(thousands(1203), "1,203");
         assert_eq!(thousands(100_000), "100,000");
         assert_eq!(thousands(-1_234_567), "-1,234,567");
+    }
+
+    #[test]
+    fn enum_words_and_counts_read_as_english() {
+        assert_eq!(words("timed_out"), "timed out");
+        assert_eq!(words("not_run"), "not run");
+        assert_eq!(words("succeeded"), "succeeded");
+        assert_eq!(count_of(1, "job"), "1 job");
+        assert_eq!(count_of(0, "job"), "0 jobs");
+        assert_eq!(count_of(1203, "group"), "1,203 groups");
     }
 
     #[test]

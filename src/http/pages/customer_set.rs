@@ -11,10 +11,12 @@ use axum::routing::get;
 use axum::Router;
 
 use super::common::{render, thousands, Chrome, PageResult, PageUser};
+use super::jobs::JobRowView;
 use crate::domain::cid::DEFAULT_CID_PATTERN;
 // The page offers what the API's catalog shows, so it renders the same views.
 use crate::http::api::catalog::{ActionView, ClusterView};
 use crate::http::AppState;
+use crate::service::jobs::{JobFilterParams, PageParams};
 
 /// How much longer than the server's upstream timeout the page waits for an
 /// answer: the server always answers first, unless the network is lost.
@@ -46,7 +48,13 @@ struct CustomerSetPage {
     /// page sends a run.
     max_run_cids: usize,
     max_run_cids_text: String,
+    /// For someone who cannot run actions (an auditor), `/` is an overview:
+    /// the latest jobs and where to go next.
+    latest: Vec<JobRowView>,
 }
+
+/// How many of the latest jobs the overview lists.
+const OVERVIEW_JOBS: &str = "10";
 
 /// A cluster as its option reads: its label, and its name too unless the
 /// label already says it ("Sandbox (simulated)", not "… (sandbox)" again).
@@ -65,9 +73,24 @@ async fn show(State(state): State<AppState>, page_user: PageUser) -> PageResult 
     let actions = execution.catalog().iter().map(ActionView::from).collect();
     let cid_pattern = execution.cid_policy().pattern().to_owned();
     let upstream = execution.upstream_timeout();
+    let can_execute = page_user.user.role.can_execute();
+    let latest = if can_execute {
+        Vec::new()
+    } else {
+        let page = PageParams {
+            limit: Some(OVERVIEW_JOBS.to_owned()),
+            cursor: None,
+        };
+        let list = state
+            .service
+            .list_jobs(&page_user.actor(), &JobFilterParams::default(), &page)
+            .await?;
+        list.jobs.iter().map(JobRowView::new).collect()
+    };
     render(&CustomerSetPage {
         chrome: page_user.chrome("set"),
-        can_execute: page_user.user.role.can_execute(),
+        can_execute,
+        latest,
         role: page_user.user.role.as_str(),
         username: page_user.user.username.clone(),
         sees_all_jobs: page_user.user.role.sees_all_jobs(),

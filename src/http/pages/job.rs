@@ -28,6 +28,11 @@ struct JobQuery {
     outcome: Option<String>,
 }
 
+/// Beyond this many customers in view, those that ended `ok` without an
+/// error flow as a wrapped list instead of a row each (a 500-CID job's page
+/// stays a few screens long).
+pub const ROWS_UP_TO: usize = 50;
+
 /// One customer row.
 pub struct CustomerRow {
     pub cid: String,
@@ -157,6 +162,10 @@ struct JobPage {
     duplicate_of: Option<String>,
     timeline: Timeline,
     customers: Vec<CustomerRow>,
+    /// The `ok` customers of a large job, as a wrapped list.
+    flowing: Vec<String>,
+    /// The request is long: it is folded.
+    fold_request: bool,
     outcome_links: Vec<OutcomeLink>,
     /// The filter's outcome, when one is chosen.
     filtered: Option<&'static str>,
@@ -228,11 +237,6 @@ async fn show(
     let execution = state.service.execution();
     let action = execution.catalog().get(&job.action);
     let cluster = execution.clusters().get(&job.cluster);
-    let body = serde_json::json!({
-        "action": job.action,
-        "action_code": job.action_code,
-        "cids": job.cids,
-    });
     let request = SentRequest {
         method: action.map_or("POST", |a| a.method.as_str()).to_owned(),
         path: action.map_or_else(
@@ -240,7 +244,7 @@ async fn show(
             |a| a.path.clone(),
         ),
         cluster: match cluster {
-            Some(c) => format!("{} ({})", c.label, c.name),
+            Some(c) => super::customer_set::cluster_option_text(&c.label, &c.name),
             None => format!("{} (no longer configured)", job.cluster),
         },
         headers: vec![
@@ -248,8 +252,18 @@ async fn show(
             ("Idempotency-Key".into(), job.job_id.to_string()),
             ("Content-Type".into(), "application/json".into()),
         ],
-        body: serde_json::to_string_pretty(&body).unwrap_or_default(),
+        body: request_body(&job),
     };
+    let (customers, flowing) = split_customers(
+        customers
+            .into_iter()
+            .map(|c| CustomerRow {
+                cid: c.cid,
+                outcome: c.outcome.as_str(),
+                error: c.error,
+            })
+            .collect(),
+    );
     render(&JobPage {
         chrome: page_user.chrome("jobs"),
         id: job.job_id.to_string(),
@@ -260,14 +274,9 @@ async fn show(
         duration: show_duration(job.duration_ms),
         duplicate_of: job.duplicate_of.map(|d| d.to_string()),
         timeline: timeline(&job),
-        customers: customers
-            .into_iter()
-            .map(|c| CustomerRow {
-                cid: c.cid,
-                outcome: c.outcome.as_str(),
-                error: c.error,
-            })
-            .collect(),
+        customers,
+        flowing,
+        fold_request: job.cids.len() > FOLD_REQUEST_AFTER,
         outcome_links,
         filtered,
         can_retry,
@@ -276,4 +285,61 @@ async fn show(
         request,
         job,
     })
+}
+
+/// Requests with more CIDs than this are folded on the page.
+const FOLD_REQUEST_AFTER: usize = 20;
+
+/// The JSON body sent upstream, indented, with its CIDs on one wrapped line
+/// rather than one line each.
+fn request_body(job: &Job) -> String {
+    let json = |v: serde_json::Value| v.to_string();
+    let cids: Vec<String> = job.cids.iter().map(|c| json(c.as_str().into())).collect();
+    format!(
+        "{{\n  \"action\": {},\n  \"action_code\": {},\n  \"cids\": [{}]\n}}",
+        json(job.action.as_str().into()),
+        job.action_code,
+        cids.join(", ")
+    )
+}
+
+/// Rows for every customer of a small view; for a large one, rows only for
+/// those that did not simply end `ok`, and the rest as a list.
+fn split_customers(rows: Vec<CustomerRow>) -> (Vec<CustomerRow>, Vec<String>) {
+    if rows.len() <= ROWS_UP_TO {
+        return (rows, Vec::new());
+    }
+    let (flowing, rows): (Vec<CustomerRow>, Vec<CustomerRow>) = rows
+        .into_iter()
+        .partition(|c| c.outcome == Outcome::Ok.as_str() && c.error.is_none());
+    (rows, flowing.into_iter().map(|c| c.cid).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(cid: &str, outcome: Outcome) -> CustomerRow {
+        CustomerRow {
+            cid: cid.to_owned(),
+            outcome: outcome.as_str(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_large_job_lists_its_ok_customers_and_keeps_rows_for_the_rest() {
+        let small: Vec<_> = (0..3).map(|i| row(&format!("S{i}"), Outcome::Ok)).collect();
+        let (rows, flowing) = split_customers(small);
+        assert_eq!((rows.len(), flowing.len()), (3, 0));
+        let mut large: Vec<_> = (0..499)
+            .map(|i| row(&format!("L{i}"), Outcome::Ok))
+            .collect();
+        large.push(row("NOPE-1", Outcome::Failed));
+        let (rows, flowing) = split_customers(large);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].cid, "NOPE-1");
+        assert_eq!(flowing.len(), 499);
+        assert_eq!(flowing[0], "L0");
+    }
 }

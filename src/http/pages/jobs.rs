@@ -68,6 +68,24 @@ pub struct JobRowView {
     pub duplicate_of: Option<String>,
     /// For a job some of whose customers did not end `ok`: "498 ok, 2 failed".
     pub counts: Option<String>,
+    /// The CIDs of a small job, or the first of a larger one: which
+    /// customers a row is about, without opening it.
+    pub cids_preview: Option<String>,
+}
+
+/// The CIDs a row shows: all of them up to `PREVIEW_CIDS`, otherwise the
+/// first few and how many more.
+pub fn cids_preview(cids: &[String]) -> Option<String> {
+    const PREVIEW_CIDS: usize = 4;
+    match cids.len() {
+        0 => None,
+        n if n <= PREVIEW_CIDS => Some(cids.join(", ")),
+        n => Some(format!(
+            "{}, … +{}",
+            cids[..PREVIEW_CIDS - 1].join(", "),
+            super::common::thousands((n - (PREVIEW_CIDS - 1)) as i64)
+        )),
+    }
 }
 
 /// "498 ok, 2 failed, 1 unknown": the outcomes of a job whose customers
@@ -94,7 +112,7 @@ pub fn outcome_counts(job: &Job) -> Option<String> {
 }
 
 impl JobRowView {
-    fn new(job: &Job) -> Self {
+    pub fn new(job: &Job) -> Self {
         let id = job.job_id.to_string();
         JobRowView {
             // Time-ordered ids share their first digits: keep the random tail.
@@ -112,6 +130,7 @@ impl JobRowView {
             reason: job.reason.clone(),
             duplicate_of: job.duplicate_of.map(|d| d.to_string()),
             counts: outcome_counts(job),
+            cids_preview: cids_preview(&job.cids),
         }
     }
 }
@@ -134,6 +153,8 @@ struct JobsPage {
     prev_url: Option<String>,
     export_url: String,
     chart: Chart,
+    /// The phone's chart: the latest days, today on the right.
+    chart_recent: Chart,
 }
 
 impl JobsPage {
@@ -183,6 +204,13 @@ async fn show(
         .jobs_per_day(&actor, &filters, start, end)
         .await?;
     let chart = chart::build(start.date_naive(), end.date_naive(), &counts);
+    let recent_start = (end - Duration::days(chart::NARROW_DAYS)).max(start);
+    let chart_recent = chart::build_sized(
+        recent_start.date_naive(),
+        end.date_naive(),
+        &counts,
+        chart::NARROW_WIDTH,
+    );
 
     let query = with_limit(filters.query_string(), &limit);
     let Paging {
@@ -221,7 +249,25 @@ async fn show(
         prev_url,
         export_url,
         chart,
+        chart_recent,
         filters,
         limit,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cids_preview;
+
+    #[test]
+    fn a_small_job_shows_its_cids_and_a_large_one_the_first_few() {
+        let cids = |n: usize| (1..=n).map(|i| format!("C{i}")).collect::<Vec<_>>();
+        assert_eq!(cids_preview(&[]), None);
+        assert_eq!(cids_preview(&cids(2)).as_deref(), Some("C1, C2"));
+        assert_eq!(cids_preview(&cids(4)).as_deref(), Some("C1, C2, C3, C4"));
+        assert_eq!(
+            cids_preview(&cids(1500)).as_deref(),
+            Some("C1, C2, C3, … +1,497")
+        );
+    }
 }
