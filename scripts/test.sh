@@ -108,28 +108,28 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install --locked cargo-nextest
 fi
 
-# The rolling upgrade runs the previous release's binary, built from its tag
-# (about 5 minutes from cold): only in the long profile.
-ROLLING_UPGRADE='test(=upgrade::the_previous_release_and_this_one_serve_one_postgresql_side_by_side)'
+log "building the tests, then the previous release's binary for the rolling-upgrade test"
+cargo nextest run --locked --no-run
+# Built from its commit on this build's dependencies (a minute or two).
+TMS_PREVIOUS_BINARY=$(./scripts/previous-release.sh)
+export TMS_PREVIOUS_BINARY
 
 log "tests on SQLite (unit, property and integration)"
-TMS_TEST_STORE=sqlite cargo nextest run --locked --no-fail-fast --failure-output final -E "all() - $ROLLING_UPGRADE"
+TMS_TEST_STORE=sqlite cargo nextest run --locked --no-fail-fast --failure-output final
 
 log "integration tests on PostgreSQL"
 # Every test of the store's behaviour again on PostgreSQL. The browser tests
 # (the nextest group `browser`, .config/nextest.toml) drive the pages, which call the same
 # application layer as the API: they ran on SQLite above, and repeating them
-# here would only add minutes of Chromium. The network fault harness
-# (network::) always runs its instances on PostgreSQL: once is enough.
+# here would only add minutes of Chromium. The network fault harness and the
+# rolling upgrade always run their instances on PostgreSQL: once is enough.
 TMS_TEST_STORE=postgres cargo nextest run --locked --no-fail-fast --failure-output final \
-    -E "binary(api) - group(browser) - test(/^network::/) - $ROLLING_UPGRADE"
+    -E 'binary(api) - group(browser) - test(/^network::/) - test(=upgrade::the_previous_release_and_this_one_serve_one_postgresql_side_by_side)'
 
 if [ "${TMS_FAULTS_PROFILE:-short}" = long ]; then
-    log "long profile: the network faults three times as long, and the rolling upgrade"
-    TMS_FAULTS_PROFILE=long TMS_TEST_STORE=postgres cargo nextest run --locked --no-fail-fast \
+    log "long profile: the network faults three times as long, three rounds"
+    TMS_FAULTS_PROFILE=long cargo nextest run --locked --no-fail-fast \
         --failure-output final -E 'test(/^network::/)' --no-capture
-    TMS_PREVIOUS_BINARY=$(./scripts/previous-release.sh) TMS_TEST_STORE=postgres \
-        cargo nextest run --locked --no-fail-fast --failure-output final -E "$ROLLING_UPGRADE"
 fi
 
 log "API conformance: Schemathesis against the running server"

@@ -2,9 +2,10 @@
 //! `tests/fixtures/<release>/`, made by `scripts/make-upgrade-fixtures.sh`
 //! with that release's binary) opens with this binary, keeps its chains
 //! intact, and goes on serving: its jobs readable, its waiting approval
-//! decidable, new jobs chained onto the old ones. And, behind
-//! `TMS_PREVIOUS_BINARY`, the previous release and this one serving one
-//! PostgreSQL database side by side, as during a rolling upgrade.
+//! decidable, new jobs chained onto the old ones. And the previous
+//! release's binary (`TMS_PREVIOUS_BINARY`, which `scripts/test.sh` builds)
+//! and this one serving one PostgreSQL database side by side, as during a
+//! rolling upgrade.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -154,9 +155,8 @@ async fn a_store_written_by_the_previous_release_opens_verifies_and_goes_on_serv
     assert!(after.status.success(), "{}", explain(&after));
 }
 
-/// The previous release's binary, built from its tag
-/// (`scripts/previous-release.sh` builds it; `TMS_FAULTS_PROFILE=long
-/// ./scripts/test.sh` runs this test with it).
+/// The previous release's binary, built by `scripts/previous-release.sh`
+/// (`scripts/test.sh` builds it and sets the variable).
 fn previous_binary() -> PathBuf {
     let path = std::env::var_os("TMS_PREVIOUS_BINARY").expect(
         "TMS_PREVIOUS_BINARY names the previous release's binary: build it with scripts/previous-release.sh",
