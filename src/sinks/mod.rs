@@ -381,7 +381,7 @@ impl Worker {
             };
             self.gauge(Some(position)).await;
             if events.is_empty() {
-                if let Err(interrupt) = self.renew_if_due().await {
+                if let Err(interrupt) = self.renew_if_due(false).await {
                     return interrupt;
                 }
                 if sleep_or_stop(POLL, stop).await {
@@ -437,7 +437,7 @@ impl Worker {
     ) -> Result<(), Interrupt> {
         let mut backoff = FIRST_BACKOFF.min(self.max_backoff);
         loop {
-            self.confirm_lease_before_sending().await?;
+            self.renew_if_due(true).await?;
             match transport.send(event).await {
                 Ok(()) => break,
                 Err(error) => {
@@ -476,7 +476,7 @@ impl Worker {
                         if sleep_or_stop(slice, stop).await {
                             return Err(Interrupt::Stopped);
                         }
-                        self.renew_if_due().await?;
+                        self.renew_if_due(false).await?;
                     }
                     backoff = (backoff * 2).min(self.max_backoff);
                 }
@@ -519,12 +519,13 @@ impl Worker {
         }
     }
 
-    /// The fence: an instance frozen past its lease (its host paused it)
-    /// may find another instance delivering the sink when it wakes. Before
-    /// sending on a lease older than a renewal period it asks the store,
-    /// and stops unless the lease is still its own, so it never sends an
-    /// event out of order behind the new leaseholder.
-    async fn confirm_lease_before_sending(&mut self) -> Result<(), Interrupt> {
+    /// Renews the lease once a renewal period has passed since the last
+    /// renewal. `before_sending` is the fence: an instance frozen past its
+    /// lease (its host paused it) may find another instance delivering the
+    /// sink when it wakes, so before a send the lease must be confirmed by
+    /// the store, and a store that does not answer counts as a lost lease;
+    /// while idle or backing off, such a failure is only logged.
+    async fn renew_if_due(&mut self, before_sending: bool) -> Result<(), Interrupt> {
         if self.last_renewal.elapsed() < LEASE_CHECK {
             return Ok(());
         }
@@ -539,30 +540,12 @@ impl Worker {
             }
             Ok(false) => Err(Interrupt::LeaseLost),
             Err(e) => {
-                tracing::warn!(sink = %self.sink.name, error = %e, "confirming the sink's lease failed");
-                Err(Interrupt::LeaseLost)
-            }
-        }
-    }
-
-    async fn renew_if_due(&mut self) -> Result<(), Interrupt> {
-        if self.last_renewal.elapsed() < LEASE_CHECK {
-            return Ok(());
-        }
-        let now = Utc::now();
-        match self
-            .db
-            .take_sink_lease(&self.sink.name, &self.owner, now, self.lease_until())
-            .await
-        {
-            Ok(true) => {
-                self.last_renewal = Instant::now();
-                Ok(())
-            }
-            Ok(false) => Err(Interrupt::LeaseLost),
-            Err(e) => {
                 tracing::warn!(sink = %self.sink.name, error = %e, "renewing the sink's lease failed");
-                Ok(())
+                if before_sending {
+                    Err(Interrupt::LeaseLost)
+                } else {
+                    Ok(())
+                }
             }
         }
     }
