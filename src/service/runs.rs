@@ -190,6 +190,22 @@ struct RunIntent {
     retry_of: Option<RunId>,
 }
 
+impl RunIntent {
+    /// A run as a person asked for it, to start at `run_at` (now if none).
+    fn requested(request: RunRequest, run_at: Option<DateTime<Utc>>) -> RunIntent {
+        RunIntent {
+            cluster: request.cluster,
+            action: request.action,
+            cids: RawCids::from_input(&request.cids),
+            batch_size: request.batch_size,
+            reason: request.reason,
+            run_at,
+            confirm_duplicate: request.confirm_duplicate.unwrap_or(false),
+            retry_of: None,
+        }
+    }
+}
+
 /// Runs: their creation, reads and commands. The dispatcher sends them.
 pub struct Runs {
     db: Db,
@@ -314,16 +330,7 @@ impl Runs {
             return Err(Error::InvalidBody("batch_size: must be at least 1".into()));
         }
         let key = key?;
-        let intent = RunIntent {
-            cluster: request.cluster,
-            action: request.action,
-            cids: RawCids::from_input(&request.cids),
-            batch_size: request.batch_size,
-            reason: request.reason,
-            run_at,
-            confirm_duplicate: request.confirm_duplicate.unwrap_or(false),
-            retry_of: None,
-        };
+        let intent = RunIntent::requested(request, run_at);
         self.queue(user, &key, intent).await
     }
 
@@ -784,16 +791,7 @@ impl Runs {
         key: &str,
         created_at: DateTime<Utc>,
     ) -> Result<NewRun> {
-        let intent = RunIntent {
-            cluster: request.cluster,
-            action: request.action,
-            cids: RawCids::from_input(&request.cids),
-            batch_size: request.batch_size,
-            reason: request.reason,
-            run_at: None,
-            confirm_duplicate: request.confirm_duplicate.unwrap_or(false),
-            retry_of: None,
-        };
+        let intent = RunIntent::requested(request, None);
         let reason = trimmed_reason(intent.reason.as_deref());
         let fingerprint = RequestFingerprint::new(
             &intent.cluster,
