@@ -204,6 +204,17 @@ impl RunIntent {
             retry_of: None,
         }
     }
+
+    /// Its trimmed reason, its fingerprint, and the payload hash a later
+    /// request under the same key must match.
+    fn identity(&self) -> (Option<String>, RequestFingerprint, String) {
+        let reason = trimmed_reason(self.reason.as_deref());
+        let fingerprint =
+            RequestFingerprint::new(&self.cluster, &self.action, &self.cids, reason.as_deref());
+        let payload_hash =
+            run_payload_hash(&fingerprint, self.batch_size, self.run_at, self.retry_of);
+        (reason, fingerprint, payload_hash)
+    }
 }
 
 /// Runs: their creation, reads and commands. The dispatcher sends them.
@@ -385,19 +396,7 @@ impl Runs {
         key: &IdempotencyKey,
         intent: RunIntent,
     ) -> Result<RunAnswer> {
-        let reason = trimmed_reason(intent.reason.as_deref());
-        let fingerprint = RequestFingerprint::new(
-            &intent.cluster,
-            &intent.action,
-            &intent.cids,
-            reason.as_deref(),
-        );
-        let payload_hash = run_payload_hash(
-            &fingerprint,
-            intent.batch_size,
-            intent.run_at,
-            intent.retry_of,
-        );
+        let (reason, fingerprint, payload_hash) = intent.identity();
         let valid = match self.validate(&intent, reason) {
             Ok(valid) => valid,
             Err(invalid) => {
@@ -792,14 +791,7 @@ impl Runs {
         created_at: DateTime<Utc>,
     ) -> Result<NewRun> {
         let intent = RunIntent::requested(request, None);
-        let reason = trimmed_reason(intent.reason.as_deref());
-        let fingerprint = RequestFingerprint::new(
-            &intent.cluster,
-            &intent.action,
-            &intent.cids,
-            reason.as_deref(),
-        );
-        let payload_hash = run_payload_hash(&fingerprint, intent.batch_size, None, None);
+        let (reason, fingerprint, payload_hash) = intent.identity();
         let guard_since = self
             .execution
             .duplicate_guard_since(created_at)
