@@ -331,7 +331,14 @@ pub async fn keep_navigation(
     request: Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let headers = request.headers().clone();
+    // Only the cookies are kept for after the answer (none on most API
+    // calls), not a copy of every header of every request.
+    let cookies: axum::http::HeaderMap = request
+        .headers()
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .map(|value| (axum::http::header::COOKIE, value.clone()))
+        .collect();
     let response = next.run(request).await;
     let Some(text) = response.extensions().get::<ErrorPageText>().cloned() else {
         return response;
@@ -339,7 +346,7 @@ pub async fn keep_navigation(
     if text.sign_in {
         return response;
     }
-    let Ok(Some(user)) = PageUser::from_headers(&headers, &state).await else {
+    let Ok(Some(user)) = PageUser::from_headers(&cookies, &state).await else {
         return response;
     };
     let Some(html) = text.render(user.chrome("")) else {
