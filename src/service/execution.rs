@@ -697,7 +697,6 @@ impl ExecutionService {
     }
 }
 
-/// A request waiting for approval, answered `202 {"approval"}`.
 /// Reads one call's outcome into the job (its status, upstream status,
 /// summary, error and counts) and answers each customer's outcome: how every
 /// Set Action and batch is settled, and the demo's simulated calls too.
@@ -747,6 +746,7 @@ pub(super) fn finalisation(job: &Job, customers: Vec<CustomerOutcome>) -> Result
     })
 }
 
+/// A request waiting for approval, answered `202 {"approval"}`.
 fn awaiting_answer(answer: approvals::ApprovalAnswer) -> SetActionResponse {
     SetActionResponse {
         status: 202,
