@@ -47,16 +47,17 @@ struct Sandbox {
     /// what proves a cluster's `max_in_flight` held.
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
-    /// The first answer given under each `Idempotency-Key`. A cell per key so
-    /// a concurrent repeat waits for the first answer instead of applying twice.
-    answers: Mutex<HashMap<String, Arc<OnceCell<Answer>>>>,
-    /// When each key first arrived and how often: what lets a checker tell
-    /// whether a job reached the cluster after its console had given it up.
-    arrivals: Mutex<HashMap<String, Arrival>>,
+    /// What each `Idempotency-Key` received.
+    keys: Mutex<HashMap<String, KeyRecord>>,
 }
 
-#[derive(Clone, Copy)]
-struct Arrival {
+/// One `Idempotency-Key`'s record.
+struct KeyRecord {
+    /// The first answer given under it. A cell per key so a concurrent
+    /// repeat waits for the first answer instead of applying twice.
+    answer: Arc<OnceCell<Answer>>,
+    /// When it first arrived and how often: what lets a checker tell
+    /// whether a job reached the cluster after its console had given it up.
     first_at: chrono::DateTime<chrono::Utc>,
     requests: u64,
 }
@@ -68,8 +69,7 @@ pub fn router(options: SandboxOptions) -> Router {
         requests_total: AtomicU64::new(0),
         in_flight: AtomicU64::new(0),
         max_in_flight: AtomicU64::new(0),
-        answers: Mutex::new(HashMap::new()),
-        arrivals: Mutex::new(HashMap::new()),
+        keys: Mutex::new(HashMap::new()),
     });
     Router::new()
         .route("/api/v1/customers/actions", post(apply_action))
@@ -90,7 +90,7 @@ pub async fn serve_standalone(
 }
 
 async fn stats(State(sandbox): State<Arc<Sandbox>>) -> Json<Value> {
-    let distinct_keys = sandbox.answers.lock().map(|a| a.len()).unwrap_or(0);
+    let distinct_keys = sandbox.keys.lock().map(|k| k.len()).unwrap_or(0);
     Json(json!({
         "requests_total": sandbox.requests_total.load(Ordering::SeqCst),
         "distinct_keys": distinct_keys,
@@ -102,18 +102,18 @@ async fn stats(State(sandbox): State<Arc<Sandbox>>) -> Json<Value> {
 /// Every `Idempotency-Key` received: when it first came, and how many
 /// requests carried it.
 async fn keys(State(sandbox): State<Arc<Sandbox>>) -> Json<Value> {
-    let arrivals = sandbox
-        .arrivals
+    let keys: Vec<Value> = sandbox
+        .keys
         .lock()
-        .map(|a| a.clone())
-        .unwrap_or_default();
-    let keys: Vec<Value> = arrivals
-        .into_iter()
-        .map(|(key, arrival)| {
-            json!({"key": key, "first_at": crate::time::format_time(&arrival.first_at),
-                "requests": arrival.requests})
+        .map(|keys| {
+            keys.iter()
+                .map(|(key, record)| {
+                    json!({"key": key, "first_at": crate::time::format_time(&record.first_at),
+                        "requests": record.requests})
+                })
+                .collect()
         })
-        .collect();
+        .unwrap_or_default();
     Json(json!({ "keys": keys }))
 }
 
@@ -186,23 +186,22 @@ async fn answer_request(sandbox: &Sandbox, headers: &HeaderMap, body: &[u8]) -> 
     match key {
         None => reply(answer(&sandbox.options, &cids).await),
         Some(key) => {
-            if let Ok(mut arrivals) = sandbox.arrivals.lock() {
-                arrivals
-                    .entry(key.clone())
-                    .and_modify(|a| a.requests += 1)
-                    .or_insert(Arrival {
-                        first_at: chrono::Utc::now(),
-                        requests: 1,
-                    });
-            }
             let cell = {
-                let Ok(mut answers) = sandbox.answers.lock() else {
+                let Ok(mut keys) = sandbox.keys.lock() else {
                     return reply((
                         500,
                         json!({"status": "error", "message": "sandbox state poisoned"}),
                     ));
                 };
-                answers.entry(key).or_default().clone()
+                let record = keys
+                    .entry(key)
+                    .and_modify(|r| r.requests += 1)
+                    .or_insert_with(|| KeyRecord {
+                        answer: Arc::default(),
+                        first_at: chrono::Utc::now(),
+                        requests: 1,
+                    });
+                record.answer.clone()
             };
             reply(
                 cell.get_or_init(|| answer(&sandbox.options, &cids))
