@@ -85,6 +85,8 @@ pub async fn restore(backup_file: &Path, target_url: &str) -> anyhow::Result<Res
                 source.display()
             );
         }
+        // A sound SQLite file that is not a store of this console is refused
+        // before anything is written.
         copy::contents(&source)?;
         if let Some(parent) = copied_to.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
